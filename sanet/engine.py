@@ -1,0 +1,237 @@
+"""Stylizer: loads the checkpoints once and runs SANet with the runtime controls on any image.
+
+Sizes: the network needs sides that are multiples of 16 (relu5_1 must be exactly half of relu4_1) and at least
+32 (reflection padding at relu5_1). Other sizes are padded at the bottom/right by reflection (edge replication
+for sides too small to reflect), run, and cropped back, so the result always has exactly the input size.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoints import DECODER_FILE, TRANSFORMER_FILE, VGG_FILE, load_checkpoints
+from .controls import blend_selection, check_alpha, coefficient_maps, normalised_weights, preserve_colour
+from .devices import resolve_device, resolve_precision
+from .errors import Cancelled, InputError
+from .images import as_mask, merge_layer, split_layer
+from .network import ENCODER_SLICES, Transform, build_decoder, build_encoder
+from .transform import StyleLevel, style_level, transform_features
+from .weights import resolve_weights_dir
+
+DEFAULT_STYLE_MAX_SIDE = 1024   # SANet was trained on 512-px-short-side styles; larger styles mostly cost time
+PREVIEW_LONG_SIDE = 512
+MIN_SIDE = 32
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class StyleFeatures:
+    """A style encoded once: attention keys/values at relu4_1 and relu5_1, on the Stylizer's device."""
+    level4: StyleLevel
+    level5: StyleLevel
+    size: tuple[int, int]          # (height, width) the style was encoded at
+    key: str                       # content hash + size + cap: identifies the source image
+
+
+@dataclass
+class Style:
+    source: "np.ndarray | StyleFeatures"
+    weight: float = 1.0
+    region: np.ndarray | None = None   # soft mask at content size: where this style applies
+
+
+@dataclass
+class _Run:
+    """Per-call state shared by the stages (progress and cancellation)."""
+    progress: Progress | None
+    cancel_check: Callable[[], bool] | None
+    done: float = 0.0
+
+    def step(self, fraction: float, stage: str) -> None:
+        if self.cancel_check is not None and self.cancel_check():
+            raise Cancelled("cancelled")
+        self.done = fraction
+        if self.progress is not None:
+            self.progress(fraction, stage)
+
+
+def padded_size(h: int, w: int) -> tuple[int, int]:
+    up = lambda n: max(MIN_SIDE, -(-n // 16) * 16)  # noqa: E731
+    return up(h), up(w)
+
+
+def pad_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Pad N×C×H×W at the bottom/right to `size`: reflection where possible, edge replication otherwise."""
+    ph, pw = size[0] - x.shape[-2], size[1] - x.shape[-1]
+    while ph > 0 or pw > 0:
+        sh = min(ph, x.shape[-2] - 1)
+        sw = min(pw, x.shape[-1] - 1)
+        if sh <= 0 and sw <= 0:
+            return F.pad(x, (0, pw, 0, ph), mode="replicate")
+        x = F.pad(x, (0, max(sw, 0), 0, max(sh, 0)), mode="reflect")
+        ph, pw = ph - max(sh, 0), pw - max(sw, 0)
+    return x
+
+
+def _image_key(arr: np.ndarray, max_side: int | None) -> str:
+    h = hashlib.blake2b(np.ascontiguousarray(arr).data, digest_size=16)
+    h.update(f"{arr.shape}{arr.dtype}{max_side}".encode())
+    return h.hexdigest()
+
+
+class Stylizer:
+    def __init__(self, weights_dir=None, device: str = "auto", precision: str = "fp32", style_cache_size: int = 8):
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        self.precision = precision
+        self.weights_dir = resolve_weights_dir(weights_dir)
+        states = load_checkpoints(self.weights_dir)
+        encoder = build_encoder()
+        encoder.load_state_dict(states[VGG_FILE])
+        kids = list(encoder.children())
+        self._slices = [torch.nn.Sequential(*kids[a:b]) for a, b in ENCODER_SLICES]
+        self._decoder = build_decoder()
+        self._decoder.load_state_dict(states[DECODER_FILE])
+        self._transform = Transform()
+        self._transform.load_state_dict(states[TRANSFORMER_FILE])
+        for m in self._slices + [self._decoder, self._transform]:
+            m.eval().requires_grad_(False).to(device=self.device, dtype=self.dtype, memory_format=torch.channels_last)
+        self._cache: OrderedDict[str, StyleFeatures] = OrderedDict()
+        self._cache_size = style_cache_size
+
+    # ------------------------------------------------------------------ stages
+
+    def _to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+        return t.to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """relu4_1 and relu5_1 of a padded image tensor."""
+        for s in self._slices[:4]:
+            x = s(x)
+        return x, self._slices[4](x)
+
+    def encode_style(self, image: np.ndarray, *, max_side: int | None = DEFAULT_STYLE_MAX_SIDE) -> StyleFeatures:
+        """Encode a style image once (cached by content and size); pass the result to stylize() any number of times."""
+        key = _image_key(np.asarray(image), max_side)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        rgb = split_layer(image, "style image").rgb
+        with torch.inference_mode():
+            x = self._to_tensor(rgb)
+            h, w = rgb.shape[:2]
+            if max_side and max(h, w) > max_side:
+                s = max_side / max(h, w)
+                h, w = max(1, round(h * s)), max(1, round(w * s))
+                x = F.interpolate(x, size=(h, w), mode="area")
+            x = pad_to(x, (max(h, MIN_SIDE), max(w, MIN_SIDE)))
+            f4, f5 = self._encode(x)
+            feats = StyleFeatures(style_level(self._transform.sanet4_1, f4),
+                                  style_level(self._transform.sanet5_1, f5), (h, w), key)
+        self._cache[key] = feats
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return feats
+
+    def _style_list(self, styles) -> list[Style]:
+        if isinstance(styles, (np.ndarray, StyleFeatures, Style)):
+            styles = [styles]
+        out = [s if isinstance(s, Style) else Style(s) for s in styles]
+        if not out:
+            raise InputError("no style given: at least one style image is needed")
+        return out
+
+    # ------------------------------------------------------------------ public
+
+    def stylize_raw(self, content: np.ndarray, styles, *, alpha: float = 1.0, preserve_color: bool = False,
+                    selection: np.ndarray | None = None, preview: bool = False,
+                    style_max_side: int | None = DEFAULT_STYLE_MAX_SIDE, progress: Progress | None = None,
+                    cancel_check: Callable[[], bool] | None = None) -> np.ndarray:
+        """Float32 H×W×3, unclamped: decoder output with the controls applied (what .npy output stores)."""
+        return self._run(content, styles, alpha, preserve_color, selection, preview, style_max_side,
+                         _Run(progress, cancel_check))[0]
+
+    def stylize(self, content: np.ndarray, styles, *, alpha: float = 1.0, preserve_color: bool = False,
+                selection: np.ndarray | None = None, preview: bool = False,
+                style_max_side: int | None = DEFAULT_STYLE_MAX_SIDE, progress: Progress | None = None,
+                cancel_check: Callable[[], bool] | None = None) -> np.ndarray:
+        """The stylized image in the content's own shape and dtype; alpha and unselected pixels untouched."""
+        run = _Run(progress, cancel_check)
+        raw, layer, sel = self._run(content, styles, alpha, preserve_color, selection, preview, style_max_side, run)
+        out = merge_layer(raw, layer)
+        if sel is not None:  # outside the selection the content stays bit-exact, not a float round trip
+            keep = sel <= 0.0
+            src = np.asarray(content).reshape(out.shape)
+            out[keep] = src[keep]
+        run.step(1.0, "done")
+        return out
+
+    def _run(self, content, styles, alpha, preserve_color, selection, preview, style_max_side, run: _Run):
+        torch.set_flush_denormal(True)  # SANet's peaked softmax makes denormals; x86 is ~100× slower on them
+        alpha = check_alpha(alpha)
+        layer = split_layer(content, "content image")
+        h, w = layer.rgb.shape[:2]
+        styles = self._style_list(styles)
+        regions = [None if s.region is None else as_mask(s.region, (h, w), f"style {i + 1} region")
+                   for i, s in enumerate(styles)]
+        weights = normalised_weights([float(s.weight) for s in styles], any(r is not None for r in regions))
+        sel = None if selection is None else as_mask(selection, (h, w), "selection")
+
+        with torch.inference_mode():
+            run.step(0.0, "encode styles")
+            feats = []
+            for i, s in enumerate(styles):
+                feats.append(s.source if isinstance(s.source, StyleFeatures)
+                             else self.encode_style(s.source, max_side=style_max_side))
+                run.step(0.3 * (i + 1) / len(styles), "encode styles")
+
+            x = self._to_tensor(layer.rgb)
+            if preview and max(h, w) > PREVIEW_LONG_SIDE:
+                s = PREVIEW_LONG_SIDE / max(h, w)
+                x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="area")
+            rh, rw = x.shape[-2:]
+            size = padded_size(rh, rw)
+            c4, c5 = self._encode(pad_to(x, size))
+            run.step(0.45, "encode content")
+
+            grid = c4.shape[-2:]
+            region_t = [None if r is None else pad_to(F.interpolate(torch.from_numpy(r)[None, None], size=(rh, rw),
+                                                                    mode="area"), size)[0, 0]
+                        for r in regions]
+            coeffs = coefficient_maps(weights, region_t, grid, self.device, self.dtype)
+            feat = torch.zeros_like(c4)
+            for i, (c, f) in enumerate(zip(coeffs, feats)):
+                feat += alpha * c * transform_features(self._transform, c4, c5, f.level4, f.level5)
+                run.step(0.45 + 0.3 * (i + 1) / len(feats), "transform")
+            rest = 1.0 - alpha * torch.stack(coeffs).sum(0)
+            if float(rest.max()) > 1e-6:  # T(c, c): the content's own reconstruction for the α trade-off
+                own4, own5 = style_level(self._transform.sanet4_1, c4), style_level(self._transform.sanet5_1, c5)
+                feat += rest * transform_features(self._transform, c4, c5, own4, own5)
+            run.step(0.8, "decode")
+            out = self._decoder(feat)[:, :, :rh, :rw]
+            if (rh, rw) != (h, w):
+                out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
+            raw = out[0].permute(1, 2, 0).float().cpu().numpy()
+        run.step(0.95, "finish")
+        if preserve_color:
+            raw = preserve_colour(raw, layer.rgb)
+        raw = blend_selection(raw, layer.rgb, sel)
+        return np.ascontiguousarray(raw, dtype=np.float32), layer, sel
+
+    def unload(self) -> None:
+        """Free the model and cached styles (the daemon calls this after its keep-alive)."""
+        self._cache.clear()
+        self._slices = []
+        self._decoder = self._transform = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
