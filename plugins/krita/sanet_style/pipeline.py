@@ -1,0 +1,53 @@
+"""One style-transfer job in three steps: snapshot (main thread), stylize (any thread), apply (main thread).
+
+The docker runs step 2 on a worker thread; tests and scripts call `stylize_active_layer`, which runs
+the same three steps in a row.
+"""
+from . import document
+
+
+class Options:
+    def __init__(self, alpha=1.0, preserve_color=False, preview=False, only_selection=True,
+                 style_max_side=None, layer_name=None):
+        self.alpha = float(alpha)
+        self.preserve_color = bool(preserve_color)
+        self.preview = bool(preview)
+        self.only_selection = bool(only_selection)
+        self.style_max_side = style_max_side
+        self.layer_name = layer_name
+
+    def result_name(self, style_names=()):
+        if self.layer_name:
+            return self.layer_name
+        label = "Style Transfer"
+        if style_names:
+            label += " (%s)" % ", ".join(style_names)
+        if self.preview:
+            label = "[Preview] " + label
+        return label
+
+
+def stylize(client_module, client, snap, styles, options, on_progress=None, cancel_event=None,
+            job_id=None):
+    """Send the snapshot to sanetd and return its Result (blocking; safe off the main thread).
+
+    The selection is NOT sent: the whole layer is stylized and the selection becomes the new
+    layer's alpha in document.add_result_layer (see document.py for why).
+    """
+    if not styles:
+        raise ValueError("Add at least one style image.")
+    layer = client_module.Layer(snap.width, snap.height, snap.format, snap.data)
+    kwargs = dict(alpha=options.alpha, preserve_color=options.preserve_color,
+                  preview=options.preview, on_progress=on_progress, cancel_event=cancel_event)
+    if options.style_max_side:
+        kwargs["style_max_side"] = options.style_max_side
+    if job_id:
+        kwargs["job_id"] = job_id
+    return client.stylize(layer, list(styles), **kwargs)
+
+
+def stylize_active_layer(doc, styles, options, client_module, client, style_names=()):
+    """Synchronous apply path: active layer + selection of `doc` -> new layer above it."""
+    snap = document.snapshot(doc, options.only_selection)
+    result = stylize(client_module, client, snap, styles, options)
+    return document.add_result_layer(snap, result, options.result_name(style_names))

@@ -1,0 +1,72 @@
+"""Background work without freezing Krita: a plain thread does the blocking client call and puts
+events on a queue; the UI drains the queue from a QTimer on the main thread (Krita objects and
+widgets are only touched there).
+
+Each task creates and closes its own Client: ZeroMQ sockets must not be shared between threads, and
+a fresh connection per job is what lets the plug-in carry on after sanetd restarts.
+"""
+import queue
+import threading
+import uuid
+
+
+class Task:
+    """Run fn(client_module, client, report, cancel_event) on a thread; poll() returns finished events.
+
+    Events: ("progress", fraction, stage), ("done", value), ("error", message, exc),
+    ("cancelled", message).
+    """
+
+    def __init__(self, client_module, fn, timeout=10.0):
+        self.client_module = client_module
+        self.fn = fn
+        self.timeout = timeout
+        self.cancel_event = threading.Event()
+        self.job_id = uuid.uuid4().hex
+        self.events = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="sanet-style-task", daemon=True)
+        self.finished = False
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def cancel(self):
+        self.cancel_event.set()
+
+    def _report(self, fraction, stage=""):
+        self.events.put(("progress", float(fraction), str(stage)))
+
+    def _run(self):
+        mod = self.client_module
+        client = None
+        try:
+            client = mod.Client(timeout=self.timeout)
+            value = self.fn(mod, client, self._report, self.cancel_event)
+            if self.cancel_event.is_set():
+                self.events.put(("cancelled", "Cancelled."))
+            else:
+                self.events.put(("done", value))
+        except mod.JobCancelled as exc:
+            self.events.put(("cancelled", str(exc) or "Cancelled."))
+        except mod.SanetClientError as exc:
+            self.events.put(("error", str(exc), exc))
+        except Exception as exc:  # a bug or bad input must reach the artist, not vanish in a thread
+            self.events.put(("error", "%s: %s" % (type(exc).__name__, exc), exc))
+        finally:
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:
+                    pass
+
+    def poll(self):
+        out = []
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return out
+            if event[0] in ("done", "error", "cancelled"):
+                self.finished = True
+            out.append(event)
