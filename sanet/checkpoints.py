@@ -36,7 +36,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """torch.load with weights_only=True; any failure becomes a WeightsError naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: checkpoint file is missing")
+        raise WeightsError(f"{path}: checkpoint file is missing; install the weights with "
+                           f"`sanet weights install SRC` (or point --weights / SANET_WEIGHTS at their folder)")
     if path.stat().st_size == 0:
         raise WeightsError(f"{path}: checkpoint file is empty")
     try:

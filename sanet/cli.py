@@ -1,0 +1,152 @@
+"""The `sanet` command: stylize images and manage weights. Bad input → one line on stderr, exit code 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SanetError
+
+EXIT_BAD_INPUT = 2
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from None
+
+
+def _unit_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"{v} is out of range: expected a value in [0, 1]")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors are bad input too: one line, exit 2
+        self.exit(EXIT_BAD_INPUT, f"sanet: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--weights", metavar="DIR", help="weights folder (default: $SANET_WEIGHTS or the user data dir)")
+    p = _Parser(prog="sanet", description="SANet arbitrary style transfer")
+    p.add_argument("--version", action="version", version=f"sanet {__import__('sanet').__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("stylize", parents=[common], help="stylize an image",
+                       description="Stylize CONTENT with one or more styles. Output format follows the extension: "
+                                   ".png (8/16-bit like the input), .tif/.tiff, .npy (raw float32 H×W×3, unclamped).")
+    s.add_argument("content", metavar="CONTENT")
+    s.add_argument("--style", action="append", required=True, metavar="S", help="style image (repeat for several)")
+    s.add_argument("--style-weights", type=_floats, metavar="W1,W2", help="one weight per style (default: equal)")
+    s.add_argument("--region", action="append", metavar="M", help="one mask per style for spatial control")
+    s.add_argument("--selection", metavar="SEL", help="stylize only inside this soft mask; outside stays as it is")
+    s.add_argument("--alpha", type=_unit_float, default=1.0, help="content–style trade-off in [0,1] (default 1)")
+    s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    s.add_argument("--preview", action="store_true", help="fast low-resolution run (long side ~512), upscaled")
+    s.add_argument("--style-max-side", type=int, default=None, metavar="PX", help="resize larger styles (default 1024)")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
+    s.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="fp16/bf16 on GPUs only")
+    s.add_argument("--output", "-o", required=True, metavar="OUT")
+
+    try:
+        from .weights_cli import add_weights_commands
+    except ImportError:  # the weights manager's commands are optional for stylize-only installs
+        add_weights_commands = None
+    if add_weights_commands is not None:
+        add_weights_commands(sub)
+    for name, parser in sub.choices.items():  # every subcommand understands --weights DIR
+        if not any("--weights" in a.option_strings for a in parser._actions):
+            parser.add_argument("--weights", metavar="DIR", help="weights folder")
+    return p
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+_bar_open = [False]  # a progress line is on stderr without its newline yet
+
+
+def _progress_printer():
+    last = [-1]
+
+    def show(fraction: float, stage: str) -> None:
+        pct = int(fraction * 100)
+        if pct != last[0]:
+            last[0] = pct
+            print(f"\r{pct:3d}% {stage:<16}", end="", file=sys.stderr, flush=True)
+            _bar_open[0] = True
+    return show
+
+
+def run_stylize(args) -> int:
+    from .engine import DEFAULT_STYLE_MAX_SIDE, Style, Stylizer
+    from .errors import InputError
+    from .images import load_image, save_image
+
+    out_path = Path(args.output)
+    if out_path.suffix.lower() not in (".png", ".tif", ".tiff", ".npy"):
+        raise InputError(f"{out_path}: unsupported output format '{out_path.suffix}': expected .png, .tif, .tiff or .npy")
+    if not out_path.parent.exists():
+        raise InputError(f"{out_path.parent}: output folder does not exist")
+    n = len(args.style)
+    if args.style_weights is not None and len(args.style_weights) != n:
+        raise InputError(f"--style-weights has {len(args.style_weights)} value(s) for {n} style(s)")
+    if args.region is not None and len(args.region) != n:
+        raise InputError(f"--region given {len(args.region)} time(s) for {n} style(s): give one mask per style")
+
+    t0 = time.perf_counter()
+    content = load_image(args.content)
+    styles_img = [load_image(p) for p in args.style]
+    regions = [load_image(p) for p in args.region] if args.region else [None] * n
+    selection = load_image(args.selection) if args.selection else None
+    weights = args.style_weights or [1.0] * n
+    t1 = time.perf_counter()
+    st = Stylizer(args.weights, device=args.device, precision=args.precision)
+    t2 = time.perf_counter()
+    _log(f"loaded {content.shape[1]}×{content.shape[0]} content, {n} style(s) in {t1 - t0:.2f}s; "
+         f"model on {st.device} ({args.precision}) in {t2 - t1:.2f}s")
+    styles = [Style(img, w, r) for img, w, r in zip(styles_img, weights, regions)]
+    kwargs = dict(alpha=args.alpha, preserve_color=args.preserve_color, selection=selection, preview=args.preview,
+                  style_max_side=args.style_max_side or DEFAULT_STYLE_MAX_SIDE, progress=_progress_printer())
+    if out_path.suffix.lower() == ".npy":
+        result = st.stylize_raw(content, styles, **kwargs)
+    else:
+        if out_path.suffix.lower() == ".png" and content.dtype not in (np.uint8, np.uint16):
+            content = (np.clip(content, 0, 1) * 65535 + 0.5).astype(np.uint16)  # PNG holds float input as 16-bit
+        result = st.stylize(content, styles, **kwargs)
+    t3 = time.perf_counter()
+    save_image(out_path, result)
+    _bar_open[0] = False
+    _log(f"\rstylized in {t3 - t2:.2f}s, wrote {out_path} ({result.shape[1]}×{result.shape[0]}, {result.dtype}) "
+         f"in {time.perf_counter() - t3:.2f}s")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "stylize":
+            return run_stylize(args)
+        from .weights_cli import run_weights_command
+        return run_weights_command(args)
+    except SanetError as exc:
+        print(f"{chr(10) if _bar_open[0] else ''}sanet: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{chr(10) if _bar_open[0] else ''}sanet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
