@@ -1,0 +1,139 @@
+"""sanetd settings: defaults < config file < SANETD_* environment < command line."""
+from __future__ import annotations
+
+import argparse
+import configparser
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import platformdirs
+
+from . import __version__
+
+APP_NAME = "sanet-style"
+DEVICES = ("auto", "cuda", "cpu", "mps")
+PRECISIONS = ("fp32", "fp16", "bf16")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(Exception):
+    """A setting with a bad value; the message names where it came from."""
+
+
+@dataclass
+class Settings:
+    device: str = "auto"
+    weights: str | None = None       # None: the engine's default (SANET_WEIGHTS, else the data dir)
+    endpoint: str | None = None      # None: ipc:// in the runtime dir (tcp://127.0.0.1:* on Windows)
+    log_level: str = "info"
+    keep_alive: float = 300.0        # idle seconds before the model is unloaded; <0 never, 0 after each job
+    max_queue: int = 16              # waiting jobs beyond the running one; more are answered `busy`
+    max_pixels: int = 8192 * 8192    # per layer, style or mask
+    lease: float = 15.0              # a client silent this long has its jobs cancelled
+    precision: str = "fp32"
+    data_dir: str | None = None      # style library lives in <data_dir>/styles
+    log_dir: str | None = None
+    curve: bool = False              # CURVE encryption (required for a non-loopback tcp endpoint)
+
+    def resolved_data_dir(self) -> Path:
+        return Path(self.data_dir) if self.data_dir else Path(platformdirs.user_data_dir(APP_NAME))
+
+    def resolved_log_dir(self) -> Path:
+        return Path(self.log_dir) if self.log_dir else Path(platformdirs.user_log_dir(APP_NAME))
+
+
+def config_file_path() -> Path:
+    explicit = os.environ.get("SANETD_CONFIG")
+    if explicit:
+        return Path(explicit)
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "sanetd.conf"
+
+
+def _convert(name: str, raw, source: str):
+    """Turn a string (file/env) or CLI value into the field's type, naming the source on error."""
+    try:
+        if name in ("keep_alive", "lease"):
+            value = float(raw)
+        elif name in ("max_queue", "max_pixels"):
+            value = int(raw)
+        elif name == "curve":
+            if isinstance(raw, bool):
+                value = raw
+            elif str(raw).lower() in ("1", "true", "yes", "on"):
+                value = True
+            elif str(raw).lower() in ("0", "false", "no", "off"):
+                value = False
+            else:
+                raise ValueError("expected true or false")
+        else:
+            value = str(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {name} = {raw!r} is not valid ({exc})") from None
+    choices = {"device": DEVICES, "precision": PRECISIONS, "log_level": LOG_LEVELS}.get(name)
+    if choices and value not in choices:
+        raise ConfigError(f"{source}: {name} = {raw!r}; expected one of {', '.join(choices)}")
+    if name == "max_queue" and value < 0:
+        raise ConfigError(f"{source}: max_queue = {raw!r}; expected 0 or more")
+    if name == "max_pixels" and value < 1:
+        raise ConfigError(f"{source}: max_pixels = {raw!r}; expected 1 or more")
+    if name == "lease" and value <= 0:
+        raise ConfigError(f"{source}: lease = {raw!r}; expected more than 0 seconds")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sanetd",
+        description="The sanet-style daemon: owns the SANet model and serves GIMP, Krita and scripts.",
+        epilog="Settings come from (lowest first) built-in defaults, the config file "
+               f"({config_file_path()}; [sanetd] section, same names with underscores), SANETD_* "
+               "environment variables (e.g. SANETD_DEVICE=cuda) and these options.")
+    p.add_argument("--version", action="version", version=f"sanetd {__version__}")
+    p.add_argument("--device", choices=DEVICES, help="where the model runs (default auto)")
+    p.add_argument("--weights", metavar="DIR", help="folder with the SANet checkpoints")
+    p.add_argument("--endpoint", help="ipc://PATH or tcp://HOST:PORT (default: ipc in the runtime dir)")
+    p.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS)
+    p.add_argument("--keep-alive", dest="keep_alive", type=float, metavar="SECONDS",
+                   help="unload the model after this many idle seconds (default 300; <0 never)")
+    p.add_argument("--max-queue", dest="max_queue", type=int, metavar="N",
+                   help="jobs that may wait behind the running one (default 16)")
+    p.add_argument("--max-pixels", dest="max_pixels", type=int, metavar="N",
+                   help="largest layer/style/mask in pixels (default 67108864 = 8192x8192)")
+    p.add_argument("--lease", type=float, metavar="SECONDS",
+                   help="cancel the jobs of a client silent this long (default 15)")
+    p.add_argument("--precision", choices=PRECISIONS, help="default model precision (default fp32)")
+    p.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="where the style library is kept")
+    p.add_argument("--log-dir", dest="log_dir", metavar="DIR", help="where sanetd.log is written")
+    p.add_argument("--curve", action="store_true", default=None,
+                   help="encrypt with CURVE (always on for a non-loopback tcp endpoint)")
+    return p
+
+
+def load_settings(argv=None, environ=None) -> Settings:
+    environ = os.environ if environ is None else environ
+    args = parser().parse_args(argv)
+    settings = Settings()
+    names = [f.name for f in fields(Settings)]
+    path = config_file_path()
+    if path.is_file():
+        cp = configparser.ConfigParser()
+        try:
+            cp.read(path, encoding="utf-8")
+        except configparser.Error as exc:
+            raise ConfigError(f"config file {path} is not valid: {exc}") from None
+        if cp.has_section("sanetd"):
+            for key, raw in cp.items("sanetd"):
+                name = key.replace("-", "_")
+                if name not in names:
+                    raise ConfigError(f"config file {path}: unknown setting {key!r}; known: {', '.join(names)}")
+                setattr(settings, name, _convert(name, raw, f"config file {path}"))
+    for name in names:
+        env = "SANETD_" + name.upper()
+        if environ.get(env):
+            setattr(settings, name, _convert(name, environ[env], f"environment {env}"))
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(settings, name, _convert(name, value, "--" + name.replace("_", "-")))
+    return settings

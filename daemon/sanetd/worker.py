@@ -1,0 +1,268 @@
+"""The worker thread: the only thread that touches the model and the device.
+
+It takes jobs from the queue, runs the engine with progress and cancellation, falls back to a smaller
+plan on GPU out-of-memory, and unloads the model after the keep-alive idle time.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+import time
+
+import torch
+
+import sanet
+from sanet_client import protocol as P
+
+from . import pixels
+from .jobs import Job, JobQueue
+from .library import StyleLibrary
+
+log = logging.getLogger("sanetd.worker")
+
+OOM_ERRORS = (torch.cuda.OutOfMemoryError,)
+PROGRESS_MIN_INTERVAL = 0.1   # seconds between two progress events of one job (stage changes always go)
+MAX_CACHED_FEATURES = 16
+
+
+class JobError(Exception):
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+
+
+def _injected_ooms() -> int:
+    """Test hook: SANETD_TEST_FAULTS=oom:N makes the first N engine calls raise a CUDA OOM error
+    (this machine has no GPU to exhaust). Documented in docs/protocol.md under testing."""
+    spec = os.environ.get("SANETD_TEST_FAULTS", "")
+    for part in spec.split(","):
+        if part.startswith("oom:"):
+            return int(part[4:])
+    return 0
+
+
+class Worker(threading.Thread):
+    def __init__(self, settings, queue: JobQueue, outbox, library: StyleLibrary):
+        super().__init__(name="sanetd-worker", daemon=True)
+        self.settings = settings
+        self.queue = queue
+        self.outbox = outbox
+        self.library = library
+        self.ready = threading.Event()
+        self.startup_error: Exception | None = None
+        self.stylizer = None
+        self.device_name = settings.device
+        self.precision = settings.precision
+        self.weights_dir = settings.weights
+        self._features: dict = {}
+        self._ooms_to_inject = _injected_ooms()
+        self.jobs_done = 0
+
+    # ------------------------------------------------------------ model
+
+    @property
+    def loaded(self) -> bool:
+        return self.stylizer is not None
+
+    def _load(self, precision: str):
+        if self.stylizer is not None and self.stylizer.precision == precision:
+            return self.stylizer
+        t0 = time.monotonic()
+        st = sanet.Stylizer(self.settings.weights, device=self.settings.device, precision=precision)
+        if self.stylizer is not None:
+            self._unload("precision change")
+        self.stylizer = st
+        self.device_name = str(st.device)
+        self.precision = precision
+        self.weights_dir = str(st.weights_dir)
+        log.info("model loaded on %s (%s) from %s in %.2f s", st.device, precision, st.weights_dir,
+                 time.monotonic() - t0)
+        return st
+
+    def _unload(self, why: str) -> None:
+        if self.stylizer is None:
+            return
+        cuda = self.stylizer.device.type == "cuda"
+        self.stylizer.unload()
+        self.stylizer = None
+        self._features.clear()
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+        log.info("model unloaded (%s)", why)
+
+    def _free_memory(self) -> None:
+        self._features.clear()
+        cache = getattr(self.stylizer, "_cache", None)  # the engine's style-feature cache holds device memory
+        if hasattr(cache, "clear"):
+            cache.clear()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ------------------------------------------------------------ loop
+
+    def run(self):
+        try:
+            self._load(self.settings.precision)
+        except Exception as exc:  # noqa: BLE001  reported by main as one line
+            self.startup_error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        keep_alive = self.settings.keep_alive
+        idle_since = time.monotonic()
+        while True:
+            timeout = None
+            if self.stylizer is not None and keep_alive >= 0:
+                timeout = max(0.0, idle_since + keep_alive - time.monotonic())
+            job = self.queue.get(timeout)
+            if job is None:
+                if self.queue.closed:
+                    break
+                if self.stylizer is not None and keep_alive >= 0 and time.monotonic() - idle_since >= keep_alive:
+                    self._unload(f"idle for {keep_alive:g} s")
+                continue
+            try:
+                self._run_job(job)
+            finally:
+                self.queue.finished(job)
+                self.jobs_done += 1
+            idle_since = time.monotonic()
+            if keep_alive == 0:
+                self._unload("keep-alive 0")
+        self._unload("shutdown")
+
+    # ------------------------------------------------------------ one job
+
+    def _post_error(self, job: Job, code: str, message: str, field: str | None = None) -> None:
+        self.outbox.post(job.session, P.envelope("error", job_id=job.job_id, code=code, message=message,
+                                                 field=field), job=job, terminal=True)
+
+    def _run_job(self, job: Job) -> None:
+        req = job.request
+        t0 = time.monotonic()
+        try:
+            if job.cancel.is_set():
+                raise sanet.Cancelled("cancelled before it started")
+            out, info = self._run_with_fallback(job)
+        except sanet.Cancelled:
+            why = {"shutting_down": "sanetd is shutting down; the job was cancelled",
+                   "lease_expired": "the client stopped answering; the job was cancelled"}.get(
+                job.cancel_code, f"job {job.job_id} was cancelled")
+            log.info("job %s cancelled (%s)", job.job_id, job.cancel_code)
+            self._post_error(job, job.cancel_code if job.cancel_code != "lease_expired" else "cancelled", why)
+            return
+        except JobError as exc:
+            self._post_error(job, exc.code, exc.message, exc.field)
+            return
+        except sanet.InputError as exc:
+            self._post_error(job, "invalid_input", str(exc))
+            return
+        except sanet.SanetError as exc:
+            self._post_error(job, "engine_error", str(exc))
+            return
+        except MemoryError:
+            self._post_error(job, "out_of_memory", "sanetd ran out of memory on this layer; try preview mode "
+                                                   "or a smaller layer")
+            return
+        except Exception as exc:  # noqa: BLE001  a bug must fail the job, never the daemon
+            log.exception("job %s failed", job.job_id)
+            self._post_error(job, "internal", f"internal error in sanetd: {type(exc).__name__}: {exc}")
+            return
+        info["seconds"] = round(time.monotonic() - t0, 4)
+        layer = req["layer"]
+        header = P.envelope("result", job_id=job.job_id,
+                            layer=P.pixels_field(layer.width, layer.height, layer.format, 0), info=info)
+        self.outbox.post(job.session, header, [out], job=job, terminal=True)
+        log.info("job %s: %dx%d %s, %d style(s) in %.2f s", job.job_id, layer.width, layer.height,
+                 layer.format, len(req["styles"]), info["seconds"])
+
+    def _run_with_fallback(self, job: Job):
+        """Run the job; on GPU OOM free memory and retry, then retry in fp16. Never lets OOM escape."""
+        precision = job.request["precision"] or self.settings.precision
+        plans = [(precision, None), (precision, "retried after freeing GPU memory")]
+        if precision == "fp32" and self.stylizer is not None and self.stylizer.device.type == "cuda":
+            plans.append(("fp16", "ran in fp16 instead of fp32 to fit in GPU memory"))
+        degraded = []
+        last = ""
+        for plan_precision, note in plans:
+            if note:
+                degraded.append(note)
+            failed = False
+            try:
+                out = self._attempt(job, plan_precision)
+            except OOM_ERRORS as exc:
+                failed = True
+                last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if not failed:
+                info = {"device": self.device_name, "precision": plan_precision, "preview": job.request["preview"],
+                        "styles": len(job.request["styles"]), "selection": job.request["selection"] is not None,
+                        "engine": sanet.__version__}
+                if degraded:
+                    info["degraded"] = degraded
+                return out, info
+            # outside the except block: the traceback no longer pins the failed attempt's tensors
+            log.warning("job %s: out of GPU memory (%s); trying a smaller plan", job.job_id, last)
+            self._free_memory()
+        raise JobError("out_of_memory", f"the layer does not fit in GPU memory even after freeing caches and "
+                                        f"falling back ({last}); try preview mode, a smaller layer or "
+                                        f"`sanetd --device cpu`")
+
+    def _attempt(self, job: Job, precision: str):
+        req = job.request
+        if self.stylizer is None:
+            self._progress(job)(0.0, "loading model")
+        st = self._load(precision)
+        if self._ooms_to_inject > 0:
+            self._ooms_to_inject -= 1
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected by SANETD_TEST_FAULTS)")
+        layer = req["layer"]
+        w, h = layer.width, layer.height
+        content = pixels.layer_array(layer, job.buffers[layer.buf])
+        selection = None
+        if req["selection"] is not None:
+            selection = pixels.mask_plane(req["selection"], job.buffers[req["selection"].buf], w, h)
+        max_side = req["style_max_side"] or sanet.DEFAULT_STYLE_MAX_SIDE
+        styles = []
+        for i, s in enumerate(req["styles"]):
+            region = None
+            if s["region"] is not None:
+                region = pixels.mask_plane(s["region"], job.buffers[s["region"].buf], w, h)
+            if "id" in s:
+                source = self._library_features(st, s["id"], max_side, f"styles[{i}].id")
+            else:
+                source = pixels.layer_array(s["pixels"], job.buffers[s["pixels"].buf])
+            styles.append(sanet.Style(source, weight=s["weight"], region=region))
+        out = st.stylize(content, styles, alpha=req["alpha"], preserve_color=req["preserve_color"],
+                         selection=selection, preview=req["preview"], style_max_side=max_side,
+                         progress=self._progress(job), cancel_check=job.cancel.is_set)
+        return pixels.as_layer_bytes(out, layer.format)
+
+    def _library_features(self, st, style_id: str, max_side: int, field: str):
+        key = (style_id, max_side)
+        feats = self._features.get(key)
+        if feats is None:
+            if not self.library.exists(style_id):
+                raise JobError("unknown_style", f"style {style_id!r} is not in the style library "
+                                                f"(removed?); see styles.list", field)
+            feats = st.encode_style(self.library.load(style_id), max_side=max_side)
+            if len(self._features) >= MAX_CACHED_FEATURES:
+                self._features.pop(next(iter(self._features)))
+            self._features[key] = feats
+        return feats
+
+    def _progress(self, job: Job):
+        last = {"t": 0.0, "stage": None}
+
+        def report(fraction: float, stage: str) -> None:
+            now = time.monotonic()
+            if stage == last["stage"] and now - last["t"] < PROGRESS_MIN_INTERVAL:
+                return
+            last["t"], last["stage"] = now, stage
+            self.outbox.post(job.session, P.envelope("progress", job_id=job.job_id,
+                                                     fraction=min(1.0, max(0.0, float(fraction))),
+                                                     stage=str(stage)[:64]))
+        return report

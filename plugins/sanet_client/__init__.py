@@ -1,0 +1,14 @@
+"""sanet_client: talk to the sanetd daemon from any Python (GIMP, Krita, scripts).
+
+Needs only the standard library, pyzmq and msgpack. See docs/architecture.md for the API and
+docs/protocol.md for the wire protocol.
+"""
+from .client import Client
+from .discovery import ConnectionInfo, connection_file_path, read_connection_file, runtime_dir
+from .errors import Busy, DaemonNotRunning, JobCancelled, JobFailed, ProtocolMismatch, SanetClientError
+from .payloads import Layer, Mask, Result, StylePixels, StyleRef
+from .protocol import PROTOCOL_VERSION
+
+__all__ = ["Client", "Layer", "Mask", "StyleRef", "StylePixels", "Result", "SanetClientError",
+           "DaemonNotRunning", "Busy", "ProtocolMismatch", "JobFailed", "JobCancelled", "PROTOCOL_VERSION",
+           "ConnectionInfo", "connection_file_path", "read_connection_file", "runtime_dir"]

@@ -1,0 +1,281 @@
+"""A blocking client for sanetd: DEALER socket, signed messages, heartbeats, Lazy Pirate retries.
+
+Not thread-safe: use one Client per thread. Another thread cancels a running ``stylize`` through the
+``cancel_event`` it was given.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+import zmq
+
+from . import protocol as P
+from .discovery import START_HINT, read_connection_file
+from .errors import Busy, DaemonNotRunning, JobCancelled, JobFailed, ProtocolMismatch, SanetClientError
+from .payloads import Layer, Mask, Result, StylePixels, StyleRef
+
+log = logging.getLogger("sanet_client")
+
+# events may be large (a result layer, a style list with thumbnails) but never have many frames
+_MAX_EVENT_FRAMES = 8
+
+
+def _pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0 or sys.platform == "win32":
+        return True  # cannot tell cheaply; the request timeout decides
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _raise_for_error(h: dict):
+    code, msg = h.get("code", "internal"), h.get("message", "unknown error")
+    if code == "busy":
+        raise Busy(msg)
+    if code == "cancelled":
+        raise JobCancelled(msg)
+    if code == "version_mismatch":
+        raise ProtocolMismatch(msg)
+    raise JobFailed(msg, code=code, field=h.get("field"), job_id=h.get("job_id"))
+
+
+class Client:
+    """Talks to one sanetd. ``connection_file=None`` finds it (SANETD_CONNECTION_FILE, runtime dir).
+
+    ``timeout``: seconds without any message from the daemon before a retry (the daemon answers
+    heartbeats even while the GPU is busy, so long jobs do not time out). ``retries``: reconnect
+    attempts (Lazy Pirate) before DaemonNotRunning is raised.
+    """
+
+    def __init__(self, connection_file=None, timeout: float = 10.0, retries: int = 3, heartbeat: float = 1.0):
+        self.connection_file = connection_file
+        self.timeout = float(timeout)
+        self.retries = max(1, int(retries))
+        self.heartbeat = float(heartbeat)
+        self.session = P.new_id()
+        self._ctx = zmq.Context()
+        self._sock = None
+        self._info = None
+        self._auth = None
+        self._last_endpoint = None
+
+    # ------------------------------------------------------------ connection
+
+    def _connect(self):
+        self._disconnect()
+        info = read_connection_file(self.connection_file)
+        if not _pid_alive(info.pid):
+            raise DaemonNotRunning(f"sanetd is not running (its connection file {info.path} is left over from "
+                                   f"process {info.pid}, which has exited); {START_HINT}")
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        if info.curve_server_key:
+            public, secret = zmq.curve_keypair()
+            sock.curve_serverkey = info.curve_server_key
+            sock.curve_publickey = public
+            sock.curve_secretkey = secret
+        sock.connect(info.endpoint)
+        self._sock, self._info = sock, info
+        self._last_endpoint = info.endpoint
+        self._auth = P.Authenticator(info.key, max_frames=_MAX_EVENT_FRAMES,
+                                     max_header_bytes=P.Limits().max_reply_header_bytes)
+
+    def _disconnect(self):
+        if self._sock is not None:
+            self._sock.close(linger=0)
+        self._sock = self._info = self._auth = None
+
+    def _ensure(self):
+        if self._sock is None:
+            self._connect()
+
+    def close(self):
+        self._disconnect()
+        self._ctx.term()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _send(self, kind: str, buffers=(), **fields) -> str:
+        header = P.envelope(kind, session=self.session, **fields)
+        self._sock.send_multipart(P.build_message(self._info.key, header, buffers), copy=False)
+        return header["msg_id"]
+
+    def _recv(self, until: float):
+        """The next authentic event before ``until`` (monotonic), or None on timeout."""
+        while True:
+            left = until - time.monotonic()
+            if left <= 0 or not self._sock.poll(max(1, int(left * 1000))):
+                return None
+            frames = self._sock.recv_multipart(copy=False)
+            try:
+                header, buffers = self._auth.open(frames)
+                P.validate_event(header, buffers, P.Limits())
+            except P.AuthError as exc:
+                log.warning("dropped a message from sanetd: %s", exc)
+                continue
+            except P.ProtocolError as exc:
+                if exc.code == "version_mismatch":
+                    raise ProtocolMismatch(f"sanetd answered in another protocol version ({exc}); install "
+                                           f"matching versions of sanet-style") from None
+                log.warning("dropped a malformed message from sanetd: %s", exc)
+                continue
+            return header, buffers
+
+    def _not_answering(self, what: str) -> DaemonNotRunning:
+        where = self._last_endpoint or "its endpoint"
+        return DaemonNotRunning(f"sanetd did not answer {what} at {where} within {self.timeout:g} s "
+                                f"({self.retries} tries); is it running? {START_HINT}")
+
+    # ------------------------------------------------------------ simple requests
+
+    def _request(self, kind: str, buffers=(), **fields) -> dict:
+        last_error = None
+        for attempt in range(self.retries):
+            try:
+                self._ensure()
+            except DaemonNotRunning as exc:
+                last_error = exc
+                time.sleep(min(0.5 * (attempt + 1), self.timeout))
+                continue
+            msg_id = self._send(kind, buffers, **fields)
+            until = time.monotonic() + self.timeout
+            while True:
+                got = self._recv(until)
+                if got is None:
+                    break
+                h, _ = got
+                if h.get("reply_to") != msg_id:
+                    continue  # a late answer to an earlier request
+                if h["type"] == "error":
+                    _raise_for_error(h)
+                return h
+            self._disconnect()  # Lazy Pirate: drop the socket, re-read the connection file, resend
+        raise last_error if last_error is not None and self._last_endpoint is None else self._not_answering(kind)
+
+    def hello(self) -> dict:
+        return self._request("hello", client=f"sanet_client/{P.PROTOCOL_VERSION}")
+
+    def status(self) -> dict:
+        return self._request("status")
+
+    def ping(self) -> dict:
+        return self._request("ping")
+
+    def styles_list(self) -> list:
+        return self._request("styles.list")["styles"]
+
+    def styles_add(self, name: str, style: StylePixels) -> dict:
+        h = self._request("styles.add", [style.data], name=name,
+                          pixels=P.pixels_field(style.width, style.height, style.format, 0))
+        return h["style"]
+
+    def styles_remove(self, style_id: str) -> None:
+        self._request("styles.remove", style_id=style_id)
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a job of this client; returns its state: cancelled, cancelling, finished or unknown."""
+        return self._request("cancel", job_id=job_id)["state"]
+
+    # ------------------------------------------------------------ stylize
+
+    def _stylize_message(self, layer: Layer, styles, selection, **controls):
+        buffers = [layer.data]
+
+        def add(obj, with_offset=True):
+            buffers.append(obj.data)
+            if with_offset:
+                return P.pixels_field(obj.width, obj.height, obj.format, len(buffers) - 1, obj.x, obj.y)
+            return P.pixels_field(obj.width, obj.height, obj.format, len(buffers) - 1)
+
+        fields = {"layer": P.pixels_field(layer.width, layer.height, layer.format, 0)}
+        if selection is not None:
+            if not isinstance(selection, Mask):
+                raise TypeError("selection must be a sanet_client.Mask")
+            fields["selection"] = add(selection)
+        entries = []
+        for i, s in enumerate(styles):
+            if isinstance(s, StyleRef):
+                e = {"id": s.style_id, "weight": float(s.weight)}
+            elif isinstance(s, StylePixels):
+                e = {"pixels": add(s, with_offset=False), "weight": float(s.weight)}
+            else:
+                raise TypeError(f"styles[{i}] must be a StyleRef or StylePixels, not {type(s).__name__}")
+            if s.region is not None:
+                e["region"] = add(s.region)
+            entries.append(e)
+        if not entries:
+            raise ValueError("give at least one style")
+        fields["styles"] = entries
+        fields.update({k: v for k, v in controls.items() if v is not None})
+        return fields, buffers
+
+    def stylize(self, layer: Layer, styles, *, selection: Mask | None = None, alpha: float = 1.0,
+                preserve_color: bool = False, preview: bool = False, style_max_side: int | None = None,
+                precision: str | None = None, job_id: str | None = None, on_progress=None,
+                cancel_event=None) -> Result:
+        """Run one job and block until its result. Raises Busy, JobCancelled, JobFailed, DaemonNotRunning."""
+        job_id = job_id or P.new_id()
+        fields, buffers = self._stylize_message(
+            layer, list(styles), selection, alpha=float(alpha), preserve_color=bool(preserve_color),
+            preview=bool(preview), style_max_side=style_max_side, precision=precision)
+        fields["job_id"] = job_id
+        cancel_sent = False
+        last_error = None
+        for attempt in range(self.retries):
+            try:
+                self._ensure()
+            except DaemonNotRunning as exc:
+                last_error = exc
+                time.sleep(min(0.5 * (attempt + 1), self.timeout))
+                continue
+            # a resubmission with the same job id re-attaches to the job; it never runs twice
+            msg_id = self._send("stylize", buffers, **fields)
+            quiet_until = time.monotonic() + self.timeout
+            next_ping = time.monotonic() + self.heartbeat
+            while True:
+                if cancel_event is not None and cancel_event.is_set() and not cancel_sent:
+                    self._send("cancel", job_id=job_id)
+                    cancel_sent = True
+                now = time.monotonic()
+                if now >= next_ping:
+                    self._send("ping")
+                    next_ping = now + self.heartbeat
+                got = self._recv(min(quiet_until, next_ping, now + 0.1))
+                if got is None:
+                    if time.monotonic() >= quiet_until:
+                        break  # the daemon went quiet: reconnect and resubmit
+                    continue
+                h, bufs = got
+                quiet_until = time.monotonic() + self.timeout
+                kind = h["type"]
+                if kind == "error" and (h.get("job_id") == job_id or h.get("reply_to") == msg_id):
+                    _raise_for_error(h)
+                if h.get("job_id") != job_id:
+                    continue
+                if kind == "progress" and on_progress is not None:
+                    try:
+                        on_progress(h["fraction"], h["stage"])
+                    except BaseException:
+                        self._send("cancel", job_id=job_id)
+                        raise
+                elif kind == "result":
+                    ref = h["layer"]
+                    if (ref.width, ref.height, ref.format) != (layer.width, layer.height, layer.format):
+                        raise SanetClientError(f"sanetd returned a {ref.width}x{ref.height} {ref.format} "
+                                               f"layer for a {layer.width}x{layer.height} {layer.format} one")
+                    return Result(ref.width, ref.height, ref.format, bytes(bufs[ref.buf]), h.get("info") or {})
+            self._disconnect()
+        if last_error is not None and self._last_endpoint is None:
+            raise last_error
+        raise self._not_answering(f"job {job_id}")

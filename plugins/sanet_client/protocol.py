@@ -1,0 +1,484 @@
+"""sanetd protocol v1: the one definition, shared by the daemon and every client.
+
+A message is a ZeroMQ multipart message ``[signature, header, buffer_0, ..., buffer_n]``:
+
+* ``signature``: 64 ASCII hex digits, HMAC-SHA256 (key from the connection file) over
+  ``u64be(len(header)) || header || digest(buffer_0) || ... || digest(buffer_n)``;
+* ``header``: a msgpack map with string keys (see docs/protocol.md for every field);
+* ``buffer_i``: raw pixels, referenced from the header by index (``"buf": i``), sent zero-copy.
+
+``digest(buffer)`` is SHA-256 over the concatenated SHA-256 digests of consecutive 4 MiB chunks, so
+that large layers hash on several cores. Everything here is stdlib + msgpack: it runs inside GIMP's
+and Krita's Python.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import hmac
+import math
+import os
+import re
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+SIGNATURE_SCHEME = "hmac-sha256"
+SIGNATURE_LEN = 64
+DIGEST_CHUNK = 4 * 1024 * 1024
+
+LAYER_FORMATS = {"rgba8": 4, "rgba16": 8, "rgbaf32": 16}  # bytes per pixel, little-endian samples
+MASK_FORMATS = {"u8": 1, "f32": 4}
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+REQUEST_TYPES = ("hello", "status", "ping", "styles.list", "styles.add", "styles.remove", "stylize", "cancel")
+EVENT_TYPES = ("hello.reply", "status.reply", "pong", "styles.list.reply", "styles.add.reply",
+               "styles.remove.reply", "cancel.reply", "accepted", "progress", "result", "error")
+
+# Error codes carried by an ``error`` event (docs/protocol.md lists when each is sent).
+ERROR_CODES = ("bad_request", "too_large", "version_mismatch", "stale_message", "busy", "unknown_style",
+               "duplicate_job", "invalid_input", "cancelled", "out_of_memory", "engine_error",
+               "shutting_down", "internal")
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+REPLAY_WINDOW_S = 300.0
+MAX_STYLE_NAME = 200
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits the daemon enforces and advertises in ``hello``."""
+
+    max_pixels: int = 8192 * 8192
+    max_side: int = 32768
+    max_styles: int = 8
+    max_header_bytes: int = 64 * 1024
+    max_reply_header_bytes: int = 64 * 1024 * 1024  # styles.list carries thumbnails
+
+    @property
+    def max_frames(self) -> int:
+        # signature + header + layer + selection + (pixels + region) per style
+        return 2 + 2 + 2 * self.max_styles
+
+    @property
+    def max_frame_bytes(self) -> int:
+        # the largest legal buffer (an rgbaf32 layer at max_pixels) plus 1 MiB slack
+        return self.max_pixels * LAYER_FORMATS["rgbaf32"] + (1 << 20)
+
+    def as_dict(self) -> dict:
+        return {"max_pixels": self.max_pixels, "max_side": self.max_side, "max_styles": self.max_styles,
+                "max_header_bytes": self.max_header_bytes, "max_frames": self.max_frames,
+                "max_frame_bytes": self.max_frame_bytes}
+
+
+class ProtocolError(Exception):
+    """A signed message that is not a valid request/event. Answered with an ``error`` event."""
+
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.field = field
+        self.message = message
+
+
+class AuthError(Exception):
+    """An unsigned, badly signed, replayed or structurally unreadable message: dropped and logged."""
+
+
+# ---------------------------------------------------------------- signing
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _hash_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)),
+                                       thread_name_prefix="sanet-digest")
+        return _pool
+
+
+def _as_bytes_view(buf) -> memoryview:
+    view = memoryview(buf)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
+
+
+def _chunk_sha(view: memoryview) -> bytes:
+    return hashlib.sha256(view).digest()
+
+
+def frame_digest(buf) -> bytes:
+    """SHA-256 over the SHA-256 digests of the buffer's 4 MiB chunks (no chunk for an empty buffer)."""
+    view = _as_bytes_view(buf)
+    n = len(view)
+    chunks = [view[i:i + DIGEST_CHUNK] for i in range(0, n, DIGEST_CHUNK)]
+    if len(chunks) > 2:
+        # hashlib releases the GIL on large inputs, so chunks hash on several cores
+        digests = list(_hash_pool().map(_chunk_sha, chunks))
+    else:
+        digests = [_chunk_sha(c) for c in chunks]
+    return hashlib.sha256(b"".join(digests)).digest()
+
+
+def compute_signature(key: bytes, header: bytes, buffers) -> bytes:
+    """The 64 hex digit signature frame of a message (see the module docstring)."""
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    mac.update(len(header).to_bytes(8, "big"))
+    mac.update(header)
+    for buf in buffers:
+        mac.update(frame_digest(buf))
+    return mac.hexdigest().encode("ascii")
+
+
+def new_key() -> str:
+    """A fresh connection key: 32 random bytes, hex encoded (the HMAC key is the decoded bytes)."""
+    return os.urandom(32).hex()
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ReplayCache:
+    """Remembers signatures seen within the replay window; a repeat is a replay."""
+
+    def __init__(self, window: float = REPLAY_WINDOW_S, max_entries: int = 1 << 16):
+        self.window = window
+        self.max_entries = max_entries
+        self._seen: collections.OrderedDict[bytes, float] = collections.OrderedDict()
+
+    def check_and_add(self, signature: bytes, now: float | None = None) -> bool:
+        """True if the signature is new (and now remembered), False for a replay."""
+        now = time.monotonic() if now is None else now
+        while self._seen:
+            sig, expiry = next(iter(self._seen.items()))
+            if expiry > now and len(self._seen) < self.max_entries:
+                break
+            self._seen.popitem(last=False)
+        if signature in self._seen:
+            return False
+        # kept for twice the window: a message is accepted only while its time is within the window
+        self._seen[signature] = now + 2 * self.window
+        return True
+
+
+def pack_header(header: dict) -> bytes:
+    return msgpack.packb(header, use_bin_type=True)
+
+
+def unpack_header(raw, max_bytes: int) -> dict:
+    """Decode a header with explicit limits; raise ProtocolError naming the problem."""
+    if len(raw) > max_bytes:
+        raise ProtocolError("too_large", f"header is {len(raw)} bytes; the limit is {max_bytes}", "header")
+    try:
+        header = msgpack.unpackb(bytes(raw), raw=False, strict_map_key=True, use_list=True,
+                                 max_str_len=max_bytes, max_bin_len=max_bytes,
+                                 max_array_len=4096, max_map_len=256, max_ext_len=0)
+    except Exception as exc:  # every decoder failure is the sender's fault
+        raise ProtocolError("bad_request", f"header is not valid msgpack ({type(exc).__name__}: {exc})",
+                            "header") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("bad_request", f"header must be a msgpack map, got {type(header).__name__}",
+                            "header")
+    return header
+
+
+def build_message(key: bytes, header: dict, buffers=()) -> list:
+    """The frames of a signed message, ready for ``send_multipart(..., copy=False)``."""
+    raw = pack_header(header)
+    buffers = list(buffers)
+    return [compute_signature(key, raw, buffers), raw, *buffers]
+
+
+class Authenticator:
+    """Checks signature, replay and framing of incoming messages (both directions)."""
+
+    def __init__(self, key: bytes, max_frames: int, max_header_bytes: int, window: float = REPLAY_WINDOW_S):
+        self.key = key
+        self.max_frames = max_frames
+        self.max_header_bytes = max_header_bytes
+        self.window = window
+        self.replay = ReplayCache(window)
+
+    def open(self, frames) -> tuple[dict, list]:
+        """frames (without routing id) -> (header dict, buffers).
+
+        Raises AuthError (drop silently) or ProtocolError (answer; the message was genuine)."""
+        if len(frames) < 2:
+            raise AuthError(f"{len(frames)} frame(s); a message has at least signature and header")
+        if len(frames) > self.max_frames:
+            raise AuthError(f"{len(frames)} frames; the limit is {self.max_frames}")
+        sig = bytes(_buf(frames[0]))
+        raw = _buf(frames[1])
+        if len(sig) != SIGNATURE_LEN:
+            raise AuthError("unsigned message (signature frame is not 64 hex digits)")
+        if len(raw) > self.max_header_bytes:
+            raise AuthError(f"header of {len(raw)} bytes; the limit is {self.max_header_bytes}")
+        buffers = [_buf(f) for f in frames[2:]]
+        expected = compute_signature(self.key, raw, buffers)
+        if not hmac.compare_digest(sig, expected):
+            raise AuthError("bad signature")
+        if not self.replay.check_and_add(sig):
+            raise AuthError("replayed message")
+        header = unpack_header(raw, self.max_header_bytes)
+        sent = header.get("time")
+        if not isinstance(sent, (int, float)) or isinstance(sent, bool) or not math.isfinite(sent):
+            raise ProtocolError("bad_request", "field 'time' must be the sender's Unix time in seconds", "time")
+        if abs(time.time() - sent) > self.window:
+            raise ProtocolError("stale_message", f"message time is more than {self.window:.0f} s away from "
+                                "the daemon's clock (replay window)", "time")
+        return header, buffers
+
+
+def _buf(frame):
+    """A bytes-like view of a zmq.Frame or bytes."""
+    return getattr(frame, "buffer", frame)
+
+
+# ---------------------------------------------------------------- field validation
+
+def _where(path: str, key) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _get(h: dict, key: str, path: str, required: bool = True):
+    if key not in h or h[key] is None:
+        if required:
+            raise ProtocolError("bad_request", f"missing field '{_where(path, key)}'", _where(path, key))
+        return None
+    return h[key]
+
+
+def get_int(h: dict, key: str, lo: int, hi: int, path: str = "", required: bool = True,
+            code: str = "bad_request"):
+    v = _get(h, key, path, required)
+    if v is None:
+        return None
+    name = _where(path, key)
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise ProtocolError("bad_request", f"field '{name}' must be an integer, got {type(v).__name__}", name)
+    if not lo <= v <= hi:
+        raise ProtocolError(code, f"field '{name}' is {v}; expected {lo}..{hi}", name)
+    return v
+
+
+def get_float(h: dict, key: str, lo: float, hi: float, path: str = "", required: bool = True):
+    v = _get(h, key, path, required)
+    if v is None:
+        return None
+    name = _where(path, key)
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        raise ProtocolError("bad_request", f"field '{name}' must be a number, got {type(v).__name__}", name)
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise ProtocolError("bad_request", f"field '{name}' is {v}; expected a number in [{lo}, {hi}]", name)
+    return float(v)
+
+
+def get_bool(h: dict, key: str, path: str = "", default: bool = False) -> bool:
+    v = _get(h, key, path, required=False)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
+        name = _where(path, key)
+        raise ProtocolError("bad_request", f"field '{name}' must be true or false, got {type(v).__name__}", name)
+    return v
+
+
+def get_str(h: dict, key: str, path: str = "", required: bool = True, max_len: int = 64,
+            pattern: re.Pattern | None = None, choices=None):
+    v = _get(h, key, path, required)
+    if v is None:
+        return None
+    name = _where(path, key)
+    if not isinstance(v, str):
+        raise ProtocolError("bad_request", f"field '{name}' must be a string, got {type(v).__name__}", name)
+    if choices is not None and v not in choices:
+        raise ProtocolError("bad_request", f"field '{name}' is {v!r}; expected one of {', '.join(choices)}", name)
+    if len(v) > max_len:
+        raise ProtocolError("bad_request", f"field '{name}' is {len(v)} characters; the limit is {max_len}", name)
+    if pattern is not None and not pattern.match(v):
+        raise ProtocolError("bad_request", f"field '{name}' must match {pattern.pattern}", name)
+    return v
+
+
+def get_map(h: dict, key: str, path: str = "", required: bool = True):
+    v = _get(h, key, path, required)
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        name = _where(path, key)
+        raise ProtocolError("bad_request", f"field '{name}' must be a map, got {type(v).__name__}", name)
+    return v
+
+
+@dataclass
+class PixelRef:
+    """A validated image or mask in a message: geometry, format and the buffer that holds it."""
+
+    width: int
+    height: int
+    format: str
+    buf: int
+    x: int = 0
+    y: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.width * self.height * (LAYER_FORMATS.get(self.format) or MASK_FORMATS[self.format])
+
+
+class _Buffers:
+    """Tracks that each buffer is referenced exactly once and has the size its header promises."""
+
+    def __init__(self, buffers: list):
+        self.sizes = [len(b) for b in buffers]
+        self.used: set[int] = set()
+
+    def claim(self, ref: PixelRef, path: str) -> PixelRef:
+        name = _where(path, "buf")
+        if ref.buf >= len(self.sizes):
+            raise ProtocolError("bad_request", f"field '{name}' is {ref.buf} but the message has only "
+                                f"{len(self.sizes)} buffer(s)", name)
+        if ref.buf in self.used:
+            raise ProtocolError("bad_request", f"field '{name}': buffer {ref.buf} is used twice", name)
+        self.used.add(ref.buf)
+        if self.sizes[ref.buf] != ref.nbytes:
+            raise ProtocolError("bad_request", f"buffer {ref.buf} ('{path}') is {self.sizes[ref.buf]} bytes; "
+                                f"{ref.width}x{ref.height} {ref.format} needs {ref.nbytes}", path)
+        return ref
+
+    def all_used(self):
+        unused = sorted(set(range(len(self.sizes))) - self.used)
+        if unused:
+            raise ProtocolError("bad_request", f"buffer(s) {unused} are not referenced by the header", "buf")
+
+
+def get_pixels(h: dict, key: str, formats: dict, limits: Limits, bufs: _Buffers, path: str = "",
+               required: bool = True, offset: bool = False) -> PixelRef | None:
+    m = get_map(h, key, path, required)
+    if m is None:
+        return None
+    p = _where(path, key)
+    w = get_int(m, "width", 1, limits.max_side, p, code="too_large")
+    ht = get_int(m, "height", 1, limits.max_side, p, code="too_large")
+    if w * ht > limits.max_pixels:
+        raise ProtocolError("too_large", f"'{p}' is {w}x{ht} = {w * ht} pixels; the limit is "
+                            f"{limits.max_pixels}", p)
+    fmt = get_str(m, "format", p, choices=tuple(formats))
+    ref = PixelRef(w, ht, fmt, get_int(m, "buf", 0, limits.max_frames, p))
+    if offset:
+        ref.x = get_int(m, "x", -limits.max_side, limits.max_side, p, required=False) or 0
+        ref.y = get_int(m, "y", -limits.max_side, limits.max_side, p, required=False) or 0
+    return bufs.claim(ref, p)
+
+
+def check_envelope(header: dict, kinds) -> str:
+    """The fields every message has; returns its type. A version mismatch is its own error code."""
+    v = header.get("v")
+    if v != PROTOCOL_VERSION:
+        raise ProtocolError("version_mismatch", f"protocol version {v!r} is not supported; this side speaks "
+                            f"version {PROTOCOL_VERSION}", "v")
+    kind = get_str(header, "type", max_len=32, choices=kinds)
+    get_str(header, "msg_id", pattern=ID_PATTERN)
+    return kind
+
+
+def validate_request(header: dict, buffers: list, limits: Limits) -> dict:
+    """Check a request field by field; return a normalized dict (pixel refs as PixelRef).
+
+    Unknown keys are ignored (forward compatibility); every error names the field and the limit."""
+    kind = check_envelope(header, REQUEST_TYPES)
+    req = {"type": kind, "msg_id": header["msg_id"],
+           "session": get_str(header, "session", pattern=ID_PATTERN)}
+    bufs = _Buffers(buffers)
+    if kind == "stylize":
+        req["job_id"] = get_str(header, "job_id", pattern=ID_PATTERN)
+        req["layer"] = get_pixels(header, "layer", LAYER_FORMATS, limits, bufs)
+        req["selection"] = get_pixels(header, "selection", MASK_FORMATS, limits, bufs, required=False,
+                                      offset=True)
+        styles = _get(header, "styles", "")
+        if not isinstance(styles, list) or not styles:
+            raise ProtocolError("bad_request", "field 'styles' must be a non-empty array", "styles")
+        if len(styles) > limits.max_styles:
+            raise ProtocolError("too_large", f"field 'styles' has {len(styles)} entries; the limit is "
+                                f"{limits.max_styles}", "styles")
+        req["styles"] = []
+        for i, s in enumerate(styles):
+            p = f"styles[{i}]"
+            if not isinstance(s, dict):
+                raise ProtocolError("bad_request", f"field '{p}' must be a map", p)
+            style = {"weight": get_float(s, "weight", 0.0, 1e6, p, required=False)}
+            if style["weight"] is None:
+                style["weight"] = 1.0
+            if "id" in s and s["id"] is not None:
+                style["id"] = get_str(s, "id", p, pattern=ID_PATTERN)
+                if "pixels" in s and s["pixels"] is not None:
+                    raise ProtocolError("bad_request", f"'{p}' has both 'id' and 'pixels'; give one", p)
+            else:
+                style["pixels"] = get_pixels(s, "pixels", LAYER_FORMATS, limits, bufs, p)
+            style["region"] = get_pixels(s, "region", MASK_FORMATS, limits, bufs, p, required=False, offset=True)
+            req["styles"].append(style)
+        req["alpha"] = get_float(header, "alpha", 0.0, 1.0, required=False)
+        if req["alpha"] is None:
+            req["alpha"] = 1.0
+        req["preserve_color"] = get_bool(header, "preserve_color")
+        req["preview"] = get_bool(header, "preview")
+        req["style_max_side"] = get_int(header, "style_max_side", 64, 8192, required=False)
+        req["precision"] = get_str(header, "precision", required=False, choices=PRECISIONS)
+    elif kind == "cancel":
+        req["job_id"] = get_str(header, "job_id", pattern=ID_PATTERN)
+    elif kind == "styles.add":
+        req["name"] = get_str(header, "name", max_len=MAX_STYLE_NAME)
+        if not req["name"].strip():
+            raise ProtocolError("bad_request", "field 'name' must not be blank", "name")
+        req["pixels"] = get_pixels(header, "pixels", LAYER_FORMATS, limits, bufs)
+    elif kind == "styles.remove":
+        req["style_id"] = get_str(header, "style_id", pattern=ID_PATTERN)
+    bufs.all_used()
+    return req
+
+
+def validate_event(header: dict, buffers: list, limits: Limits) -> dict:
+    """Client side: check the fields a client relies on. Returns the header (result pixels as PixelRef)."""
+    kind = check_envelope(header, EVENT_TYPES)
+    get_str(header, "reply_to", required=False, pattern=ID_PATTERN)
+    bufs = _Buffers(buffers)
+    if kind in ("accepted", "progress", "result"):
+        get_str(header, "job_id", pattern=ID_PATTERN)
+    if kind == "accepted":
+        get_int(header, "position", 0, 1 << 31)
+    elif kind == "progress":
+        get_float(header, "fraction", 0.0, 1.0)
+        get_str(header, "stage", max_len=64)
+    elif kind == "result":
+        header["layer"] = get_pixels(header, "layer", LAYER_FORMATS, limits, bufs)
+        get_map(header, "info", required=False)
+    elif kind == "error":
+        get_str(header, "code", max_len=32)
+        get_str(header, "message", max_len=4096)
+        get_str(header, "job_id", required=False, pattern=ID_PATTERN)
+    bufs.all_used()
+    return header
+
+
+def envelope(kind: str, **fields) -> dict:
+    """A header with the common fields filled in."""
+    h = {"v": PROTOCOL_VERSION, "type": kind, "msg_id": new_id(), "time": time.time()}
+    h.update({k: v for k, v in fields.items() if v is not None})
+    return h
+
+
+def pixels_field(width: int, height: int, fmt: str, buf: int, x: int | None = None, y: int | None = None) -> dict:
+    d = {"width": width, "height": height, "format": fmt, "buf": buf}
+    if x is not None:
+        d["x"], d["y"] = x, y
+    return d
