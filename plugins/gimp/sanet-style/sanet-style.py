@@ -1,0 +1,473 @@
+#!/usr/bin/env python3
+"""GIMP 3 plug-in: Filters → Style Transfer → "Style Transfer…" and "Repeat Last Style Transfer".
+
+Reads the active layer (at its own precision) and the selection, sends them to the sanetd daemon through
+sanet_client, and puts the result on a NEW layer above the original, clipped by a layer mask made from the
+selection. Everything it adds is one undo step; the original layer is never written to.
+
+Selection handling: the daemon is sent the selection's *support* (every pixel with a non-zero selection
+value), so the new layer holds the full-strength result there; the feathered values live in the new layer's
+layer mask (an exact copy of the selection), and the layer composites in perceptual RGB. The visible result is
+therefore `sel·stylized + (1−sel)·original`, the engine's own selection blend, and the artist can still paint
+the mask. Outside the selection the mask is 0, so the new layer is fully transparent there.
+"""
+import os
+import sys
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sanet_gimp_job import Job, PluginError, import_client  # noqa: E402
+from sanet_gimp_pixels import (check_size, formats_for_precision, from_little_endian, mask_is_empty,  # noqa: E402
+                               sample_bytes, support_mask, to_little_endian)
+from sanet_gimp_settings import SettingsError, build_settings, layer_name  # noqa: E402
+
+PROC_MAIN = "python-fu-sanet-style-transfer"
+PROC_REPEAT = "python-fu-sanet-style-transfer-repeat"
+MENU = "<Image>/Filters/Style Transfer"
+STYLE_DOWNSCALE_FACTOR = 2      # style images larger than 2× the engine's style size are shrunk in GIMP first
+ENGINE_STYLE_MAX_SIDE = 1024    # sanet.engine.DEFAULT_STYLE_MAX_SIDE (kept in step by hand; the plug-in has no torch)
+HELLO_TIMEOUT_S = 5.0           # a dead or stuck daemon is reported after at most ~2 × this
+JOB_QUIET_TIMEOUT_S = 10.0      # the daemon answers heartbeats while it works; silence this long = gone
+
+# the arguments in dialog order (the library picker and the extra-file list are added by hand)
+DIALOG_ARGS = ["style-file", "style-layer", "library-styles", "style-weights", "alpha", "preserve-colors",
+               "preview", "only-in-selection", "style-max-side", "connection-file"]
+
+
+def _error(procedure, status, message):
+    return procedure.new_return_values(status, GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0))
+
+
+# ----------------------------------------------------------------------------------------------- settings
+
+def settings_from_config(config, library_names=None):
+    """The procedure arguments as a checked Settings (SettingsError names the wrong argument)."""
+    style_file = config.get_property("style-file")
+    style_layer = config.get_property("style-layer")
+    return build_settings(
+        style_file=style_file.get_path() if style_file is not None else None,
+        style_files=config.get_property("style-files") or [],
+        style_layer=(style_layer.get_id(), style_layer.get_name()) if style_layer is not None else None,
+        library_styles=config.get_property("library-styles") or "",
+        style_weights=config.get_property("style-weights") or "",
+        alpha=config.get_property("alpha"),
+        preserve_color=config.get_property("preserve-colors"),
+        preview=config.get_property("preview"),
+        only_in_selection=config.get_property("only-in-selection"),
+        style_max_side=config.get_property("style-max-side"),
+        connection_file=config.get_property("connection-file") or "",
+        library_names=library_names,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- pixels
+
+def _rect(x, y, w, h):
+    return Gegl.Rectangle.new(int(x), int(y), int(w), int(h))
+
+
+def read_drawable(drawable, babl_format):
+    """All pixels of a drawable (its own coordinates) converted by babl to ``babl_format``."""
+    w, h = drawable.get_width(), drawable.get_height()
+    return drawable.get_buffer().get(_rect(0, 0, w, h), 1.0, babl_format, Gegl.AbyssPolicy.CLAMP)
+
+
+def read_style_file(sanet_client, spec, max_side):
+    """Open a style image with GIMP's own loaders (any format GIMP reads), flattened to rgba8."""
+    path = spec.value
+    if not os.path.isfile(path):
+        raise SettingsError(f"style image not found: {path}")
+    try:
+        img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
+    except GLib.Error as exc:
+        raise PluginError(f"cannot open the style image {path}: {exc.message}") from None
+    if img is None:
+        raise PluginError(f"cannot open the style image {path}: GIMP could not load it")
+    try:
+        w, h = img.get_width(), img.get_height()
+        if max(w, h) > max_side:
+            scale = max_side / float(max(w, h))
+            img.scale(max(1, round(w * scale)), max(1, round(h * scale)))
+        layer = img.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
+        return _style_pixels(sanet_client, layer, spec.weight)
+    finally:
+        img.delete()
+
+
+def _style_pixels(sanet_client, layer, weight):
+    w, h = layer.get_width(), layer.get_height()
+    data = read_drawable(layer, "R'G'B'A u8")
+    check_size(f"style '{layer.get_name()}'", w, h, "rgba8", data)
+    return sanet_client.StylePixels(w, h, "rgba8", bytes(data), weight=weight)
+
+
+def gather_styles(sanet_client, settings):
+    max_side = STYLE_DOWNSCALE_FACTOR * (settings.style_max_side or ENGINE_STYLE_MAX_SIDE)
+    styles = []
+    for spec in settings.styles:
+        if spec.kind == "file":
+            styles.append(read_style_file(sanet_client, spec, max_side))
+        elif spec.kind == "layer":
+            layer = Gimp.Layer.get_by_id(spec.value)
+            if layer is None or not layer.is_valid():
+                raise SettingsError(f"style-layer: layer {spec.label!r} no longer exists")
+            styles.append(_style_pixels(sanet_client, layer, spec.weight))
+        else:
+            styles.append(sanet_client.StyleRef(spec.value, weight=spec.weight))
+    return styles
+
+
+def read_selection_support(image, drawable, babl_mask):
+    """(x, y, w, h, support bytes) of the selection inside the drawable, or None when nothing is selected."""
+    if Gimp.Selection.is_empty(image):
+        return None
+    ok, x, y, w, h = drawable.mask_intersect()
+    if not ok or w <= 0 or h <= 0:
+        raise PluginError(f"The selection does not touch the layer '{drawable.get_name()}'. Select part of "
+                          f"the layer, or untick \"Only inside the selection\".")
+    _, ox, oy = drawable.get_offsets()
+    # the selection channel lives in image coordinates; u8 is enough to know where it is non-zero
+    sel = image.get_selection().get_buffer().get(_rect(ox + x, oy + y, w, h), 1.0, "Y u8",
+                                                  Gegl.AbyssPolicy.NONE)
+    if mask_is_empty(sel):
+        raise PluginError(f"The selection does not touch the layer '{drawable.get_name()}'.")
+    return x, y, w, h, support_mask(sel)
+
+
+# ----------------------------------------------------------------------------------------------- the filter
+
+def stylize_drawable(image, drawable, settings, interactive):
+    """Send the layer to sanetd and insert the result as a new layer; returns the new layer."""
+    if not isinstance(drawable, Gimp.Layer) or drawable.is_layer_mask() or drawable.is_channel():
+        raise PluginError("Style Transfer works on a layer: select a layer (not a mask or channel).")
+    if drawable.is_floating_sel():
+        raise PluginError("Anchor or convert the floating selection to a layer first.")
+    sanet_client = import_client()
+    fmts = formats_for_precision(image.get_precision().value_nick)
+    w, h = drawable.get_width(), drawable.get_height()
+    _, ox, oy = drawable.get_offsets()
+
+    selection = read_selection_support(image, drawable, fmts.babl_mask) if settings.only_in_selection else None
+    mask = None
+    if selection is not None:
+        mx, my, mw, mh, support = selection
+        mask = sanet_client.Mask(mw, mh, "u8", support, x=mx, y=my)
+
+    raw = read_drawable(drawable, fmts.babl_layer)
+    check_size(f"layer '{drawable.get_name()}'", w, h, fmts.layer, raw)
+    layer = sanet_client.Layer(w, h, fmts.layer, to_little_endian(raw, sample_bytes(fmts.layer)))
+    styles = gather_styles(sanet_client, settings)
+
+    def submit(on_progress, cancel_event):
+        with sanet_client.Client(settings.connection_file, timeout=HELLO_TIMEOUT_S, retries=2) as probe:
+            probe.hello()  # fail fast, before sending megabytes, when the daemon is not there
+        with sanet_client.Client(settings.connection_file, timeout=JOB_QUIET_TIMEOUT_S, retries=2) as c:
+            return c.stylize(layer, styles, selection=mask, alpha=settings.alpha,
+                             preserve_color=settings.preserve_color, preview=settings.preview,
+                             style_max_side=settings.style_max_side, on_progress=on_progress,
+                             cancel_event=cancel_event)
+
+    Gimp.progress_init("Style transfer: connecting to sanetd…")
+    progress_ui = ProgressDialog() if interactive else None
+    try:
+        def on_progress(fraction, stage):
+            Gimp.progress_update(max(0.0, min(1.0, fraction)))
+            if progress_ui is not None:
+                progress_ui.update(fraction, stage)
+
+        result = Job(submit).run(on_progress=on_progress,
+                                 is_cancelled=(progress_ui.cancelled if progress_ui else None),
+                                 pump=(progress_ui.pump if progress_ui else None))
+    except sanet_client.JobCancelled:
+        raise PluginCancelled() from None
+    except sanet_client.SanetClientError as exc:
+        raise PluginError(str(exc)) from None
+    finally:
+        if progress_ui is not None:
+            progress_ui.close()
+        Gimp.progress_end()
+
+    check_size("sanetd result", w, h, fmts.layer, result.data)
+    pixels = from_little_endian(result.data, sample_bytes(fmts.layer))
+    return insert_result_layer(image, drawable, pixels, fmts.babl_layer, layer_name(settings),
+                               with_mask=selection is not None)
+
+
+def insert_result_layer(image, drawable, pixels, babl_format, name, with_mask):
+    """The new layer, above ``drawable``, same size and offsets; one undo group; the original untouched."""
+    w, h = drawable.get_width(), drawable.get_height()
+    _, ox, oy = drawable.get_offsets()
+    layer_type = Gimp.ImageType.GRAYA_IMAGE if image.get_base_type() == Gimp.ImageBaseType.GRAY \
+        else Gimp.ImageType.RGBA_IMAGE
+    image.undo_group_start()
+    try:
+        new = Gimp.Layer.new(image, name, w, h, layer_type, 100.0, Gimp.LayerMode.NORMAL)
+        image.insert_layer(new, drawable.get_parent(), image.get_item_position(drawable))
+        new.set_offsets(ox, oy)
+        # blend the feathered edge the way the engine does: in the encoded (perceptual) values
+        new.set_composite_space(Gimp.LayerColorSpace.RGB_PERCEPTUAL)
+        buf = new.get_buffer()
+        buf.set(_rect(0, 0, w, h), babl_format, pixels)
+        buf.flush()
+        if with_mask:
+            new.add_mask(new.create_mask(Gimp.AddMaskType.SELECTION))
+        new.update(0, 0, w, h)
+        image.set_selected_layers([new])
+    finally:
+        image.undo_group_end()
+    Gimp.displays_flush()
+    return new
+
+
+class PluginCancelled(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------------------------- UI
+
+class ProgressDialog:
+    """A small window with a progress bar and Cancel (GIMP's status-bar cancel kills the plug-in outright)."""
+
+    def __init__(self):
+        from gi.repository import Gtk
+        self._gtk = Gtk
+        self._cancelled = False
+        self.win = Gtk.Dialog(title="Style Transfer", modal=False)
+        self.win.add_button("_Cancel", Gtk.ResponseType.CANCEL)
+        self.win.connect("response", self._on_response)
+        self.win.connect("delete-event", lambda *a: self._on_response(None, Gtk.ResponseType.CANCEL) or True)
+        box = self.win.get_content_area()
+        box.set_spacing(8)
+        box.set_border_width(12)
+        self.label = Gtk.Label(label="Connecting to sanetd…", xalign=0.0)
+        self.bar = Gtk.ProgressBar()
+        self.bar.set_size_request(320, -1)
+        box.pack_start(self.label, False, False, 0)
+        box.pack_start(self.bar, False, False, 0)
+        self.win.show_all()
+        self.pump()
+
+    def _on_response(self, _dialog, response):
+        if response == self._gtk.ResponseType.CANCEL and not self._cancelled:
+            self._cancelled = True
+            self.label.set_text("Cancelling…")
+
+    def cancelled(self):
+        return self._cancelled
+
+    def update(self, fraction, stage):
+        if not self._cancelled:
+            self.bar.set_fraction(max(0.0, min(1.0, fraction)))
+            self.label.set_text(f"{stage} ({fraction * 100:.0f} %)")
+
+    def pump(self):
+        while self._gtk.events_pending():
+            self._gtk.main_iteration_do(False)
+
+    def close(self):
+        self.win.destroy()
+        self.pump()
+
+
+def library_styles_or_message(connection_file):
+    """(styles, None) from the daemon's library, or ([], message) when it cannot be reached (quickly)."""
+    try:
+        sanet_client = import_client()
+        with sanet_client.Client(connection_file or None, timeout=2.0, retries=1) as c:
+            return c.styles_list(), None
+    except PluginError as exc:
+        return [], str(exc)
+    except Exception as exc:  # the dialog still works with files and layers
+        return [], f"Library styles unavailable: {exc}"
+
+
+def run_dialog(procedure, config):
+    """The interactive dialog; True on OK. Extra widgets: style-file list and library thumbnails."""
+    gi.require_version("GimpUi", "3.0")
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import GdkPixbuf, GimpUi, Gtk
+
+    GimpUi.init("sanet-style")
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, "Style Transfer")
+    dialog.fill(DIALOG_ARGS)
+    box = dialog.get_content_area()
+
+    # more style images: one path per line (the string-list argument "style-files")
+    frame = Gtk.Frame(label="More style images (one file per line)")
+    text = Gtk.TextView()
+    text.get_buffer().set_text("\n".join(config.get_property("style-files") or []))
+    scroller = Gtk.ScrolledWindow()
+    scroller.set_size_request(-1, 70)
+    scroller.add(text)
+    add_btn = Gtk.Button(label="Add image…")
+
+    def add_files(_btn):
+        chooser = Gtk.FileChooserDialog(title="Style images", transient_for=dialog,
+                                        action=Gtk.FileChooserAction.OPEN)
+        chooser.add_buttons("_Cancel", Gtk.ResponseType.CANCEL, "_Add", Gtk.ResponseType.OK)
+        chooser.set_select_multiple(True)
+        if chooser.run() == Gtk.ResponseType.OK:
+            tb = text.get_buffer()
+            for f in chooser.get_filenames():
+                tb.insert(tb.get_end_iter(), ("" if tb.get_char_count() == 0 else "\n") + f)
+        chooser.destroy()
+
+    add_btn.connect("clicked", add_files)
+    vb = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
+    vb.set_border_width(6)
+    vb.pack_start(scroller, True, True, 0)
+    vb.pack_start(add_btn, False, False, 0)
+    frame.add(vb)
+    box.pack_start(frame, False, False, 0)
+
+    # library styles with thumbnails: toggles write the ids into "library-styles"
+    styles, message = library_styles_or_message(config.get_property("connection-file"))
+    lib_frame = Gtk.Frame(label="Styles from the sanetd library")
+    if styles:
+        flow = Gtk.FlowBox(selection_mode=Gtk.SelectionMode.NONE, max_children_per_line=6)
+        chosen = set(s.strip() for s in (config.get_property("library-styles") or "").split(",") if s.strip())
+        order = []
+
+        def toggled(btn, sid):
+            (chosen.add if btn.get_active() else chosen.discard)(sid)
+            config.set_property("library-styles", ", ".join(i for i in order if i in chosen))
+
+        for meta in styles:
+            sid, name = meta.get("id", ""), meta.get("name", meta.get("id", ""))
+            order.append(sid)
+            btn = Gtk.ToggleButton()
+            inner = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=2)
+            thumb = meta.get("thumbnail")
+            if thumb:
+                loader = GdkPixbuf.PixbufLoader()
+                try:
+                    loader.write(bytes(thumb))
+                    loader.close()
+                    inner.pack_start(Gtk.Image.new_from_pixbuf(loader.get_pixbuf()), False, False, 0)
+                except GLib.Error:
+                    pass
+            inner.pack_start(Gtk.Label(label=name), False, False, 0)
+            btn.add(inner)
+            btn.set_active(sid in chosen)
+            btn.set_tooltip_text(f"{name} ({sid})")
+            btn.connect("toggled", toggled, sid)
+            flow.add(btn)
+        lib_frame.add(flow)
+    else:
+        lib_frame.add(Gtk.Label(label=message or "The library is empty (add styles with `sanet-client styles add`).",
+                                wrap=True, xalign=0.0))
+    box.pack_start(lib_frame, False, False, 0)
+    box.show_all()
+
+    ok = dialog.run()
+    if ok:
+        tb = text.get_buffer()
+        paths = tb.get_text(tb.get_start_iter(), tb.get_end_iter(), False)
+        config.set_property("style-files", [p.strip() for p in paths.splitlines() if p.strip()])
+    dialog.destroy()
+    return ok
+
+
+# ----------------------------------------------------------------------------------------------- procedures
+
+def run_main(procedure, run_mode, image, drawables, config, data):
+    if len(drawables) != 1:
+        return _error(procedure, Gimp.PDBStatusType.CALLING_ERROR,
+                      "Style Transfer works on exactly one layer: select one layer.")
+    interactive = run_mode == Gimp.RunMode.INTERACTIVE
+    if interactive and not run_dialog(procedure, config):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    try:
+        settings = settings_from_config(config)
+        stylize_drawable(image, drawables[0], settings, interactive)
+    except SettingsError as exc:
+        return _error(procedure, Gimp.PDBStatusType.CALLING_ERROR, f"Style Transfer: {exc}")
+    except PluginCancelled:
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    except PluginError as exc:
+        return _error(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, f"Style Transfer: {exc}")
+    except Exception as exc:  # never a Python traceback for the artist, always one message
+        return _error(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
+                      f"Style Transfer failed: {type(exc).__name__}: {exc}")
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+def run_repeat(procedure, run_mode, image, drawables, config, data):
+    """Run the main procedure again with the values of its last successful run."""
+    main = Gimp.get_pdb().lookup_procedure(PROC_MAIN)
+    cfg = main.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS)
+    cfg.set_property("image", image)
+    cfg.set_core_object_array("drawables", drawables)
+    result = main.run(cfg)
+    status = result.index(0)
+    if status == Gimp.PDBStatusType.SUCCESS or status == Gimp.PDBStatusType.CANCEL:
+        return procedure.new_return_values(status, GLib.Error())
+    return _error(procedure, status, Gimp.get_pdb().get_last_error() or "Style Transfer failed")
+
+
+class SanetStyle(Gimp.PlugIn):
+    def do_query_procedures(self):
+        return [PROC_MAIN, PROC_REPEAT]
+
+    def do_set_i18n(self, name):
+        return False
+
+    def do_create_procedure(self, name):
+        if name == PROC_MAIN:
+            proc = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_main, None)
+            proc.set_menu_label("Style _Transfer…")
+            proc.set_documentation(
+                "Paint the layer in the style of one or more images (SANet, via the sanetd daemon)",
+                "Stylizes the active layer inside the selection and puts the result on a new layer above it, "
+                "masked by the selection. Needs the sanetd daemon running (start it with `sanetd`).", name)
+        elif name == PROC_REPEAT:
+            proc = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_repeat, None)
+            proc.set_menu_label("_Repeat Last Style Transfer")
+            proc.set_documentation("Repeat the last style transfer with the same settings",
+                                   "Runs Style Transfer again on the active layer with the last values.", name)
+        else:
+            return None
+        proc.set_image_types("RGB*, GRAY*")
+        proc.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+        proc.add_menu_path(MENU)
+        proc.set_attribution("sanet-style", "sanet-style contributors", "2026")
+        if name == PROC_MAIN:
+            add_arguments(proc)
+        return proc
+
+
+def add_arguments(proc):
+    rw = GObject.ParamFlags.READWRITE
+    proc.add_file_argument("style-file", "Style _image", "Style image file (any format GIMP opens)",
+                           Gimp.FileChooserAction.OPEN, True, None, rw)
+    proc.add_string_array_argument("style-files", "More style images",
+                                   "More style image files, mixed with the others", rw)
+    proc.add_layer_argument("style-layer", "Style _layer",
+                            "A layer of any open image to use as a style (optional)", True, rw)
+    proc.add_string_argument("library-styles", "Library st_yles",
+                             "Ids of styles in the sanetd library, comma-separated", "", rw)
+    proc.add_string_argument("style-weights", "Style _weights",
+                             "One weight per style, comma-separated, in the order: style image, more style "
+                             "images, style layer, library styles. Empty: equal weights", "", rw)
+    proc.add_double_argument("alpha", "_Strength", "How much style: 0 keeps the content, 1 is full style",
+                             0.0, 1.0, 1.0, rw)
+    proc.add_boolean_argument("preserve-colors", "_Preserve colours",
+                              "Keep the layer's colours, take only the style's texture", False, rw)
+    proc.add_boolean_argument("preview", "Fast pre_view", "Lower resolution, much faster (for trying styles)",
+                              False, rw)
+    proc.add_boolean_argument("only-in-selection", "Only inside the _selection",
+                              "Limit the result to the selection (feathered edges kept); ignored when "
+                              "nothing is selected", True, rw)
+    proc.add_int_argument("style-max-side", "Style si_ze",
+                          "Longest side the styles are resized to (0: the daemon's default)", 0, 8192, 0, rw)
+    proc.add_string_argument("connection-file", "sanetd connection file",
+                             "Path of sanetd.json (empty: find the running daemon automatically)", "", rw)
+
+
+Gimp.main(SanetStyle.__gtype__, sys.argv)

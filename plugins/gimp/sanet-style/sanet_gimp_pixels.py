@@ -1,0 +1,101 @@
+"""Pixel and mask formats between GIMP (babl format names) and the sanetd protocol.
+
+Pure Python on bytes (no numpy, no GIMP): GIMP's Python may lack numpy, and this module is unit-tested
+outside GIMP.
+"""
+from __future__ import annotations
+
+import array
+import sys
+from dataclasses import dataclass
+
+# 0 stays 0, any selected value becomes fully selected: the support of a feathered selection.
+_SUPPORT_TABLE = bytes([0]) + bytes([255]) * 255
+
+
+@dataclass(frozen=True)
+class Formats:
+    """How to read one drawable: the protocol layer format and the babl names GIMP converts to."""
+
+    layer: str          # sanetd layer format: rgba8 | rgba16 | rgbaf32
+    babl_layer: str     # babl format of the pixels read from / written to GIMP
+    mask: str           # sanetd mask format: u8 | f32
+    babl_mask: str      # babl format of the selection read from GIMP
+
+
+# Always the perceptual (gamma) encoding "R'G'B'A": the model was trained on sRGB-encoded values, and babl
+# converts linear-light images for us. GRAY drawables are read as RGBA too (babl replicates Y').
+_BY_COMPONENT = {
+    "u8": Formats("rgba8", "R'G'B'A u8", "u8", "Y u8"),
+    "u16": Formats("rgba16", "R'G'B'A u16", "f32", "Y float"),
+    "u32": Formats("rgbaf32", "R'G'B'A float", "f32", "Y float"),
+    "half": Formats("rgbaf32", "R'G'B'A float", "f32", "Y float"),
+    "float": Formats("rgbaf32", "R'G'B'A float", "f32", "Y float"),
+    "double": Formats("rgbaf32", "R'G'B'A float", "f32", "Y float"),
+}
+
+BYTES_PER_PIXEL = {"rgba8": 4, "rgba16": 8, "rgbaf32": 16, "u8": 1, "f32": 4}
+
+
+def formats_for_precision(precision_nick: str) -> Formats:
+    """Formats for a Gimp.Precision value nick such as 'u8-non-linear', 'u16-linear', 'float-perceptual'."""
+    component = str(precision_nick).lower().replace("_", "-").split("-", 1)[0]
+    try:
+        return _BY_COMPONENT[component]
+    except KeyError:
+        raise ValueError(f"unsupported image precision {precision_nick!r} "
+                         f"(expected one of {', '.join(_BY_COMPONENT)})") from None
+
+
+def to_little_endian(data, sample_bytes: int) -> bytes:
+    """babl gives native-endian samples; the protocol wants little-endian. A copy only on big-endian hosts."""
+    if sys.byteorder == "little" or sample_bytes == 1:
+        return bytes(data)
+    arr = array.array({2: "H", 4: "f"}[sample_bytes])
+    arr.frombytes(bytes(data))
+    arr.byteswap()
+    return arr.tobytes()
+
+
+from_little_endian = to_little_endian  # the swap is its own inverse
+
+
+def sample_bytes(fmt: str) -> int:
+    """Bytes per sample of a protocol layer/mask format."""
+    return {"rgba8": 1, "rgba16": 2, "rgbaf32": 4, "u8": 1, "f32": 4}[fmt]
+
+
+def support_mask(mask_u8) -> bytes:
+    """A u8 mask that is 255 wherever the (feathered) selection is non-zero.
+
+    The daemon blends its result with the mask it is sent; the feathered values go into the new layer's
+    layer mask instead, so sending the full mask too would apply the feather twice.
+    """
+    return bytes(mask_u8).translate(_SUPPORT_TABLE)
+
+
+def mask_is_empty(mask_u8) -> bool:
+    """True when no pixel is selected at all."""
+    data = bytes(mask_u8)
+    return not data or data.count(0) == len(data)
+
+
+def expected_size(width: int, height: int, fmt: str) -> int:
+    return int(width) * int(height) * BYTES_PER_PIXEL[fmt]
+
+
+def check_size(what: str, width: int, height: int, fmt: str, data) -> None:
+    """A clear error instead of a silently shifted image when a buffer has the wrong length."""
+    need = expected_size(width, height, fmt)
+    have = memoryview(data).nbytes
+    if have != need:
+        raise ValueError(f"{what}: got {have} bytes, a {width}x{height} {fmt} buffer needs {need}")
+
+
+def clip_rect(x: int, y: int, w: int, h: int, width: int, height: int):
+    """Intersect the rectangle (x, y, w, h) with (0, 0, width, height); None when they do not overlap."""
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(width, x + w), min(height, y + h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1 - x0, y1 - y0

@@ -1,0 +1,142 @@
+"""The filter's settings: parse and check the procedure arguments into one plain object.
+
+Pure Python (no GIMP): the same rules hold for the dialog, RUN_NONINTERACTIVE and RUN_WITH_LAST_VALS, and
+they are unit-tested outside GIMP. Every error names the argument and says what was expected.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+MAX_STYLES = 8  # the daemon's limit (protocol Limits.max_styles)
+
+
+class SettingsError(ValueError):
+    """An argument is wrong; ``str(e)`` names it and says what was expected."""
+
+
+@dataclass(frozen=True)
+class StyleSpec:
+    kind: str        # "file" | "layer" | "library"
+    value: object    # path (str) | layer id (int) | library style id (str)
+    label: str       # short name for the new layer
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    styles: tuple = field(default_factory=tuple)   # StyleSpec, in argument order
+    alpha: float = 1.0
+    preserve_color: bool = False
+    preview: bool = False
+    only_in_selection: bool = True
+    style_max_side: int | None = None
+    connection_file: str | None = None
+
+
+def split_list(text) -> list:
+    """Items of a comma/semicolon/newline separated string (or a list of strings), blanks dropped."""
+    if text is None:
+        return []
+    if isinstance(text, (list, tuple)):
+        items = [str(t) for t in text]
+    else:
+        items = re.split(r"[,;\n]", str(text))
+    return [t.strip() for t in items if t and t.strip()]
+
+
+def split_paths(value) -> list:
+    """File paths from a string list, or from a string with one path per line (paths may hold ',' or ';')."""
+    if value is None:
+        return []
+    items = list(value) if isinstance(value, (list, tuple)) else str(value).splitlines()
+    return [str(p).strip() for p in items if p and str(p).strip()]
+
+
+def parse_weights(text, count: int) -> list:
+    """Weights for ``count`` styles: empty means equal; otherwise exactly ``count`` numbers >= 0, not all 0."""
+    items = split_list(text)
+    if not items:
+        return [1.0] * count
+    if len(items) != count:
+        raise SettingsError(f"style-weights: {len(items)} weight(s) given for {count} style(s); give one "
+                            f"number per style (style-file, style-files…, style-layer, library-styles…) "
+                            f"or leave it empty for equal weights")
+    weights = []
+    for i, item in enumerate(items):
+        try:
+            w = float(item)
+        except ValueError:
+            raise SettingsError(f"style-weights: item {i + 1} ({item!r}) is not a number") from None
+        if not (w >= 0.0) or w == float("inf"):
+            raise SettingsError(f"style-weights: item {i + 1} ({item!r}) must be a finite number >= 0")
+        weights.append(w)
+    if sum(weights) <= 0:
+        raise SettingsError("style-weights: at least one weight must be greater than 0")
+    return weights
+
+
+def style_label(path: str) -> str:
+    """A layer-name friendly label for a style image path: its file name without extension."""
+    base = os.path.basename(str(path).rstrip("/\\")) or str(path)
+    stem, _ = os.path.splitext(base)
+    return stem or base
+
+
+def build_settings(*, style_file=None, style_files=(), style_layer=None, library_styles="",
+                   style_weights="", alpha=1.0, preserve_color=False, preview=False,
+                   only_in_selection=True, style_max_side=0, connection_file="",
+                   library_names=None) -> Settings:
+    """Check every argument and gather the styles in a fixed order: style-file, style-files, style-layer,
+    library-styles.
+
+    ``style_layer`` is (layer id, layer name) or None. ``library_names`` maps library ids to display names
+    when the caller knows them.
+    """
+    specs = []
+    if style_file:
+        specs.append(("file", str(style_file), style_label(style_file)))
+    for p in split_paths(style_files):
+        specs.append(("file", p, style_label(p)))
+    if style_layer is not None:
+        layer_id, layer_name = style_layer
+        specs.append(("layer", int(layer_id), str(layer_name or f"layer {layer_id}")))
+    for sid in split_list(library_styles):
+        if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", sid):
+            raise SettingsError(f"library-styles: {sid!r} is not a style id (letters, digits, _ . : - only); "
+                                f"see `sanet-client styles` for the ids")
+        specs.append(("library", sid, (library_names or {}).get(sid, sid)))
+    if not specs:
+        raise SettingsError("no style given: set style-file, style-files, style-layer or library-styles")
+    if len(specs) > MAX_STYLES:
+        raise SettingsError(f"{len(specs)} styles given; at most {MAX_STYLES} can be mixed")
+    weights = parse_weights(style_weights, len(specs))
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError):
+        raise SettingsError(f"alpha: {alpha!r} is not a number") from None
+    if not (0.0 <= alpha <= 1.0):
+        raise SettingsError(f"alpha: {alpha:g} is outside 0..1")
+    side = int(style_max_side or 0)
+    if side < 0:
+        raise SettingsError(f"style-max-side: {side} must be 0 (daemon default) or a positive size")
+    styles = tuple(StyleSpec(k, v, label, w) for (k, v, label), w in zip(specs, weights))
+    return Settings(styles=styles, alpha=alpha, preserve_color=bool(preserve_color), preview=bool(preview),
+                    only_in_selection=bool(only_in_selection), style_max_side=side or None,
+                    connection_file=(str(connection_file).strip() or None) if connection_file else None)
+
+
+def layer_name(settings: Settings) -> str:
+    """Name of the new layer: the style(s), and the strength when it is not full."""
+    active = [s for s in settings.styles if s.weight > 0] or list(settings.styles)
+    labels = [s.label for s in active]
+    name = labels[0] if len(labels) == 1 else " + ".join(labels[:3]) + (" + …" if len(labels) > 3 else "")
+    extra = []
+    if settings.alpha < 1.0:
+        extra.append(f"α {settings.alpha:.2f}")
+    if settings.preserve_color:
+        extra.append("colours kept")
+    if settings.preview:
+        extra.append("preview")
+    return f"Style: {name}" + (f" ({', '.join(extra)})" if extra else "")

@@ -1,0 +1,139 @@
+"""Runs INSIDE GIMP (gimp-console-3.0 --batch-interpreter python-fu-eval -b -): the end-to-end scenario.
+
+Driven by a JSON spec (path in SANET_E2E_SPEC); writes raw pixel dumps and one result JSON per case into the
+spec's "out" folder, for tests/gimp/test_gimp_e2e.py to check with numpy. Executed with exec(): no __file__.
+"""
+import json
+import os
+import time
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+SPEC = json.load(open(os.environ["SANET_E2E_SPEC"]))
+OUT = SPEC["out"]
+PDB = Gimp.get_pdb()
+
+
+def rect(x, y, w, h):
+    return Gegl.Rectangle.new(int(x), int(y), int(w), int(h))
+
+
+def dump(name, data):
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(bytes(data))
+
+
+def read(drawable, fmt, x=0, y=0, w=None, h=None):
+    w = drawable.get_width() if w is None else w
+    h = drawable.get_height() if h is None else h
+    return drawable.get_buffer().get(rect(x, y, w, h), 1.0, fmt, Gegl.AbyssPolicy.NONE)
+
+
+def layer_info(layer):
+    _, x, y = layer.get_offsets()
+    return {"id": layer.get_id(), "name": layer.get_name(), "x": x, "y": y, "w": layer.get_width(),
+            "h": layer.get_height(), "has_mask": layer.get_mask() is not None}
+
+
+def run_procedure(name, image, drawables, args, run_mode=Gimp.RunMode.NONINTERACTIVE):
+    proc = PDB.lookup_procedure(name)
+    if proc is None:
+        raise RuntimeError(f"procedure {name} is not registered (plug-in not found or failed to load)")
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", run_mode)
+    cfg.set_property("image", image)
+    cfg.set_core_object_array("drawables", drawables)
+    for key, value in args.items():
+        if key == "style-file":
+            value = Gio.File.new_for_path(value) if value else None
+        cfg.set_property(key, value)
+    t0 = time.monotonic()
+    result = proc.run(cfg)
+    elapsed = time.monotonic() - t0
+    status = result.index(0)
+    error = PDB.get_last_error() if status != Gimp.PDBStatusType.SUCCESS else ""
+    return status.value_nick, error, elapsed
+
+
+def run_case(case):
+    prec = getattr(Gimp.Precision, case["precision"])
+    base = getattr(Gimp.ImageBaseType, case.get("base", "RGB"))
+    W, H = case["image_size"]
+    img = Gimp.Image.new_with_precision(W, H, base, prec)
+    gray = base == Gimp.ImageBaseType.GRAY
+    bg = Gimp.Layer.new(img, "background", W, H, Gimp.ImageType.GRAY_IMAGE if gray else Gimp.ImageType.RGB_IMAGE,
+                        100, Gimp.LayerMode.NORMAL)
+    img.insert_layer(bg, None, 0)
+    bg.fill(Gimp.FillType.WHITE)
+    L = case["layer"]
+    content = Gimp.Layer.new(img, "content", L["w"], L["h"],
+                             Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE,
+                             100, Gimp.LayerMode.NORMAL)
+    img.insert_layer(content, None, 0)
+    content.set_offsets(L["x"], L["y"])
+    buf = content.get_buffer()
+    buf.set(rect(0, 0, L["w"], L["h"]), L["babl"], open(L["data"], "rb").read())
+    buf.flush()
+    # a layer on top that must stay on top: the result goes right above the active layer, not at the top
+    top = Gimp.Layer.new(img, "top", 8, 8, Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE,
+                         100, Gimp.LayerMode.NORMAL)
+    img.insert_layer(top, None, 0)
+    img.set_selected_layers([content])
+
+    if case.get("ellipse"):
+        ex, ey, ew, eh = case["ellipse"]
+        img.select_ellipse(Gimp.ChannelOps.REPLACE, ex, ey, ew, eh)
+        if case.get("feather"):
+            Gimp.Selection.feather(img, case["feather"])
+    name = case["name"]
+    fmt = case["read_format"]
+    dump(f"{name}.orig_before.raw", read(content, None))            # native format: byte identity
+    dump(f"{name}.content.raw", read(content, fmt))                 # what the plug-in sends
+    dump(f"{name}.selection.raw", img.get_selection().get_buffer().get(
+        rect(L["x"], L["y"], L["w"], L["h"]), 1.0, "Y float", Gegl.AbyssPolicy.NONE))
+    before = [layer_info(x) for x in img.get_layers()]
+
+    status, error, elapsed = run_procedure(case.get("procedure", "python-fu-sanet-style-transfer"), img,
+                                           [content], case.get("args", {}))
+    after = [layer_info(x) for x in img.get_layers()]
+    res = {"status": status, "error": error, "elapsed": elapsed, "before": before, "after": after,
+           "selected": [x.get_id() for x in img.get_selected_layers()]}
+    dump(f"{name}.orig_after.raw", read(content, None))
+    new_layers = [x for x in img.get_layers() if x.get_id() not in {b["id"] for b in before}]
+    if new_layers:
+        new = new_layers[0]
+        res["new"] = layer_info(new)
+        res["new_composite_space"] = new.get_composite_space().value_nick
+        dump(f"{name}.new.raw", read(new, "R'G'B'A float"))
+        if new.get_mask() is not None:
+            dump(f"{name}.new_mask.raw", read(new.get_mask(), "Y float"))
+        # what the artist sees over the content layer's area
+        vis = Gimp.Layer.new_from_visible(img, img, "visible")
+        dump(f"{name}.visible.raw", read(vis, "R'G'B'A float", L["x"], L["y"], L["w"], L["h"]))
+        vis.delete()
+    if case.get("repeat_args") is not None:
+        # Repeat Last Style Transfer on the same layer: another new layer with the same settings
+        r_status, r_error, _ = run_procedure("python-fu-sanet-style-transfer-repeat", img, [content],
+                                             case["repeat_args"])
+        res["repeat"] = {"status": r_status, "error": r_error,
+                         "after": [layer_info(x) for x in img.get_layers()]}
+        added = [x for x in img.get_layers() if x.get_id() not in {a["id"] for a in after}]
+        if added:
+            dump(f"{name}.repeat.raw", read(added[0], "R'G'B'A float"))
+    img.delete()
+    return res
+
+
+results = {}
+for case in SPEC["cases"]:
+    try:
+        results[case["name"]] = run_case(case)
+    except Exception:
+        results[case["name"]] = {"status": "script-error", "error": traceback.format_exc()}
+with open(os.path.join(OUT, "results.json"), "w") as f:
+    json.dump(results, f, indent=1)

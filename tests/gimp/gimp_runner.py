@@ -1,0 +1,88 @@
+"""Host side of the GIMP end-to-end tests: the cached chroot, a GIMP profile with the plug-in installed the
+way the installer lays it out, and one headless `gimp-console-3.0` batch run."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+ENV_SCRIPT = HERE / "gimp_env.sh"
+PLUGIN_DIR = ROOT / "plugins" / "gimp" / "sanet-style"
+CLIENT_DIR = ROOT / "plugins" / "sanet_client"
+BUILD_TIMEOUT_S = 1800
+INSIDE = "/e2e"  # where the test's work folder appears inside the chroot
+
+
+def ensure_chroot() -> Path:
+    """Build (first time) or reuse the cached GIMP chroot. Fails loudly; skips only with SANET_SKIP_EDITORS=1."""
+    if os.environ.get("SANET_SKIP_EDITORS") == "1":
+        pytest.skip("SANET_SKIP_EDITORS=1: the GIMP end-to-end tests are switched off")
+    if os.geteuid() != 0:
+        pytest.fail("the GIMP end-to-end test needs root (debootstrap/chroot/mount); run it as root in CI "
+                    "or set SANET_SKIP_EDITORS=1 to skip the editor tests")
+    t0 = time.monotonic()
+    proc = subprocess.run(["sh", str(ENV_SCRIPT), "build"], capture_output=True, text=True,
+                          timeout=BUILD_TIMEOUT_S)
+    if proc.returncode != 0:
+        pytest.fail(f"could not build the GIMP chroot with {ENV_SCRIPT} build (exit {proc.returncode}, "
+                    f"{time.monotonic() - t0:.0f} s); is a Debian mirror reachable? Set SANET_SKIP_EDITORS=1 "
+                    f"to skip the editor tests.\n{proc.stderr[-3000:]}")
+    return Path(subprocess.run(["sh", str(ENV_SCRIPT), "path"], capture_output=True, text=True,
+                               check=True).stdout.strip())
+
+
+def install_plugin(profile: Path) -> Path:
+    """Lay the plug-in out like the installer: plug-ins/sanet-style/{sanet-style.py, helpers, sanet_client/}."""
+    dest = profile / "plug-ins" / "sanet-style"
+    if dest.exists():
+        shutil.rmtree(dest)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(PLUGIN_DIR, dest, ignore=ignore)
+    shutil.copytree(CLIENT_DIR, dest / "sanet_client", ignore=ignore)
+    (dest / "sanet-style.py").chmod(0o755)
+    return dest
+
+
+def run_gimp(work: Path, spec: dict, binds=(), env=None, timeout=300):
+    """Run tests/gimp/e2e_batch.py in headless GIMP with ``spec``; returns (results dict, output, seconds).
+
+    ``work`` is bind-mounted at /e2e; paths inside ``spec`` must use /e2e/... ``binds``: extra host folders
+    mounted at the same path inside the chroot (e.g. sanetd's runtime dir with the connection file).
+    """
+    out = work / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    spec = dict(spec, out=f"{INSIDE}/out")
+    (work / "spec.json").write_text(json.dumps(spec))
+    shutil.copy(HERE / "e2e_batch.py", work / "e2e_batch.py")
+    profile = work / "profile"
+    if not (profile / "plug-ins" / "sanet-style").exists():
+        install_plugin(profile)
+    (work / "home").mkdir(exist_ok=True)
+    inner_env = {"HOME": f"{INSIDE}/home", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
+                 "GIMP3_DIRECTORY": f"{INSIDE}/profile", "SANET_E2E_SPEC": f"{INSIDE}/spec.json",
+                 "PYTHONDONTWRITEBYTECODE": "1"}
+    inner_env.update(env or {})
+    cmd = ["sh", str(ENV_SCRIPT), "run", "-b", f"{work}:{INSIDE}"]
+    for b in binds:
+        cmd += ["-b", f"{b}:{b}"]
+    cmd += ["--", "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in inner_env.items()],
+            "sh", "-c", f"gimp-console-3.0 -idf --batch-interpreter python-fu-eval -b - --quit "
+                        f"< {INSIDE}/e2e_batch.py"]
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"GIMP did not finish within {timeout} s (hang?):\n{(exc.stderr or '')[-3000:]}")
+    seconds = time.monotonic() - t0
+    output = proc.stdout + proc.stderr
+    results_file = out / "results.json"
+    if not results_file.exists():
+        pytest.fail(f"GIMP exited {proc.returncode} without writing results:\n{output[-4000:]}")
+    return json.loads(results_file.read_text()), output, seconds
