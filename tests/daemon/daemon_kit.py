@@ -1,0 +1,82 @@
+"""Helpers for the daemon tests: tiny images, payload conversion, raw protocol access."""
+from __future__ import annotations
+
+import numpy as np
+import zmq
+
+from sanet_client import Client, Layer, Mask, StylePixels
+from sanet_client import protocol as P
+from sanet_client.discovery import read_connection_file
+
+
+def rgba(w: int, h: int, seed: int, dtype=np.uint8) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if dtype == np.uint8:
+        return rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    if dtype == np.uint16:
+        return rng.integers(0, 65536, (h, w, 4), dtype=np.uint16)
+    return rng.random((h, w, 4), dtype=np.float32)
+
+
+FORMAT = {np.dtype(np.uint8): "rgba8", np.dtype(np.uint16): "rgba16", np.dtype(np.float32): "rgbaf32"}
+
+
+def layer_of(arr: np.ndarray) -> Layer:
+    return Layer(arr.shape[1], arr.shape[0], FORMAT[arr.dtype], arr.tobytes())
+
+
+def style_of(arr: np.ndarray, weight=1.0, region=None) -> StylePixels:
+    return StylePixels(arr.shape[1], arr.shape[0], FORMAT[arr.dtype], arr.tobytes(), weight, region)
+
+
+def array_of(result, dtype) -> np.ndarray:
+    return np.frombuffer(result.data, dtype=dtype).reshape(result.height, result.width, 4)
+
+
+class RawPeer:
+    """A DEALER speaking the wire protocol directly, for tests that must send what Client never would."""
+
+    def __init__(self, connection_file, key: bytes | None = None):
+        info = read_connection_file(connection_file)
+        self.key = info.key if key is None else key
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(info.endpoint)
+        self.auth = P.Authenticator(info.key, 8, 64 << 20)
+        self.session = P.new_id()
+
+    def header(self, kind: str, **fields) -> dict:
+        return P.envelope(kind, session=self.session, **fields)
+
+    def send(self, header: dict, buffers=()) -> list:
+        frames = P.build_message(self.key, header, buffers)
+        self.sock.send_multipart(frames)
+        return frames
+
+    def send_frames(self, frames) -> None:
+        self.sock.send_multipart(frames)
+
+    def recv(self, timeout: float = 5.0):
+        """(header, buffers) of the next authentic message, or None on timeout."""
+        if not self.sock.poll(int(timeout * 1000)):
+            return None
+        header, buffers = self.auth.open(self.sock.recv_multipart())
+        return header, buffers
+
+    def recv_until(self, pred, timeout: float = 30.0):
+        import time
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            got = self.recv(end - time.monotonic())
+            if got is None:
+                return None
+            if pred(got[0]):
+                return got
+        return None
+
+    def close(self):
+        self.sock.close(0)
+        self.ctx.term()
+
+
