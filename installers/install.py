@@ -398,6 +398,24 @@ def _service_commands(ctx: Context, commands: list[list[str]], what: str) -> Non
 def install(ctx: Context) -> None:
     a, act = ctx.args, ctx.act
     act.log(f"sanet-style installer: source {os.path.abspath(a.source)}, data {ctx.data_dir}")
+    try:
+        _install_steps(ctx)
+    finally:
+        # Saved even after a failed step, so --uninstall can remove what was already put in place.
+        if not act.dry_run and (ctx.manifest.data["paths"] or ctx.manifest.data.get("venv")
+                                or ctx.manifest.data.get("dirs")):
+            ctx.manifest.save()
+    act.log(f"install manifest: {ctx.manifest.path}" + (" (not written: dry run)" if act.dry_run else ""))
+    if not a.skip_venv:
+        act.info(f"start the daemon with: {venv_executable(ctx.os_name, ctx.venv, 'sanetd')}")
+
+
+def _install_steps(ctx: Context) -> None:
+    a, act = ctx.args, ctx.act
+    if a.weights_from and a.skip_venv:
+        raise InstallError("--weights-from needs the venv (leave out --skip-venv)")
+    if a.autostart and a.skip_venv:
+        raise InstallError("--autostart needs the venv (leave out --skip-venv)")
     ctx.ensure_dir(ctx.data_dir)
     pip_python = sys.executable
     if not a.skip_venv:
@@ -408,18 +426,9 @@ def install(ctx: Context) -> None:
         if not getattr(a, f"no_{editor}"):
             install_editor(ctx, editor, pip_python)
     if a.weights_from:
-        if a.skip_venv:
-            raise InstallError("--weights-from needs the venv (leave out --skip-venv)")
         install_weights(ctx)
     if a.autostart:
-        if a.skip_venv:
-            raise InstallError("--autostart needs the venv (leave out --skip-venv)")
         install_autostart(ctx)
-    if not act.dry_run:
-        ctx.manifest.save()
-    act.log(f"install manifest: {ctx.manifest.path}" + (" (not written: dry run)" if act.dry_run else ""))
-    if not a.skip_venv:
-        act.info(f"start the daemon with: {venv_executable(ctx.os_name, ctx.venv, 'sanetd')}")
 
 
 def uninstall(ctx: Context) -> None:
