@@ -6,6 +6,7 @@ for sides too small to reflect), run, and cropped back, so the result always has
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections import OrderedDict
@@ -19,11 +20,13 @@ import torch.nn.functional as F
 from .checkpoints import DECODER_FILE, TRANSFORMER_FILE, VGG_FILE, load_checkpoints
 from .controls import blend_selection, check_alpha, coefficient_maps, normalised_weights, preserve_colour
 from .devices import resolve_device, resolve_precision
-from .errors import Cancelled, InputError
+from .errors import Cancelled, DeviceError, InputError
 from .images import as_mask, merge_layer, split_layer
 from .network import ENCODER_SLICES, Transform, build_decoder, build_encoder
 from .transform import StyleLevel, style_level, transform_features
+from . import scsa
 from .weights import resolve_weights_dir
+from . import planner, tiled
 
 DEFAULT_STYLE_MAX_SIDE = 1024   # SANet was trained on 512-px-short-side styles; larger styles mostly cost time
 PREVIEW_LONG_SIDE = 512
@@ -46,6 +49,7 @@ class Style:
     source: "np.ndarray | StyleFeatures"
     weight: float = 1.0
     region: np.ndarray | None = None   # soft mask at content size: where this style applies
+    labels: np.ndarray | None = None   # SCSA label map at the style image's size (see sanet/scsa.py)
 
 
 @dataclass
@@ -88,7 +92,14 @@ def _image_key(arr: np.ndarray, max_side: int | None) -> str:
 
 
 class Stylizer:
-    def __init__(self, weights_dir=None, device: str = "auto", precision: str = "fp32", style_cache_size: int = 8):
+    def __init__(self, weights_dir=None, device: str = "auto", precision: str = "fp32", style_cache_size: int = 8,
+                 memory_budget: int | None = None):
+        """memory_budget: bytes the engine may use beyond the image buffers; None → sanet.planner.default_budget
+        (CPU 2 GiB, CUDA half the free device memory, MPS 4 GiB). Above it layers are stylized in tiles."""
+        if memory_budget is not None and not (isinstance(memory_budget, (int, float)) and memory_budget > 0):
+            raise InputError(f"memory_budget {memory_budget!r} is invalid: expected a positive number of bytes")
+        self.memory_budget = None if memory_budget is None else int(memory_budget)
+        self.last_plan: planner.Plan | None = None   # how the latest stylize() ran (for logs and tests)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.precision = precision
@@ -156,18 +167,22 @@ class Stylizer:
     def stylize_raw(self, content: np.ndarray, styles, *, alpha: float = 1.0, preserve_color: bool = False,
                     selection: np.ndarray | None = None, preview: bool = False,
                     style_max_side: int | None = DEFAULT_STYLE_MAX_SIDE, progress: Progress | None = None,
-                    cancel_check: Callable[[], bool] | None = None) -> np.ndarray:
+                    cancel_check: Callable[[], bool] | None = None, content_labels: np.ndarray | None = None,
+                    label_palette=None, scsa_weights: tuple[float, float] = (scsa.T1, scsa.T2)) -> np.ndarray:
         """Float32 H×W×3, unclamped: decoder output with the controls applied (what .npy output stores)."""
         return self._run(content, styles, alpha, preserve_color, selection, preview, style_max_side,
-                         _Run(progress, cancel_check))[0]
+                         _Run(progress, cancel_check), semantic=(content_labels, label_palette, scsa_weights))[0]
 
     def stylize(self, content: np.ndarray, styles, *, alpha: float = 1.0, preserve_color: bool = False,
                 selection: np.ndarray | None = None, preview: bool = False,
                 style_max_side: int | None = DEFAULT_STYLE_MAX_SIDE, progress: Progress | None = None,
-                cancel_check: Callable[[], bool] | None = None) -> np.ndarray:
-        """The stylized image in the content's own shape and dtype; alpha and unselected pixels untouched."""
+                cancel_check: Callable[[], bool] | None = None, content_labels: np.ndarray | None = None,
+                label_palette=None, scsa_weights: tuple[float, float] = (scsa.T1, scsa.T2)) -> np.ndarray:
+        """The stylized image in the content's own shape and dtype; alpha and unselected pixels untouched.
+        content_labels + Style(labels=...): SCSA semantic attention (sanet/scsa.py; palette for colour maps)."""
         run = _Run(progress, cancel_check)
-        raw, layer, sel = self._run(content, styles, alpha, preserve_color, selection, preview, style_max_side, run)
+        raw, layer, sel = self._run(content, styles, alpha, preserve_color, selection, preview, style_max_side, run,
+                                    semantic=(content_labels, label_palette, scsa_weights))
         out = merge_layer(raw, layer)
         if sel is not None:  # outside the selection the content stays bit-exact, not a float round trip
             keep = sel <= 0.0
@@ -176,12 +191,16 @@ class Stylizer:
         run.step(1.0, "done")
         return out
 
-    def _run(self, content, styles, alpha, preserve_color, selection, preview, style_max_side, run: _Run):
+    def _run(self, content, styles, alpha, preserve_color, selection, preview, style_max_side, run: _Run,
+             semantic=None):
+        """Validate, encode styles, plan (sanet.planner), execute whole or in tiles (sanet.tiled); on out-of-memory
+        retry with a smaller plan. Colour preservation and the selection blend are per pixel: per tile when tiled."""
         torch.set_flush_denormal(True)  # SANet's peaked softmax makes denormals; x86 is ~100× slower on them
         alpha = check_alpha(alpha)
         layer = split_layer(content, "content image")
         h, w = layer.rgb.shape[:2]
         styles = self._style_list(styles)
+        request = scsa.request_for(semantic, styles, (h, w))  # SCSA label maps; None: plain SANet
         regions = [None if s.region is None else as_mask(s.region, (h, w), f"style {i + 1} region")
                    for i, s in enumerate(styles)]
         weights = normalised_weights([float(s.weight) for s in styles], any(r is not None for r in regions))
@@ -195,37 +214,60 @@ class Stylizer:
                              else self.encode_style(s.source, max_side=style_max_side))
                 run.step(0.3 * (i + 1) / len(styles), "encode styles")
 
-            x = self._to_tensor(layer.rgb)
+            src = torch.from_numpy(layer.rgb).permute(2, 0, 1)[None]   # CPU view of the layer; tiles go to the device
             if preview and max(h, w) > PREVIEW_LONG_SIDE:
                 s = PREVIEW_LONG_SIDE / max(h, w)
-                x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="area")
-            rh, rw = x.shape[-2:]
+                src = F.interpolate(src, size=(max(1, round(h * s)), max(1, round(w * s))), mode="area")
+            rh, rw = src.shape[-2:]
             size = padded_size(rh, rw)
-            c4, c5 = self._encode(pad_to(x, size))
-            run.step(0.45, "encode content")
-
-            grid = c4.shape[-2:]
+            sem = None if request is None else scsa.SemanticRun(self, request, styles, style_max_side, (h, w),
+                                                                (rh, rw), size)
             region_t = [None if r is None else pad_to(F.interpolate(torch.from_numpy(r)[None, None], size=(rh, rw),
                                                                     mode="area"), size)[0, 0]
                         for r in regions]
-            coeffs = coefficient_maps(weights, region_t, grid, self.device, self.dtype)
-            feat = torch.zeros_like(c4)
-            for i, (c, f) in enumerate(zip(coeffs, feats)):
-                feat += alpha * c * transform_features(self._transform, c4, c5, f.level4, f.level5)
-                run.step(0.45 + 0.3 * (i + 1) / len(feats), "transform")
+            coeffs = coefficient_maps(weights, region_t, (size[0] // 8, size[1] // 8), self.device, self.dtype)
             rest = 1.0 - alpha * torch.stack(coeffs).sum(0)
-            if float(rest.max()) > 1e-6:  # T(c, c): the content's own reconstruction for the α trade-off
-                own4, own5 = style_level(self._transform.sanet4_1, c4), style_level(self._transform.sanet5_1, c5)
-                feat += rest * transform_features(self._transform, c4, c5, own4, own5)
-            run.step(0.8, "decode")
-            out = self._decoder(feat)[:, :, :rh, :rw]
-            if (rh, rw) != (h, w):
-                out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
-            raw = out[0].permute(1, 2, 0).float().cpu().numpy()
+            job = tiled.Job(self, src, [(f.level4, f.level5) for f in feats], alpha, coeffs, rest,
+                            use_own=float(rest.max()) > 1e-6,  # T(c, c) for the α trade-off / uncovered regions
+                            own_cap=style_max_side or DEFAULT_STYLE_MAX_SIDE, run=run, semantic=sem)
+            same = (rh, rw) == (h, w)
+
+            def finish(tile: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+                rgb = layer.rgb[rows, cols]
+                if preserve_color:
+                    tile = preserve_colour(tile, rgb)
+                return blend_selection(tile, rgb, None if sel is None else sel[rows, cols])
+
+            plan = planner.make_plan(rh, rw, self.device, self.dtype, self.memory_budget,
+                                     max(f.level4.keys.shape[1] for f in feats))
+            if sem is not None:   # SCSA's per-region statistics are computed on the whole image
+                plan = dataclasses.replace(plan, tiled=False, tile=None)
+            while True:
+                failed = False
+                try:
+                    raw = (tiled.run_tiled(job, plan, finish if same else None) if plan.tiled
+                           else tiled.run_whole(job, plan))
+                except torch.OutOfMemoryError:
+                    failed = True   # retried below, outside the handler, so the failed attempt's tensors are freed
+                if not failed:
+                    break
+                smaller = plan.smaller(rh, rw) if sem is None else None
+                if smaller is None:
+                    raise DeviceError(f"out of memory on {self.device} even with {plan.describe()}: use a smaller "
+                                      f"image, a lower precision (fp16) or another device")
+                plan = smaller
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                run.step(run.done, f"out of memory, retrying: {plan.describe()}")
+            self.last_plan = plan
+            if not same:
+                out = torch.from_numpy(raw).permute(2, 0, 1)[None]
+                raw = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
         run.step(0.95, "finish")
-        if preserve_color:
-            raw = preserve_colour(raw, layer.rgb)
-        raw = blend_selection(raw, layer.rgb, sel)
+        if not (plan.tiled and same):
+            if preserve_color:
+                raw = preserve_colour(raw, layer.rgb)
+            raw = blend_selection(raw, layer.rgb, sel)
         return np.ascontiguousarray(raw, dtype=np.float32), layer, sel
 
     def unload(self) -> None:
