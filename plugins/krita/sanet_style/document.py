@@ -81,9 +81,12 @@ def selection_as_mask(mask_bytes, width, height, mask_class):
     return mask_class(w, h, "u8", formats.crop(mask_bytes, width, height, 1, x, y, w, h), x=x, y=y)
 
 
-def snapshot(document, only_selection=True):
-    """Read the active layer (and the selection if asked) into a LayerSnapshot."""
-    node = active_layer(document)
+def snapshot(document, only_selection=True, node=None):
+    """Read a layer (default: the active one) and, if asked, the selection into a LayerSnapshot."""
+    if node is None:
+        node = active_layer(document)
+    elif node.type() not in LAYER_TYPES:
+        raise DocumentError("%r is a %s, not a layer." % (node.name(), node.type()))
     fmt, data, width, height, depth = read_layer(document, node)
     mask = read_selection(document) if only_selection else None
     if mask is not None and formats.mask_bounds(mask, width, height) is None:

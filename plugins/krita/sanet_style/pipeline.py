@@ -46,8 +46,11 @@ def stylize(client_module, client, snap, styles, options, on_progress=None, canc
     return client.stylize(layer, list(styles), **kwargs)
 
 
-def stylize_active_layer(doc, styles, options, client_module, client, style_names=()):
-    """Synchronous apply path: active layer + selection of `doc` -> new layer above it."""
-    snap = document.snapshot(doc, options.only_selection)
+def stylize_active_layer(doc, styles, options, client_module, client, style_names=(), node=None):
+    """Synchronous apply path: active layer (or `node`) + selection of `doc` -> new layer above it.
+
+    (Under kritarunner there is no view, so Document.setActiveNode has no effect: pass `node`.)
+    """
+    snap = document.snapshot(doc, options.only_selection, node)
     result = stylize(client_module, client, snap, styles, options)
     return document.add_result_layer(snap, result, options.result_name(style_names))

@@ -1,0 +1,148 @@
+"""Scenarios that run INSIDE a real Krita (kritarunner, or the GUI probe plug-in) with a real sanetd.
+
+Each writes what it saw to an output folder (raw Krita bytes + a JSON summary); the pytest side
+(test_krita_*.py) checks those files against the `sanet` library with numpy. Runs on Krita's Python
+(Debian's /usr/bin/python3): stdlib, PyQt5, krita, the plug-in and sanet_client only.
+
+kritarunner calls `function(args)` with the extra command-line arguments as a list of strings.
+"""
+import json
+import os
+import sys
+import traceback
+
+from krita import Krita, Selection
+
+W, H = 48, 40
+SEL_RECT = (10, 8, 26, 22)    # x, y, w, h before feathering
+FEATHER = 4
+
+
+def _pattern_client(fmt):
+    """A smooth, non-trivial test painting in client format (alpha 1 except a soft corner)."""
+    import array
+    vals = []
+    for y in range(H):
+        for x in range(W):
+            r = x / (W - 1)
+            g = y / (H - 1)
+            b = ((x * 7 + y * 3) % 17) / 16.0
+            a = 1.0 if (x < 30 or y < 24) else 0.5
+            vals.extend((r, g, b, a))
+    if fmt == "rgba8":
+        return bytes(int(round(v * 255)) for v in vals)
+    if fmt == "rgba16":
+        return array.array("H", (int(round(v * 65535)) for v in vals)).tobytes()
+    return array.array("f", vals).tobytes()
+
+
+def _write(out, name, data):
+    with open(os.path.join(out, name), "wb") as fh:
+        fh.write(bytes(data))
+
+
+_OPEN = []
+
+
+def _close_documents():
+    """Close what a scenario opened: a document left open at exit makes kritarunner 5.1 segfault
+    during teardown once sanet_client has been used (seen here; closing avoids it)."""
+    import gc
+    while _OPEN:
+        doc = _OPEN.pop()
+        doc.waitForDone()
+        doc.close()
+    gc.collect()
+
+
+def _make_document(depth):
+    from sanet_style import formats
+    app = Krita.instance()
+    app.setBatchmode(True)
+    doc = app.createDocument(W, H, "sanet-style test %s" % depth, "RGBA", depth, "", 72.0)
+    _OPEN.append(doc)
+    root = doc.rootNode()
+    layer = doc.createNode("painting", "paintlayer")
+    fmt = formats.client_format(depth)
+    layer.setPixelData(formats.client_to_krita(_pattern_client(fmt), depth), 0, 0, W, H)
+    root.addChildNode(layer, None)
+    doc.setActiveNode(layer)
+    sel = Selection()
+    sel.select(*SEL_RECT, 255)
+    sel.feather(FEATHER)
+    doc.setSelection(sel)
+    doc.refreshProjection()
+    doc.waitForDone()
+    return doc, layer
+
+
+def apply_scenario(args):
+    """args: OUT_DIR DEPTH STYLE_PNG [ALPHA] — paint, select, run the plug-in's apply path, dump."""
+    out, depth, style_png = args[0], args[1], args[2]
+    alpha = float(args[3]) if len(args) > 3 else 1.0
+    summary = {"depth": depth, "ok": False}
+    try:
+        from sanet_style import clientlib, pipeline, widget
+        mod = clientlib.load()
+        doc, layer = _make_document(depth)
+        before = bytes(layer.pixelData(0, 0, W, H))
+        _write(out, "original_before.bin", before)
+        _write(out, "selection.bin", doc.selection().pixelData(0, 0, W, H))
+        # The style goes through the same path as the docker's "File…" entry.
+        style = widget.StyleEntry("file", os.path.basename(style_png), path=style_png).to_style(mod)
+        options = pipeline.Options(alpha=alpha)
+        client = mod.Client(timeout=60.0)
+        try:
+            new = pipeline.stylize_active_layer(doc, [style], options, mod, client, ["style"], node=layer)
+        finally:
+            client.close()
+        doc.waitForDone()
+        siblings = layer.parentNode().childNodes()
+        summary.update(
+            layers=[n.name() for n in siblings],
+            new_name=new.name(), new_type=new.type(), new_depth=new.colorDepth(),
+            original_depth=layer.colorDepth(),
+            active=doc.activeNode().name() if doc.activeNode() else None,
+        )
+        _write(out, "new_layer.bin", new.pixelData(0, 0, W, H))
+        _write(out, "original_after.bin", layer.pixelData(0, 0, W, H))
+        summary["ok"] = True
+    except Exception:
+        summary["error"] = traceback.format_exc()
+    finally:
+        _close_documents()
+    with open(os.path.join(out, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=1)
+
+
+def no_daemon_scenario(args):
+    """args: OUT_DIR — the apply path with sanetd absent must raise one clear, actionable error."""
+    out = args[0]
+    summary = {"ok": False}
+    try:
+        from sanet_style import clientlib, pipeline
+        mod = clientlib.load()
+        doc, layer = _make_document("U8")
+        n_before = len(layer.parentNode().childNodes())
+        style = mod.StylePixels(2, 2, "rgba8", b"\x80" * 16)
+        client = None
+        try:
+            client = mod.Client(timeout=2.0)
+            pipeline.stylize_active_layer(doc, [style], pipeline.Options(), mod, client, node=layer)
+            summary["error"] = "no exception"
+        except mod.SanetClientError as exc:
+            summary.update(ok=True, exception=type(exc).__name__, message=str(exc))
+        finally:
+            if client is not None:
+                client.close()
+        summary["layers_added"] = len(layer.parentNode().childNodes()) - n_before
+    except Exception:
+        summary["error"] = traceback.format_exc()
+    finally:
+        _close_documents()
+    with open(os.path.join(out, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit("run me through kritarunner -s krita_scenarios -f FUNCTION ARGS")
