@@ -63,14 +63,14 @@ def run_weights_command(args: argparse.Namespace) -> int:
             return _install(args, explicit)
         return _status(args, explicit)
     except SanetError as exc:
-        print(f"sanet weights: error: {exc}", file=sys.stderr)
+        print(f"sanet: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"sanet weights: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"sanet: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("sanet weights: interrupted (a partial download is kept and resumes next time)", file=sys.stderr)
+        print("sanet: interrupted (a partial download is kept and resumes next time)", file=sys.stderr)
         return 130
 
 
@@ -122,17 +122,3 @@ def _status(args, explicit) -> int:
     print(f"{bad} of {len(states)} files not usable: run `sanet weights install SRC` "
           f"(circulated copies are recognised by git blob id: {len(KNOWN_BLOB_IDS)} known)")
     return EXIT_NOT_USABLE
-
-
-def main(argv=None) -> int:
-    """Stand-alone entry (`python -m sanet.weights_cli`), same behaviour as `sanet weights`."""
-    parser = argparse.ArgumentParser(prog="sanet")
-    parser.add_argument("--weights", metavar="DIR", default=None)
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_weights_commands(sub)
-    args = parser.parse_args(argv)
-    return run_weights_command(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
