@@ -1,0 +1,134 @@
+"""How to run one stylization within a memory budget: whole image, or overlapping tiles (see sanet.tiled).
+
+The planner only does arithmetic on sizes; it never touches tensors. Its per-pixel figures were measured on
+this project's CPU (PyTorch 2.13, channels_last, inference mode): the encoder up to relu5_1 and the decoder each
+peak at ~520-570 bytes per image pixel in fp32 (full-resolution 64-channel maps, two or three alive at a time).
+We plan with 640 B/px so that allocator slack and the small feature maps fit too.
+
+Budget = bytes the engine may use beyond the caller's image buffers (input, float copy, output).
+Defaults: CPU 2 GiB (a 7680×4320 layer then peaks at ~3.5 GB RSS, 3840×2160 at ~2 GB); CUDA half the free device
+memory at planning time; MPS 4 GiB (unified memory, no free-memory query).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+
+GIB = 1024 ** 3
+ALIGN = 16                    # tile origins/sizes on the relu5_1 grid: max-pools then align exactly
+ENCODER_HALO = 80             # px: relu5_1 depends on image px 16j-70 .. 16j+85 (receptive field), rounded up to 16
+DECODER_HALO = 10             # relu4_1 cells (80 px): decoder RF ≈ 4 cells + merge conv 1; even keeps relu5_1 aligned
+MIN_TILE = 64                 # px: below this the halos cost more than ten times the tile itself
+MAX_TILE = {"cpu": 1024, "cuda": 2048, "mps": 1024}   # larger tiles buy little: halo overhead is already ≤ 35 %
+WORK_BYTES_PER_PX = 640       # fp32 encoder/decoder peak per image pixel (measured ~550, see module doc)
+UNTILED_EXTRA_PER_PX = 160    # fp32 relu4_1/relu5_1 maps, transformed features, α mix: whole-image run only
+FEATURE_BYTES_PER_PX = 40     # stored relu4_1 (512/64 ch·px) + relu5_1 (512/256) = 10 values per image pixel
+DEFAULT_CPU_BUDGET = 2 * GIB
+DEFAULT_MPS_BUDGET = 4 * GIB
+
+
+@dataclass(frozen=True)
+class Plan:
+    tiled: bool
+    tile: int | None            # core tile side in px (multiple of ALIGN) when tiled
+    keep_features: bool         # keep relu4_1/relu5_1 of the whole image between the two passes (else re-encode)
+    query_chunk: int | None     # attention queries per SDPA call (None: all at once)
+    budget: int                 # bytes
+    estimate: int               # predicted peak working bytes of this plan
+
+    def describe(self) -> str:
+        mode = (f"tiles of {self.tile}px, {'kept' if self.keep_features else 're-encoded'} features"
+                if self.tiled else "whole image")
+        return f"{mode}, ~{self.estimate / GIB:.2f} of {self.budget / GIB:.2f} GiB"
+
+    def smaller(self, height: int, width: int) -> "Plan | None":
+        """The next plan to try after running out of memory: half the tile side (or first tiling); None at the end."""
+        chunk = max(256, (self.query_chunk or 16384) // 2)
+        if not self.tiled:
+            side = max(padded_side(height), padded_side(width))
+            tile = _align_down(min(side // 2, 2048))
+            keep = True
+        else:
+            tile, keep = _align_down(self.tile // 2), self.keep_features
+        if tile < MIN_TILE:
+            return None
+        return replace(self, tiled=True, tile=tile, keep_features=keep, query_chunk=chunk,
+                       estimate=tile_bytes(tile, keep, 4) + (feature_bytes(height, width, 4) if keep else 0))
+
+
+def padded_side(n: int) -> int:
+    """The engine pads each side up to a multiple of 16 (at least 32); plans are made on padded sizes."""
+    return max(32, -(-n // ALIGN) * ALIGN)
+
+
+def _align_down(n: int) -> int:
+    return (int(n) // ALIGN) * ALIGN
+
+
+def element_size(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def feature_bytes(height: int, width: int, elem: int) -> int:
+    return FEATURE_BYTES_PER_PX * elem // 4 * padded_side(height) * padded_side(width)
+
+
+def tile_bytes(tile: int, keep_features: bool, elem: int) -> int:
+    """Peak working bytes of one tile: the decoder tile carries 2·80 px of halo, a re-encoded one 2·80 more."""
+    halo = DECODER_HALO * 8 + (0 if keep_features else ENCODER_HALO)
+    return WORK_BYTES_PER_PX * elem // 4 * (tile + 2 * halo) ** 2
+
+
+def budget_for_tile(tile: int, height: int, width: int, dtype: torch.dtype = torch.float32) -> int:
+    """The budget under which make_plan picks `tile` with kept features (tests use it to force small tiles)."""
+    elem = element_size(dtype)
+    return tile_bytes(tile, True, elem) + feature_bytes(height, width, elem) + ALIGN
+
+
+def default_budget(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free * 0.5)
+    if device.type == "mps":
+        return DEFAULT_MPS_BUDGET
+    return DEFAULT_CPU_BUDGET
+
+
+def _query_chunk(queries: int, style_positions: int, elem: int, budget: int) -> int | None:
+    """Score-matrix bytes if a kernel materialises it (CUDA math fallback, MPS): bound it to 1/8 of the budget."""
+    per_query = max(1, style_positions) * elem * 3
+    if queries * per_query <= budget // 8:
+        return None
+    return max(256, budget // 8 // per_query)
+
+
+def make_plan(height: int, width: int, device: torch.device, dtype: torch.dtype = torch.float32,
+              budget: int | None = None, style_positions: int = 16384) -> Plan:
+    """Plan for a (height × width) content; style_positions = relu4_1 positions of the largest style."""
+    budget = int(budget) if budget else default_budget(device)
+    elem = element_size(dtype)
+    hp, wp = padded_side(height), padded_side(width)
+    whole = (WORK_BYTES_PER_PX + UNTILED_EXTRA_PER_PX) * elem // 4 * hp * wp
+    if whole <= budget:
+        return Plan(False, None, True, _query_chunk(hp * wp // 64, style_positions, elem, budget), budget, whole)
+
+    feats = feature_bytes(height, width, elem)
+    max_tile = MAX_TILE.get(device.type, 1024)
+    best = None
+    for keep in (True, False):
+        if keep and feats > budget * 3 // 4:
+            continue  # keeping the maps would leave too little for tiles: re-encode instead
+        avail = budget - (feats if keep else 0)
+        halo = DECODER_HALO * 8 + (0 if keep else ENCODER_HALO)
+        side = math.isqrt(max(0, avail // (WORK_BYTES_PER_PX * elem // 4))) - 2 * halo
+        tile = min(_align_down(side), max_tile, max(hp, wp))
+        if tile >= MIN_TILE:
+            best = (tile, keep)
+            break
+    if best is None:  # budget too small for any sensible tile: run the smallest one and say so in the estimate
+        best = (MIN_TILE, feats <= budget)
+    tile, keep = best
+    chunk = _query_chunk((tile // 8 + 2 * DECODER_HALO) ** 2, style_positions, elem, budget)
+    return Plan(True, tile, keep, chunk, budget, tile_bytes(tile, keep, elem) + (feats if keep else 0))
