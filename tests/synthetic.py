@@ -36,6 +36,9 @@ def make_modules(seed: int = 1234):
             w[out_ch, in_ch] = 255.0
         vgg[0].weight.copy_(w)
         vgg[0].bias.copy_(torch.tensor([-103.939, -116.779, -123.68]))
+        for sa in (transform.sanet4_1, transform.sanet5_1):  # attention logits ~N(0, 28²) as measured on the
+            sa.f.weight.mul_(0.86)                           # real files' layout: peaked, denormal-prone softmax
+            sa.g.weight.mul_(0.86)
     return vgg, decoder, transform
 
 
