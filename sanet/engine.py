@@ -208,9 +208,11 @@ class Stylizer:
 
         with torch.inference_mode():
             run.step(0.0, "encode styles")
+            sem = None if request is None else scsa.SemanticRun(self, request, styles, style_max_side)
             feats = []
             for i, s in enumerate(styles):
                 feats.append(s.source if isinstance(s.source, StyleFeatures)
+                             else sem.plain_features(i) if sem is not None and sem.applies(i)
                              else self.encode_style(s.source, max_side=style_max_side))
                 run.step(0.3 * (i + 1) / len(styles), "encode styles")
 
@@ -220,8 +222,8 @@ class Stylizer:
                 src = F.interpolate(src, size=(max(1, round(h * s)), max(1, round(w * s))), mode="area")
             rh, rw = src.shape[-2:]
             size = padded_size(rh, rw)
-            sem = None if request is None else scsa.SemanticRun(self, request, styles, style_max_side, (h, w),
-                                                                (rh, rw), size)
+            if sem is not None:  # SCSA: the content label map, resized/padded like the content
+                sem.bind_content(self, (h, w), (rh, rw), size)
             region_t = [None if r is None else pad_to(F.interpolate(torch.from_numpy(r)[None, None], size=(rh, rw),
                                                                     mode="area"), size)[0, 0]
                         for r in regions]

@@ -347,9 +347,9 @@ def encode_semantic_style(st, image: np.ndarray, labels: LabelMap, max_side: int
 
 
 class SemanticRun:
-    """One stylize() call's SCSA state: per-style semantic levels and the content-map features/labels."""
+    """One stylize() call's SCSA state: per-style semantic levels, then (bind_content) the content map's."""
 
-    def __init__(self, st, request: SemanticRequest, styles: list, style_max_side, content_hw, run_hw, pad_size):
+    def __init__(self, st, request: SemanticRequest, styles: list, style_max_side):
         from .engine import StyleFeatures
         self.request = request
         self.transform = st._transform
@@ -361,14 +361,26 @@ class SemanticRun:
             if isinstance(s.source, StyleFeatures):
                 raise InputError(f"style {i + 1}: a label map needs the style image, not pre-encoded StyleFeatures")
             self.styles.append(encode_semantic_style(st, s.source, m, style_max_side, f"style {i + 1} image"))
-        # content map: through the same preview resize and padding as the content image (which the engine encodes)
+        self.m4 = self.m5 = self.ids = None
+
+    def plain_features(self, i: int):
+        """Style i's plain SANet keys/values (same tensors as encode_style would give), without re-encoding."""
+        from .engine import StyleFeatures
+        from .transform import StyleLevel
+        s4, s5 = self.styles[i]
+        lv = lambda s: StyleLevel(s.keys[None], s.values[None])  # noqa: E731
+        return StyleFeatures(lv(s4), lv(s5), (0, 0), f"scsa-style-{i}")
+
+    def bind_content(self, st, content_hw, run_hw, pad_size) -> "SemanticRun":
+        """Encode the content label-map image through the same preview resize and padding as the content."""
         from .engine import pad_to
-        m = st._to_tensor(request.content.image)
-        ids = torch.from_numpy(request.content.ids.astype(np.float32))[None, None].to(st.device)
+        m = st._to_tensor(self.request.content.image)
+        ids = torch.from_numpy(self.request.content.ids.astype(np.float32))[None, None].to(st.device)
         if tuple(run_hw) != tuple(content_hw):
             m, ids = resize_labels(m, run_hw), resize_labels(ids, run_hw)
         self.m4, self.m5 = st._encode(pad_to(m, pad_size))
         self.ids = pad_to(ids, pad_size)[0, 0]
+        return self
 
     def applies(self, i: int) -> bool:
         return self.styles[i] is not None
