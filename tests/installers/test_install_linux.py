@@ -1,0 +1,257 @@
+"""The real installer, run as a process, into a temporary HOME that has GIMP 3 (native, Flatpak, Snap) and Krita
+profile folders: files and modes, vendored wheels importable by a clean interpreter, the systemd unit verified,
+re-run, dry run and uninstall.
+
+Fast on purpose: `--torch existing` links this venv's torch (nothing big is downloaded), `--no-deps` because the
+dependencies are visible through that link, wheels come from ~/.cache/sanet-style/wheels once downloaded.
+"""
+import glob
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+INSTALL = ROOT / "installers" / "install.py"
+WHEEL_CACHE = Path.home() / ".cache" / "sanet-style" / "wheels"
+KRITARC_BEFORE = "[General]\nfirstRun=false\n\n[python]\nenable_comics_project_management_tools=true\n"
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _env(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("XDG_", "SANET", "GIMP3_")) and k not in
+           ("DBUS_SESSION_BUS_ADDRESS", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env["HOME"] = str(home)
+    # Keep pip's and rustup's own caches out of the temporary HOME (they are not ours to uninstall).
+    env["PIP_CACHE_DIR"] = str(Path.home() / ".cache" / "pip")
+    env["RUSTUP_HOME"] = os.environ.get("RUSTUP_HOME", str(Path.home() / ".rustup"))
+    return env
+
+
+def run_installer(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(INSTALL), *args], env=_env(home), capture_output=True, text=True,
+                          timeout=600)
+    if check:
+        assert proc.returncode == 0, f"installer failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def snapshot(home: Path) -> dict:
+    """Every path under home with its mode and content hash."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(home):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            digest = hashlib.sha256(p.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) else None
+            out[str(p.relative_to(home))] = (stat.S_IMODE(st.st_mode), digest)
+    return out
+
+
+GIMP_PROFILES = {
+    "native": ".config/GIMP/3.0",
+    "flatpak": ".var/app/org.gimp.GIMP/config/GIMP/3.0",
+    "snap": "snap/gimp/current/.config/GIMP/3.0",
+}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, synthetic_weights):
+    home = tmp_path_factory.mktemp("home")
+    for rel in GIMP_PROFILES.values():
+        (home / rel).mkdir(parents=True)
+    (home / ".local" / "share" / "krita").mkdir(parents=True)
+    (home / ".config" / "kritarc").write_text(KRITARC_BEFORE)
+    before = snapshot(home)
+    proc = run_installer(home, "--torch", "existing", "--no-deps", "--autostart", "--no-service-manager",
+                         "--wheel-cache", str(WHEEL_CACHE), "--weights-from", str(synthetic_weights))
+    return home, before, proc.stdout
+
+
+def _manifest(home: Path) -> dict:
+    return json.loads((home / ".local/share/sanet-style/install-manifest.json").read_text())
+
+
+def _python(version: str) -> str | None:
+    """An interpreter of that version that is not the editor's, for loading the vendored wheels."""
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == version:
+        return sys.executable
+    hits = sorted(glob.glob(str(Path.home() / ".pyenv" / "versions" / f"{version}.*" / "bin" / f"python{version}")))
+    return hits[-1] if hits else shutil.which(f"python{version}")
+
+
+def test_every_action_is_logged_on_one_line(installed):
+    _, _, out = installed
+    for needle in ("create the daemon's venv", "install sanet-style", "install GIMP 3 plug-in",
+                   "install GIMP 3 (flatpak) plug-in", "install GIMP 3 (snap) plug-in", "install Krita plug-in",
+                   "write Krita setting [python] enable_sanet_style=true", "write autostart entry",
+                   "install the weights"):
+        assert needle in out, needle
+
+
+@pytest.mark.parametrize("variant", list(GIMP_PROFILES))
+def test_gimp_plugin_in_place_with_executable_main(installed, variant):
+    home, _, _ = installed
+    dest = home / GIMP_PROFILES[variant] / "plug-ins" / "sanet-style"
+    src = ROOT / "plugins" / "gimp" / "sanet-style"
+    for f in src.iterdir():
+        if f.suffix == ".py":
+            assert (dest / f.name).read_bytes() == f.read_bytes(), f.name
+    main = dest / "sanet-style.py"
+    assert main.stat().st_mode & 0o111 == 0o111
+    for f in (ROOT / "plugins" / "sanet_client").glob("*.py"):
+        assert (dest / "vendor" / "sanet_client" / f.name).read_bytes() == f.read_bytes()
+    assert (dest / "vendor" / "zmq" / "__init__.py").is_file()
+    assert (dest / "vendor" / "msgpack" / "__init__.py").is_file()
+
+
+IMPORT_CHECK = """
+import sys
+vendor = sys.argv[1]
+sys.path.insert(0, vendor)
+import sanet_client, zmq, msgpack
+for mod in (sanet_client, zmq, msgpack):
+    assert mod.__file__.startswith(vendor), (mod.__name__, mod.__file__)
+ctx = zmq.Context()
+a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+a.bind("inproc://check"); b.connect("inproc://check")
+a.send(msgpack.packb({"ok": [1, 2]}))
+assert msgpack.unpackb(b.recv()) == {"ok": [1, 2]}
+a.close(); b.close(); ctx.term()
+print(zmq.pyzmq_version(), zmq.zmq_version(), msgpack.version)
+"""
+
+
+@pytest.mark.parametrize("variant", list(GIMP_PROFILES))
+def test_vendored_client_imports_in_a_clean_interpreter(installed, variant):
+    home, _, _ = installed
+    dest = home / GIMP_PROFILES[variant] / "plug-ins" / "sanet-style"
+    cp = next((dest / "vendor").glob("pyzmq-*.dist-info"))
+    wheel_tag = (cp / "WHEEL").read_text()
+    version = next(line.split()[-1] for line in wheel_tag.splitlines() if line.startswith("Tag:"))
+    # e.g. Tag: cp312-abi3-manylinux_2_28_x86_64 → 3.12 (abi3 wheels load on that version and later)
+    py_tag = version.split("-")[0]
+    pyver = f"{py_tag[2]}.{py_tag[3:]}"
+    python = _python(pyver)
+    if python is None:
+        pytest.skip(f"no Python {pyver} here to load the {variant} wheels")
+    # -I -S: no site-packages at all, only the plug-in's vendor folder, like an editor Python without pyzmq.
+    bare = subprocess.run([python, "-I", "-S", "-c", "import zmq"], capture_output=True, text=True)
+    assert bare.returncode != 0
+    proc = subprocess.run([python, "-I", "-S", "-c", IMPORT_CHECK, str(dest / "vendor")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_native_gimp_vendor_wins_over_an_older_system_pyzmq(installed):
+    # GIMP on Linux runs the system python3; with only the vendor folder added it must load our copies even
+    # where the distribution ships older ones (Debian bookworm: pyzmq 24, msgpack 1.0.3).
+    home, _, _ = installed
+    system = "/usr/bin/python3"
+    if not os.path.exists(system):
+        pytest.skip("no /usr/bin/python3")
+    vendor = home / GIMP_PROFILES["native"] / "plug-ins" / "sanet-style" / "vendor"
+    proc = subprocess.run([system, "-I", "-c", IMPORT_CHECK, str(vendor)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_krita_plugin_enabled_and_finds_its_client(installed):
+    home, _, _ = installed
+    pykrita = home / ".local/share/krita/pykrita"
+    assert (pykrita / "sanet_style.desktop").read_bytes() == (ROOT / "plugins/krita/sanet_style.desktop").read_bytes()
+    assert (pykrita / "sanet_style" / "__init__.py").is_file()
+    rc = (home / ".config" / "kritarc").read_text()
+    assert rc.startswith(KRITARC_BEFORE.rstrip("\n")) or "enable_comics_project_management_tools=true" in rc
+    assert "[General]\nfirstRun=false" in rc
+    assert rc.count("enable_sanet_style=true") == 1
+    if not (ROOT / "plugins/krita/sanet_style/clientlib.py").is_file():
+        pytest.skip("the Krita plug-in has no clientlib.py to load the client with")
+    # The plug-in's own loader, in an interpreter that has nothing but pykrita on sys.path (no krita module).
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from sanet_style import clientlib; m = clientlib.load();"
+            " import zmq; assert m.__file__.startswith(sys.argv[2]), m.__file__;"
+            " assert zmq.__file__.startswith(sys.argv[2]), zmq.__file__")
+    vendor = pykrita / "sanet_style" / "vendor"
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(pykrita), str(vendor)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_systemd_unit_points_at_the_venv_daemon(installed):
+    home, _, _ = installed
+    unit = home / ".config/systemd/user/sanetd.service"
+    lines = unit.read_text().splitlines()
+    exec_start = next(line.split("=", 1)[1] for line in lines if line.startswith("ExecStart="))
+    assert exec_start == str(home / ".local/share/sanet-style/venv/bin/sanetd")
+    assert os.access(exec_start, os.X_OK)
+    assert "Restart=on-failure" in lines
+    if shutil.which("systemd-analyze"):
+        proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_venv_uses_the_existing_torch_and_has_the_project(installed):
+    home, _, _ = installed
+    venv = home / ".local/share/sanet-style/venv"
+    import importlib.metadata
+    want = importlib.metadata.version("torch")
+    code = ("import importlib.metadata as m, sanetd, sanet_client, sanet; "
+            "print(m.version('torch'), m.version('sanet-style'))")
+    proc = subprocess.run([str(venv / "bin/python"), "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [want, "0.1.0"]
+    assert (venv / "sanet-constraints.txt").read_text().splitlines()[-1] == f"torch=={want}"
+    # the project's own sanetd entry point, from the venv
+    assert os.access(venv / "bin" / "sanetd", os.X_OK)
+
+
+def test_weights_installed_into_the_data_dir(installed, synthetic_weights):
+    home, _, _ = installed
+    weights = home / ".local/share/sanet-style/weights"
+    for f in synthetic_weights.iterdir():
+        assert (weights / f.name).read_bytes() == f.read_bytes()
+
+
+def test_rerun_upgrades_in_place(installed):
+    home, _, _ = installed
+    dest = home / GIMP_PROFILES["native"] / "plug-ins" / "sanet-style"
+    (dest / "stale-file-from-an-old-version.py").write_text("x = 1\n")
+    proc = run_installer(home, "--torch", "existing", "--no-deps", "--autostart", "--no-service-manager",
+                         "--wheel-cache", str(WHEEL_CACHE))
+    assert "reusing the venv" in proc.stdout
+    assert not (dest / "stale-file-from-an-old-version.py").exists()
+    assert (dest / "sanet-style.py").stat().st_mode & 0o111 == 0o111
+    assert not list(dest.parent.glob("*.sanet-*"))          # no staging leftovers
+    assert (home / ".config/kritarc").read_text().count("enable_sanet_style") == 1
+    manifest = _manifest(home)
+    assert len(manifest["paths"]) == len(set(manifest["paths"]))
+    assert manifest["weights"].endswith("weights")           # remembered from the first run
+
+
+def test_dry_run_changes_nothing(installed):
+    home, _, _ = installed
+    before = snapshot(home)
+    proc = run_installer(home, "--dry-run", "--torch", "existing", "--autostart", "--wheel-cache",
+                         str(WHEEL_CACHE))
+    assert snapshot(home) == before
+    assert "[dry-run] install sanet-style" in proc.stdout
+    proc = run_installer(home, "--dry-run", "--uninstall")
+    assert snapshot(home) == before
+    assert "[dry-run] remove the daemon's venv" in proc.stdout
+
+
+def test_uninstall_leaves_nothing_behind(installed):
+    home, before, _ = installed
+    proc = run_installer(home, "--uninstall")
+    assert "remove kritarc" not in proc.stdout                # it existed before: restored, not deleted
+    assert snapshot(home) == before
+    again = run_installer(home, "--uninstall")
+    assert "nothing to uninstall" in again.stdout
