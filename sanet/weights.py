@@ -343,6 +343,9 @@ def download(url: str, part: Path, opts: FetchOptions, label: str, expected_size
             else:  # 200: the server ignored the Range (or this is a fresh start): begin again
                 mode, start = "wb", 0
             total = start + length if length is not None else expected_size
+            if length is not None and shutil.disk_usage(part.parent).free < length:
+                raise WeightsError(f"{part.parent}: not enough free space for {label} "
+                                   f"({_mb(length)} needed, {_mb(shutil.disk_usage(part.parent).free)} free)")
             bar = Progress(label, total, start, opts.stream, opts.progress)
             broken: Exception | None = None
             with open(part, mode) as out:
@@ -528,74 +531,83 @@ def _safe_part_name(location: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", last)
 
 
+def _verify(source: Source, work: Path, label: str) -> tuple[Digests, str, str]:
+    """Manifest size/sha256, blob id, then load + layout check. Returns (digests, install name, how verified)."""
+    digests = file_digests(work)
+    if source.size is not None and digests.size != source.size:
+        raise WeightsError(f"{label}: size mismatch: {source.manifest} says {source.size} bytes, "
+                           f"got {digests.size}; nothing installed")
+    if source.sha256 and digests.sha256 != source.sha256:
+        raise WeightsError(f"{label}: sha256 mismatch: {source.manifest} says {source.sha256}, "
+                           f"got {digests.sha256}; nothing installed")
+    known = KNOWN_BLOB_IDS.get(digests.blob_id)
+    name = source.name
+    if name is None:
+        name = known or identify_layout(work, label)
+    elif known and known != name:
+        raise WeightsError(f"{label}: this is the circulated {known} (git blob id {digests.blob_id}), "
+                           f"not {name}; nothing installed")
+    check_checkpoint(name, work, label)
+    if source.sha256:
+        how = f"verified against {source.manifest}"
+        if known:
+            how += f", known circulated copy (git blob id {digests.blob_id})"
+    elif known:
+        how = f"known circulated copy (git blob id {digests.blob_id})"
+    else:
+        how = "unverified (not a known circulated copy), layout checked by loading"
+    return digests, name, how
+
+
 def install_one(source: Source, target: Path, opts: FetchOptions) -> InstallResult:
     """Fetch into a temp file inside `target`, verify, validate, fsync, then os.replace onto the final name."""
     label = source.location
-    final_name = source.name
-    if source.sha256 and final_name and (target / final_name).is_file():
-        current = file_digests(target / final_name)
+    if source.sha256 and source.name and (target / source.name).is_file():
+        current = file_digests(target / source.name)
         if current.sha256 == source.sha256:
-            return InstallResult(final_name, target / final_name, current,
+            return InstallResult(source.name, target / source.name, current,
                                  f"already installed, sha256 matches {source.manifest}", skipped=True)
 
     url = is_url(source.location)
     if url:
-        tmp = target / (((final_name or _safe_part_name(source.location))) + PART_SUFFIX)
+        shown = source.name or _safe_part_name(source.location)
+        tmp = target / (shown + PART_SUFFIX)
     else:
         src_path = Path(source.location)
+        shown = source.name or src_path.name
         if not src_path.is_file():
             raise WeightsError(f"{src_path}: checkpoint file is missing")
-        if final_name and (target / final_name).exists() and src_path.resolve() == (target / final_name).resolve():
+        if source.name and (target / source.name).exists() and src_path.resolve() == (target / source.name).resolve():
             tmp = None  # installing a folder onto itself: only check it
         else:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{final_name or src_path.name}.", suffix=".tmp", dir=target)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{shown}.", suffix=".tmp", dir=target)
             os.close(fd)
             tmp = Path(tmp_name)
 
     keep_tmp = False
     try:
-        work = tmp if tmp is not None else target / final_name
-        resumed = False
+        work = tmp if tmp is not None else target / source.name
         if url:
-            resumed = download(source.location, tmp, opts, final_name or _safe_part_name(label), source.size)
-        elif tmp is not None:
-            copy_local(src_path, tmp, opts, final_name or src_path.name)
-        digests = file_digests(work)
-
-        if source.sha256 and digests.sha256 != source.sha256 and resumed:
-            # The kept bytes may belong to an older copy of the remote file: fetch it whole once.
-            _note(opts, f"{final_name}: checksum mismatch after resuming, downloading the whole file again")
-            tmp.unlink()
-            download(source.location, tmp, opts, final_name, source.size)
-            digests = file_digests(work)
-        if source.size is not None and digests.size != source.size:
-            raise WeightsError(f"{label}: size mismatch: {source.manifest} says {source.size} bytes, "
-                               f"got {digests.size}; nothing installed")
-        if source.sha256 and digests.sha256 != source.sha256:
-            raise WeightsError(f"{label}: sha256 mismatch: {source.manifest} says {source.sha256}, "
-                               f"got {digests.sha256}; nothing installed")
-
-        known = KNOWN_BLOB_IDS.get(digests.blob_id)
-        if final_name is None:
-            final_name = known or identify_layout(work, label)
-        elif known and known != final_name:
-            raise WeightsError(f"{label}: this is the circulated {known} (git blob id {digests.blob_id}), "
-                               f"not {final_name}; nothing installed")
-        check_checkpoint(final_name, work, label)
-
-        if source.sha256:
-            how = f"verified against {source.manifest}"
-            if known:
-                how += f", known circulated copy (git blob id {digests.blob_id})"
-        elif known:
-            how = f"known circulated copy (git blob id {digests.blob_id})"
+            resumed = download(source.location, tmp, opts, shown, source.size)
+            try:
+                digests, name, how = _verify(source, work, label)
+            except WeightsError as exc:
+                if not resumed:
+                    raise
+                # The kept bytes may belong to an older copy of the remote file: fetch it whole once.
+                _note(opts, f"{shown}: {exc}; downloading the whole file again")
+                tmp.unlink()
+                download(source.location, tmp, opts, shown, source.size)
+                digests, name, how = _verify(source, work, label)
         else:
-            how = "unverified (not a known circulated copy), layout checked by loading"
-        final = target / final_name
+            if tmp is not None:
+                copy_local(src_path, tmp, opts, shown)
+            digests, name, how = _verify(source, work, label)
+        final = target / name
         if tmp is not None:
-            os.replace(tmp, final)
+            os.replace(tmp, final)  # the data was fsynced when written; the rename is atomic
             _fsync_dir(target)
-        return InstallResult(final_name, final, digests, how)
+        return InstallResult(name, final, digests, how)
     except KeyboardInterrupt:
         keep_tmp = url  # a partial download stays for the next run to resume
         raise
@@ -605,6 +617,32 @@ def install_one(source: Source, target: Path, opts: FetchOptions) -> InstallResu
     finally:
         if tmp is not None and not keep_tmp and tmp.exists():
             tmp.unlink()
+
+
+class _InstallLock:
+    """One install at a time per weights folder (two writers on one .part would interleave bytes)."""
+
+    def __init__(self, target: Path):
+        self.target = target
+        self.fd: int | None = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks here, carry on
+            return self
+        self.fd = os.open(self.target, os.O_RDONLY)  # lock the folder itself: no lock file to leave behind
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise WeightsError(f"{self.target}: another `sanet weights install` is running on this folder")
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the lock
 
 
 def install(src: str, target: Path, opts: FetchOptions | None = None,
@@ -618,11 +656,12 @@ def install(src: str, target: Path, opts: FetchOptions | None = None,
     except OSError as exc:
         raise WeightsError(f"{target}: cannot create the weights folder ({exc.strerror})") from None
     results = []
-    for source in plan_sources(src, opts.timeout):
-        result = install_one(source, target, opts)
-        results.append(result)
-        if on_result:
-            on_result(result)
+    with _InstallLock(target):
+        for source in plan_sources(src, opts.timeout):
+            result = install_one(source, target, opts)
+            results.append(result)
+            if on_result:
+                on_result(result)
     return results
 
 

@@ -275,15 +275,35 @@ def test_complete_part_file_and_server_without_range(synthetic_weights, http_roo
     assert _sha(dest / DECODER_FILE) == _sha(root / DECODER_FILE) and _leftovers(dest) == []
 
 
-def test_resumed_bytes_of_an_older_copy_are_replaced(synthetic_weights, http_root, tmp_path):
+@pytest.mark.parametrize("manifest", [True, False])
+def test_resumed_bytes_of_an_older_copy_are_replaced(synthetic_weights, http_root, tmp_path, manifest):
     root, srv = http_root
     _publish(synthetic_weights, root, [DECODER_FILE])
-    (root / "SHA256SUMS").write_text(W.make_manifest(root))
+    if manifest:
+        (root / "SHA256SUMS").write_text(W.make_manifest(root))
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / (DECODER_FILE + ".part")).write_bytes(b"\0" * 5000)  # stale bytes from some other file
-    [r] = W.install(srv.url, dest, W.FetchOptions(**QUIET))
-    assert r.verification.startswith("verified against") and _sha(dest / DECODER_FILE) == _sha(root / DECODER_FILE)
+    log = io.StringIO()
+    [r] = W.install(srv.url + ("" if manifest else DECODER_FILE), dest, W.FetchOptions(stream=log))
+    assert "downloading the whole file again" in log.getvalue()
+    assert r.verification.startswith("verified against" if manifest else "unverified")
+    assert _sha(dest / DECODER_FILE) == _sha(root / DECODER_FILE) and _leftovers(dest) == []
+
+
+def test_one_install_at_a_time_per_folder(synthetic_weights, tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    fd = os.open(dest, os.O_RDONLY)  # what a concurrent install holds
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(WeightsError, match="another `sanet weights install` is running"):
+            W.install(str(synthetic_weights / DECODER_FILE), dest, W.FetchOptions(**QUIET))
+    finally:
+        os.close(fd)
+    W.install(str(synthetic_weights / DECODER_FILE), dest, W.FetchOptions(**QUIET))
+    assert (dest / DECODER_FILE).is_file()
 
 
 @pytest.mark.parametrize("what", ["404", "refused"])
@@ -412,6 +432,10 @@ def test_cli_status_on_broken_files(synthetic_weights, tmp_path):
         assert f"{name}: CORRUPT: {broken / name}" in r.stdout and words in r.stdout
     (broken / DECODER_FILE).unlink()
     assert f"{DECODER_FILE}: MISSING" in _cli("status", "--weights", str(broken)).stdout
+    # installing one good file succeeds (exit 0) and says what is still not usable
+    r = _cli("install", str(synthetic_weights / DECODER_FILE), "--no-progress", "--weights", str(broken))
+    assert r.returncode == 0 and f"{DECODER_FILE}: installed" in r.stdout, r.stderr
+    assert f"still not usable in {broken}: {VGG_FILE}, {TRANSFORMER_FILE}" in r.stderr
 
 
 def test_cli_errors_are_one_line_exit_2(synthetic_weights, http_root, tmp_path):
