@@ -50,23 +50,24 @@ def install_plugin(profile: Path) -> Path:
     return dest
 
 
-def run_gimp(work: Path, spec: dict, binds=(), env=None, timeout=300):
+def run_gimp(work: Path, spec: dict, binds=(), env=None, timeout=300, out_name="out"):
     """Run tests/gimp/e2e_batch.py in headless GIMP with ``spec``; returns (results dict, output, seconds).
 
-    ``work`` is bind-mounted at /e2e; paths inside ``spec`` must use /e2e/... ``binds``: extra host folders
+    ``work`` is bind-mounted at /e2e; paths inside ``spec`` must use /e2e/...; results go to work/out_name.
+    ``binds``: extra host folders
     mounted at the same path inside the chroot (e.g. sanetd's runtime dir with the connection file).
     """
-    out = work / "out"
+    out = work / out_name
     out.mkdir(parents=True, exist_ok=True)
-    spec = dict(spec, out=f"{INSIDE}/out")
-    (work / "spec.json").write_text(json.dumps(spec))
+    spec = dict(spec, out=f"{INSIDE}/{out_name}")
+    (work / f"spec-{out_name}.json").write_text(json.dumps(spec))
     shutil.copy(HERE / "e2e_batch.py", work / "e2e_batch.py")
     profile = work / "profile"
     if not (profile / "plug-ins" / "sanet-style").exists():
         install_plugin(profile)
     (work / "home").mkdir(exist_ok=True)
     inner_env = {"HOME": f"{INSIDE}/home", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
-                 "GIMP3_DIRECTORY": f"{INSIDE}/profile", "SANET_E2E_SPEC": f"{INSIDE}/spec.json",
+                 "GIMP3_DIRECTORY": f"{INSIDE}/profile", "SANET_E2E_SPEC": f"{INSIDE}/spec-{out_name}.json",
                  "PYTHONDONTWRITEBYTECODE": "1"}
     inner_env.update(env or {})
     cmd = ["sh", str(ENV_SCRIPT), "run", "-b", f"{work}:{INSIDE}"]

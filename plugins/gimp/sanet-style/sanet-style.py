@@ -5,11 +5,12 @@ Reads the active layer (at its own precision) and the selection, sends them to t
 sanet_client, and puts the result on a NEW layer above the original, clipped by a layer mask made from the
 selection. Everything it adds is one undo step; the original layer is never written to.
 
-Selection handling: the daemon is sent the selection's *support* (every pixel with a non-zero selection
-value), so the new layer holds the full-strength result there; the feathered values live in the new layer's
-layer mask (an exact copy of the selection), and the layer composites in perceptual RGB. The visible result is
-therefore `sel·stylized + (1−sel)·original`, the engine's own selection blend, and the artist can still paint
-the mask. Outside the selection the mask is 0, so the new layer is fully transparent there.
+Selection handling: the daemon gets the feathered selection (u8 or float, as GIMP stores it) and does the
+blend itself, `sel·stylized + (1−sel)·original`, so the new layer's pixels are exactly the engine's result
+(the same as `sanet.Stylizer.stylize(..., selection=sel)`). The new layer's layer mask is the selection's
+footprint: white wherever the selection is non-zero, black elsewhere. So the new layer is fully transparent
+outside the selection, the feathered edge shows once (not twice), and the artist can still paint the mask to
+hide parts of the result.
 """
 import os
 import sys
@@ -22,9 +23,10 @@ from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sanet_gimp_job import Job, PluginError, import_client  # noqa: E402
-from sanet_gimp_pixels import (check_size, formats_for_precision, from_little_endian, mask_is_empty,  # noqa: E402
-                               sample_bytes, support_mask, to_little_endian)
-from sanet_gimp_settings import SettingsError, build_settings, layer_name  # noqa: E402
+from sanet_gimp_pixels import (check_size, footprint_u8, formats_for_precision, from_little_endian,  # noqa: E402
+                               mask_is_empty, sample_bytes, to_little_endian)
+from sanet_gimp_settings import (SettingsError, build_settings, layer_name, load_last_values,  # noqa: E402
+                                 save_last_values)
 
 PROC_MAIN = "python-fu-sanet-style-transfer"
 PROC_REPEAT = "python-fu-sanet-style-transfer-repeat"
@@ -63,6 +65,32 @@ def settings_from_config(config, library_names=None):
         connection_file=config.get_property("connection-file") or "",
         library_names=library_names,
     )
+
+
+def last_values_path():
+    return os.path.join(Gimp.directory(), "sanet-style", "last-values.json")
+
+
+def config_to_values(config):
+    style_file = config.get_property("style-file")
+    style_layer = config.get_property("style-layer")
+    values = {k: config.get_property(k) for k in ("library-styles", "style-weights", "alpha", "preserve-colors",
+                                                  "preview", "only-in-selection", "style-max-side",
+                                                  "connection-file")}
+    values["style-files"] = list(config.get_property("style-files") or [])
+    values["style-file"] = style_file.get_path() if style_file is not None else None
+    values["style-layer"] = style_layer.get_id() if style_layer is not None else None
+    return values
+
+
+def apply_values(config, values):
+    """Put remembered values into the config; a style layer that no longer exists is dropped."""
+    for key, value in values.items():
+        if key == "style-file":
+            value = Gio.File.new_for_path(value) if value else None
+        elif key == "style-layer":
+            value = Gimp.Layer.get_by_id(value) if Gimp.Item.id_is_layer(value) else None
+        config.set_property(key, value)
 
 
 # ----------------------------------------------------------------------------------------------- pixels
@@ -122,8 +150,9 @@ def gather_styles(sanet_client, settings):
     return styles
 
 
-def read_selection_support(image, drawable, babl_mask):
-    """(x, y, w, h, support bytes) of the selection inside the drawable, or None when nothing is selected."""
+def read_selection(image, drawable, babl_mask):
+    """(x, y, w, h, feathered mask bytes in ``babl_mask``) of the selection inside the drawable (drawable
+    coordinates), or None when nothing is selected."""
     if Gimp.Selection.is_empty(image):
         return None
     ok, x, y, w, h = drawable.mask_intersect()
@@ -131,12 +160,12 @@ def read_selection_support(image, drawable, babl_mask):
         raise PluginError(f"The selection does not touch the layer '{drawable.get_name()}'. Select part of "
                           f"the layer, or untick \"Only inside the selection\".")
     _, ox, oy = drawable.get_offsets()
-    # the selection channel lives in image coordinates; u8 is enough to know where it is non-zero
-    sel = image.get_selection().get_buffer().get(_rect(ox + x, oy + y, w, h), 1.0, "Y u8",
+    # the selection channel lives in image coordinates; "Y" (linear) keeps the stored feathered values
+    sel = image.get_selection().get_buffer().get(_rect(ox + x, oy + y, w, h), 1.0, babl_mask,
                                                   Gegl.AbyssPolicy.NONE)
     if mask_is_empty(sel):
         raise PluginError(f"The selection does not touch the layer '{drawable.get_name()}'.")
-    return x, y, w, h, support_mask(sel)
+    return x, y, w, h, sel
 
 
 # ----------------------------------------------------------------------------------------------- the filter
@@ -152,11 +181,13 @@ def stylize_drawable(image, drawable, settings, interactive):
     w, h = drawable.get_width(), drawable.get_height()
     _, ox, oy = drawable.get_offsets()
 
-    selection = read_selection_support(image, drawable, fmts.babl_mask) if settings.only_in_selection else None
+    selection = read_selection(image, drawable, fmts.babl_mask) if settings.only_in_selection else None
     mask = None
     if selection is not None:
-        mx, my, mw, mh, support = selection
-        mask = sanet_client.Mask(mw, mh, "u8", support, x=mx, y=my)
+        mx, my, mw, mh, feathered = selection
+        check_size("selection", mw, mh, fmts.mask, feathered)
+        mask = sanet_client.Mask(mw, mh, fmts.mask, to_little_endian(feathered, sample_bytes(fmts.mask)),
+                                 x=mx, y=my)
 
     raw = read_drawable(drawable, fmts.babl_layer)
     check_size(f"layer '{drawable.get_name()}'", w, h, fmts.layer, raw)
@@ -199,7 +230,9 @@ def stylize_drawable(image, drawable, settings, interactive):
 
 
 def insert_result_layer(image, drawable, pixels, babl_format, name, with_mask):
-    """The new layer, above ``drawable``, same size and offsets; one undo group; the original untouched."""
+    """The new layer, above ``drawable``, same size and offsets; one undo group; the original untouched.
+
+    ``with_mask``: add a layer mask that is white wherever the selection is non-zero (its footprint)."""
     w, h = drawable.get_width(), drawable.get_height()
     _, ox, oy = drawable.get_offsets()
     layer_type = Gimp.ImageType.GRAYA_IMAGE if image.get_base_type() == Gimp.ImageBaseType.GRAY \
@@ -209,13 +242,18 @@ def insert_result_layer(image, drawable, pixels, babl_format, name, with_mask):
         new = Gimp.Layer.new(image, name, w, h, layer_type, 100.0, Gimp.LayerMode.NORMAL)
         image.insert_layer(new, drawable.get_parent(), image.get_item_position(drawable))
         new.set_offsets(ox, oy)
-        # blend the feathered edge the way the engine does: in the encoded (perceptual) values
-        new.set_composite_space(Gimp.LayerColorSpace.RGB_PERCEPTUAL)
         buf = new.get_buffer()
         buf.set(_rect(0, 0, w, h), babl_format, pixels)
         buf.flush()
         if with_mask:
-            new.add_mask(new.create_mask(Gimp.AddMaskType.SELECTION))
+            # white wherever the selection is non-zero over the whole layer (the image's abyss is unselected)
+            sel = image.get_selection().get_buffer().get(_rect(ox, oy, w, h), 1.0, "Y u32", Gegl.AbyssPolicy.NONE)
+            mask = new.create_mask(Gimp.AddMaskType.BLACK)
+            new.add_mask(mask)
+            mbuf = mask.get_buffer()
+            mbuf.set(_rect(0, 0, w, h), "Y u8", footprint_u8(sel))
+            mbuf.flush()
+            mask.update(0, 0, w, h)
         new.update(0, 0, w, h)
         image.set_selected_layers([new])
     finally:
@@ -380,11 +418,17 @@ def run_main(procedure, run_mode, image, drawables, config, data):
         return _error(procedure, Gimp.PDBStatusType.CALLING_ERROR,
                       "Style Transfer works on exactly one layer: select one layer.")
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
+    if run_mode != Gimp.RunMode.NONINTERACTIVE:
+        apply_values(config, load_last_values(last_values_path()))
     if interactive and not run_dialog(procedure, config):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         settings = settings_from_config(config)
         stylize_drawable(image, drawables[0], settings, interactive)
+        try:
+            save_last_values(last_values_path(), config_to_values(config))
+        except OSError:
+            pass  # remembering settings is a convenience; the result is already in the image
     except SettingsError as exc:
         return _error(procedure, Gimp.PDBStatusType.CALLING_ERROR, f"Style Transfer: {exc}")
     except PluginCancelled:

@@ -9,9 +9,6 @@ import array
 import sys
 from dataclasses import dataclass
 
-# 0 stays 0, any selected value becomes fully selected: the support of a feathered selection.
-_SUPPORT_TABLE = bytes([0]) + bytes([255]) * 255
-
 
 @dataclass(frozen=True)
 class Formats:
@@ -65,18 +62,29 @@ def sample_bytes(fmt: str) -> int:
     return {"rgba8": 1, "rgba16": 2, "rgbaf32": 4, "u8": 1, "f32": 4}[fmt]
 
 
-def support_mask(mask_u8) -> bytes:
-    """A u8 mask that is 255 wherever the (feathered) selection is non-zero.
+_NONZERO_TO_255 = bytes([0]) + bytes([255]) * 255
 
-    The daemon blends its result with the mask it is sent; the feathered values go into the new layer's
-    layer mask instead, so sending the full mask too would apply the feather twice.
+
+def footprint_u8(mask_u32) -> bytes:
+    """One u8 per pixel: 255 where a "Y u32" mask is non-zero, else 0 (no per-pixel Python loop).
+
+    u32 keeps the faint tails of a 16-bit/float feather that a u8 read would round to 0.
     """
-    return bytes(mask_u8).translate(_SUPPORT_TABLE)
+    data = bytes(mask_u32)
+    if len(data) % 4:
+        raise ValueError(f"a u32 mask has a multiple of 4 bytes, not {len(data)}")
+    n = len(data) // 4
+    if n == 0:
+        return b""
+    acc = 0
+    for k in range(4):  # OR the four byte planes together: big-int ops run in C
+        acc |= int.from_bytes(data[k::4], "little")
+    return acc.to_bytes(n, "little").translate(_NONZERO_TO_255)
 
 
-def mask_is_empty(mask_u8) -> bool:
-    """True when no pixel is selected at all."""
-    data = bytes(mask_u8)
+def mask_is_empty(mask) -> bool:
+    """True when no pixel is selected at all (u8 or f32 bytes: 0 and 0.0 are all-zero bytes)."""
+    data = bytes(mask)
     return not data or data.count(0) == len(data)
 
 

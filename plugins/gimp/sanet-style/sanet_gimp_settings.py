@@ -140,3 +140,52 @@ def layer_name(settings: Settings) -> str:
     if settings.preview:
         extra.append("preview")
     return f"Style: {name}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+# ----------------------------------------------------------------------------------------------- last values
+# GIMP only remembers the values of INTERACTIVE runs; scripted runs must be repeatable too, so the plug-in keeps
+# the arguments of its last successful run (any run mode) in a small JSON file in the GIMP profile.
+
+LAST_VALUE_TYPES = {
+    "style-file": str, "style-files": list, "style-layer": int, "library-styles": str, "style-weights": str,
+    "alpha": float, "preserve-colors": bool, "preview": bool, "only-in-selection": bool, "style-max-side": int,
+    "connection-file": str,
+}
+
+
+def clean_last_values(values) -> dict:
+    """Only known keys with the right types (a hand-edited or older file never breaks the filter)."""
+    out = {}
+    if not isinstance(values, dict):
+        return out
+    for key, kind in LAST_VALUE_TYPES.items():
+        if key not in values or values[key] is None:
+            continue
+        v = values[key]
+        if kind is float and isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[key] = float(v)
+        elif kind is int and isinstance(v, int) and not isinstance(v, bool):
+            out[key] = v
+        elif kind is list and isinstance(v, list) and all(isinstance(p, str) for p in v):
+            out[key] = list(v)
+        elif kind in (str, bool) and isinstance(v, kind):
+            out[key] = v
+    return out
+
+
+def save_last_values(path: str, values: dict) -> None:
+    import json
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(clean_last_values(values), f, indent=1)
+    os.replace(tmp, path)
+
+
+def load_last_values(path: str) -> dict:
+    import json
+    try:
+        with open(path, encoding="utf-8") as f:
+            return clean_last_values(json.load(f))
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,220 @@
+"""End-to-end: the plug-in in a real GIMP 3.0 (Debian trixie chroot), a real sanetd on CPU, real files.
+
+One headless GIMP run does every case (GIMP starts in ~5-10 s); the checks are split into small tests.
+The oracle is the engine itself: `sanet.Stylizer.stylize` on the same pixels and the same selection.
+Build the chroot once with `tests/gimp/gimp_env.sh build` (cached in ~/.cache/sanet-style/gimp-trixie).
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gimp_runner import ensure_chroot, run_gimp
+from sanetd_process import running_sanetd
+
+pytestmark = [pytest.mark.gimp, pytest.mark.slow]
+
+# image 72x60, content layer 48x36 at (14, 10); the feathered ellipse pokes out of the layer's top-left
+IMAGE = (72, 60)
+LAYER = dict(w=48, h=36, x=14, y=10)
+ELLIPSE = (4, 2, 44, 34)
+FEATHER = 10
+
+# name -> (GIMP precision, base type, babl format the plug-in reads, numpy dtype of that format)
+CASES = {
+    "u8": ("U8_NON_LINEAR", "RGB", "R'G'B'A u8", np.uint8),
+    "u16": ("U16_NON_LINEAR", "RGB", "R'G'B'A u16", np.uint16),
+    "float": ("FLOAT_LINEAR", "RGB", "R'G'B'A float", np.float32),
+}
+TOL = {np.uint8: 1.01 / 255, np.uint16: 4 / 65535, np.float32: 2e-4}
+
+
+def content_pixels(dtype, seed):
+    """Opaque, structured content (gradients + blobs + noise), so the result depends on the pixels."""
+    rng = np.random.default_rng(seed)
+    h, w = LAYER["h"], LAYER["w"]
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    rgb = np.stack([xx, yy, 0.5 + 0.4 * np.sin(6 * xx + 4 * yy)], -1) * 0.8 + rng.random((h, w, 3)) * 0.2
+    rgba = np.concatenate([np.clip(rgb, 0, 1), np.ones((h, w, 1))], -1)
+    if dtype == np.float32:
+        return rgba.astype(np.float32)
+    scale = np.iinfo(dtype).max
+    return np.round(rgba * scale).astype(dtype)
+
+
+def style_image(seed):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:48, 0:48]
+    stripes = ((xx + yy) // 6 % 2)[..., None] * np.array([200, 60, 30]) + rng.integers(0, 55, (48, 48, 3))
+    return np.clip(stripes, 0, 255).astype(np.uint8)
+
+
+def load_f32(path, shape):
+    return np.frombuffer(path.read_bytes(), np.float32).reshape(shape)
+
+
+@pytest.fixture(scope="module")
+def gimp_e2e(synthetic_weights, tmp_path_factory):
+    ensure_chroot()
+    work = tmp_path_factory.mktemp("gimp-e2e")
+    Image.fromarray(style_image(1)).save(work / "style.png")
+    Image.fromarray(style_image(2)[:, ::-1]).save(work / "style2.png")
+    cases = []
+    for name, (prec, base, fmt, dtype) in CASES.items():
+        (work / f"{name}.in.raw").write_bytes(content_pixels(dtype, 7).tobytes())
+        cases.append(dict(name=name, precision=prec, base=base, image_size=IMAGE, read_format=fmt,
+                          layer=dict(LAYER, data=f"/e2e/{name}.in.raw", babl=fmt), ellipse=ELLIPSE,
+                          feather=FEATHER, args={"style-file": "/e2e/style.png"}))
+    cases[0]["repeat_args"] = {}  # "Repeat Last Style Transfer" right after the u8 run
+    # several styles with weights, strength and colour preservation
+    (work / "mix.in.raw").write_bytes(content_pixels(np.uint8, 8).tobytes())
+    cases.append(dict(name="mix", precision="U8_NON_LINEAR", base="RGB", image_size=IMAGE,
+                      read_format="R'G'B'A u8", layer=dict(LAYER, data="/e2e/mix.in.raw", babl="R'G'B'A u8"),
+                      ellipse=ELLIPSE, feather=FEATHER,
+                      args={"style-file": "/e2e/style.png", "style-files": ["/e2e/style2.png"],
+                            "style-weights": "1, 3", "alpha": 0.7, "preserve-colors": True}))
+    # no selection: the whole layer, no layer mask
+    cases.append(dict(cases[0], name="nosel", ellipse=None, repeat_args=None))
+    # a grayscale image
+    gray = content_pixels(np.uint8, 9)
+    gray[..., 1] = gray[..., 2] = gray[..., 0]
+    (work / "gray.in.raw").write_bytes(gray.tobytes())
+    cases.append(dict(name="gray", precision="U8_NON_LINEAR", base="GRAY", image_size=IMAGE,
+                      read_format="R'G'B'A u8", layer=dict(LAYER, data="/e2e/gray.in.raw", babl="R'G'B'A u8"),
+                      ellipse=ELLIPSE, feather=FEATHER, args={"style-file": "/e2e/style.png"}))
+
+    with running_sanetd(work / "daemon", synthetic_weights) as d:
+        results, output, seconds = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir],
+                                            env={"SANETD_CONNECTION_FILE": str(d.connection_file)})
+    print(f"GIMP e2e run: {seconds:.1f} s")
+    return work, results, output
+
+
+@pytest.fixture(scope="module")
+def oracle(synthetic_weights):
+    import sanet
+    return sanet.Stylizer(synthetic_weights, device="cpu")
+
+
+def case_result(gimp_e2e, name):
+    work, results, output = gimp_e2e
+    res = results[name]
+    assert res["status"] == "success", f"{name}: {res['status']}: {res.get('error')}\n{output[-3000:]}"
+    return work / "out", res
+
+
+def expected(oracle, out, name, dtype, styles, **controls):
+    h, w = LAYER["h"], LAYER["w"]
+    content = np.frombuffer((out / f"{name}.content.raw").read_bytes(), dtype).reshape(h, w, 4)
+    sel = load_f32(out / f"{name}.selection.raw", (h, w))
+    ref = oracle.stylize(content, styles, selection=sel, **controls)
+    scale = 1.0 if dtype == np.float32 else float(np.iinfo(dtype).max)
+    return ref.astype(np.float64) / scale, sel
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_new_layer_equals_library_inside_and_is_transparent_outside(gimp_e2e, oracle, name):
+    out, res = case_result(gimp_e2e, name)
+    dtype = CASES[name][3]
+    h, w = LAYER["h"], LAYER["w"]
+    # a new layer, right above the active one, same geometry, named after the style, selected
+    names = [x["name"] for x in res["after"]]
+    assert names == ["top", "Style: style", "content", "background"], names
+    new = res["new"]
+    assert (new["x"], new["y"], new["w"], new["h"]) == (LAYER["x"], LAYER["y"], w, h)
+    assert new["has_mask"] and res["selected"] == [new["id"]]
+
+    ref, sel = expected(oracle, out, name, dtype, [np.asarray(Image.open(out.parent / "style.png"))])
+    assert 0 < (sel > 0).sum() < sel.size and ((sel > 0) & (sel < 1)).sum() > 50, "the selection is not feathered"
+    pixels = load_f32(out / f"{name}.new.raw", (h, w, 4)).astype(np.float64)
+    mask = load_f32(out / f"{name}.new_mask.raw", (h, w))
+    effective_alpha = pixels[..., 3] * mask
+    assert np.all(effective_alpha[sel == 0] == 0), "the new layer shows outside the selection"
+    assert np.all(mask[sel > 1e-3] == 1.0), "the layer mask hides part of the selection"
+    err = np.abs(pixels - ref)
+    assert err.max() <= TOL[dtype], f"{name}: new layer differs from sanet.Stylizer by {err.max():.6f}"
+    # and what the artist sees (GIMP's own projection) is the library's result, feathered edge included
+    visible = load_f32(out / f"{name}.visible.raw", (h, w, 4)).astype(np.float64)
+    vis_tol = 1.51 / 255 if dtype == np.uint8 else 1e-3
+    assert np.abs(visible - ref).max() <= vis_tol
+
+
+@pytest.mark.parametrize("name", list(CASES) + ["mix", "nosel", "gray"])
+def test_original_layer_is_byte_identical(gimp_e2e, name):
+    out, _ = case_result(gimp_e2e, name)
+    assert (out / f"{name}.orig_after.raw").read_bytes() == (out / f"{name}.orig_before.raw").read_bytes()
+
+
+def test_several_styles_weights_strength_and_colours(gimp_e2e, oracle):
+    import sanet
+    out, res = case_result(gimp_e2e, "mix")
+    assert res["new"]["name"] == "Style: style + style2 (α 0.70, colours kept)"
+    s1 = np.asarray(Image.open(out.parent / "style.png"))
+    s2 = np.asarray(Image.open(out.parent / "style2.png"))
+    ref, _ = expected(oracle, out, "mix", np.uint8, [sanet.Style(s1, 1.0), sanet.Style(s2, 3.0)],
+                      alpha=0.7, preserve_color=True)
+    pixels = load_f32(out / "mix.new.raw", (LAYER["h"], LAYER["w"], 4))
+    assert np.abs(pixels - ref).max() <= TOL[np.uint8]
+
+
+def test_without_selection_the_whole_layer_is_stylized(gimp_e2e, oracle):
+    out, res = case_result(gimp_e2e, "nosel")
+    assert not res["new"]["has_mask"]
+    content = np.frombuffer((out / "nosel.content.raw").read_bytes(), np.uint8).reshape(LAYER["h"], LAYER["w"], 4)
+    ref = oracle.stylize(content, [np.asarray(Image.open(out.parent / "style.png"))]) / 255.0
+    pixels = load_f32(out / "nosel.new.raw", (LAYER["h"], LAYER["w"], 4))
+    assert np.abs(pixels - ref).max() <= TOL[np.uint8]
+    assert np.abs(pixels - content / 255.0).max() > 0.05, "nothing was stylized"
+
+
+def test_grayscale_image(gimp_e2e):
+    out, res = case_result(gimp_e2e, "gray")
+    h, w = LAYER["h"], LAYER["w"]
+    sel = load_f32(out / "gray.selection.raw", (h, w))
+    pixels = load_f32(out / "gray.new.raw", (h, w, 4))
+    mask = load_f32(out / "gray.new_mask.raw", (h, w))
+    assert np.all(pixels[..., 3][sel == 0] * mask[sel == 0] == 0)
+    content = np.frombuffer((out / "gray.content.raw").read_bytes(), np.uint8).reshape(h, w, 4) / 255.0
+    assert np.abs(pixels[sel == 1] - content[sel == 1]).max() > 0.05, "nothing was stylized"
+
+
+def test_repeat_last_uses_the_same_settings(gimp_e2e):
+    out, res = case_result(gimp_e2e, "u8")
+    rep = res["repeat"]
+    assert rep["status"] == "success", rep["error"]
+    # GIMP numbers the second layer of the same name ("Style: style #1")
+    assert [x["name"] for x in rep["after"]] == ["top", "Style: style #1", "Style: style", "content", "background"]
+    assert (out / "u8.repeat.raw").read_bytes() == (out / "u8.new.raw").read_bytes()
+
+
+def test_stopped_daemon_gives_a_clear_error_quickly(gimp_e2e, synthetic_weights, tmp_path):
+    """sanetd killed (stale connection file) and never started (no file): one clear message, no hang."""
+    work, _, _ = gimp_e2e
+    with running_sanetd(tmp_path / "daemon", synthetic_weights) as d:
+        d.kill()
+        d.proc.wait(10)
+        stale = d.connection_file
+        assert stale.exists()
+        base = dict(precision="U8_NON_LINEAR", base="RGB", image_size=IMAGE, read_format="R'G'B'A u8",
+                    layer=dict(LAYER, data="/e2e/u8.in.raw", babl="R'G'B'A u8"), ellipse=ELLIPSE, feather=FEATHER)
+        cases = [dict(base, name="killed", args={"style-file": "/e2e/style.png", "connection-file": str(stale)}),
+                 dict(base, name="never", args={"style-file": "/e2e/style.png",
+                                                "connection-file": "/e2e/no-daemon/sanetd.json"})]
+        t0 = time.monotonic()
+        results, output, _ = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir], timeout=180,
+                                      out_name="dead")
+        wall = time.monotonic() - t0
+    for name in ("killed", "never"):
+        res = results[name]
+        assert res["status"] == "execution-error", f"{name}: {res}"
+        assert "sanetd is not running" in res["error"] and "start it with `sanetd`" in res["error"], res["error"]
+        assert res["elapsed"] < 20, f"{name}: the error took {res['elapsed']:.1f} s"
+        assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]], "a layer was added"
+        out = work / "dead"
+        assert (out / f"{name}.orig_after.raw").read_bytes() == (out / f"{name}.orig_before.raw").read_bytes()
+    assert wall < 120
+    print(json.dumps({n: round(results[n]["elapsed"], 2) for n in ("killed", "never")}))
