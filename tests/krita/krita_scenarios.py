@@ -11,7 +11,10 @@ import os
 import sys
 import traceback
 
-from krita import Krita, Selection
+try:
+    from krita import Krita, Selection
+except ImportError:  # imported by pytest only for the constants below
+    Krita = Selection = None
 
 W, H = 48, 40
 SEL_RECT = (10, 8, 26, 22)    # x, y, w, h before feathering
@@ -99,7 +102,7 @@ def apply_scenario(args):
         doc.waitForDone()
         siblings = layer.parentNode().childNodes()
         summary.update(
-            layers=[n.name() for n in siblings],
+            layers=[n.name() for n in siblings if n.type() != "selectionmask"],
             new_name=new.name(), new_type=new.type(), new_depth=new.colorDepth(),
             original_depth=layer.colorDepth(),
             active=doc.activeNode().name() if doc.activeNode() else None,

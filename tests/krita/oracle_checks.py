@@ -1,0 +1,51 @@
+"""Checks shared by the kritarunner and GUI tests: is the new layer what the library says it must be?
+
+The plug-in puts the stylized colours in a new layer with alpha = layer alpha x selection; over the
+untouched original that composites to the engine's own selection blend
+sel*stylized + (1-sel)*original. We check exactly that, pixel by pixel.
+"""
+import numpy as np
+
+import kritatools as kt
+
+ALPHA = 0.8   # strength used by the scenarios that pass it
+
+
+def content_for_library(orig, depth):
+    # The plug-in sends F16 documents as float32 (the exact values of the halfs).
+    return orig.astype(np.float32) if depth == "F16" else orig
+
+
+def check_result_layer(out, depth, w, h, engine, style_rgba, alpha):
+    import sanet
+    orig = kt.pixels((out / "original_before.bin").read_bytes(), depth, w, h)
+    after = (out / "original_after.bin").read_bytes()
+    assert after == (out / "original_before.bin").read_bytes(), "the original layer was modified"
+    sel_u8 = np.frombuffer((out / "selection.bin").read_bytes(), np.uint8).reshape(h, w)
+    assert 0 < (sel_u8 == 255).sum() and 0 < ((sel_u8 > 0) & (sel_u8 < 255)).sum(), "selection not feathered"
+    new = kt.pixels((out / "new_layer.bin").read_bytes(), depth, w, h)
+
+    content = content_for_library(orig, depth)
+    sel = sel_u8.astype(np.float32) / 255.0
+    want = kt.to_unit(engine.stylize(content, [sanet.Style(style_rgba)], alpha=alpha, selection=sel))
+    o, n = kt.to_unit(orig), kt.to_unit(new)
+
+    # Outside the selection: fully transparent (the original shows through unchanged).
+    assert np.all(n[sel_u8 == 0][:, 3] == 0), "new layer not transparent outside the selection"
+    # Alpha everywhere: layer alpha x selection (8-bit selection, rounded in the layer's depth).
+    step = 1.0 / 65535 if depth == "U16" else (1.0 / 255 if depth == "U8" else 1e-3)
+    np.testing.assert_allclose(n[..., 3], o[..., 3] * sel, atol=step * 0.51 + 1e-6)
+    # Fully selected pixels: colours are the library's result (exact for integer depths: the daemon
+    # returns the engine's bytes and the plug-in only reorders them; F16 loses half-float precision).
+    inside = sel_u8 == 255
+    tol = {"U8": 0, "U16": 0, "F32": 1e-6, "F16": 2e-3}[depth]
+    assert np.abs(n[inside][:, :3] - want[inside][:, :3]).max() <= tol + 1e-12
+    # Every opaque pixel: new layer over the original == the library's selection blend.
+    opaque = o[..., 3] >= 1.0 - 1e-6
+    a = n[..., 3:4]
+    composite = n[..., :3] * a + o[..., :3] * (1 - a)
+    diff = np.abs(composite - want[..., :3])[opaque]
+    assert diff.max() <= {"U8": 2.0 / 255, "U16": 2e-4, "F32": 1e-5, "F16": 3e-3}[depth], diff.max()
+    # And it is not a no-op: the style changed the selected area.
+    assert np.abs(n[inside][:, :3] - o[inside][:, :3]).mean() > 0.02
+    return new

@@ -1,0 +1,53 @@
+"""The plug-in's document/pixel logic inside a real Krita 5 (kritarunner) against a real sanetd.
+
+krita_scenarios.apply_scenario creates a document of the given depth, paints a layer, sets a
+feathered selection (Krita's own feather), runs the plug-in's apply path (the same functions the
+docker uses) and dumps raw bytes; here they are checked against `sanet.Stylizer` in-process.
+Undo needs a view, which kritarunner has not: test_krita_gui.py covers it with Edit > Undo.
+"""
+import json
+import os
+
+import pytest
+
+import kritatools as kt
+from oracle_checks import ALPHA, check_result_layer
+from krita_scenarios import H, W
+
+pytestmark = pytest.mark.krita
+
+
+def _run(function, args, env, tmp_path):
+    proc = kt.run_kritarunner(function, args, env)
+    log = (proc.stdout + proc.stderr)[-4000:]
+    assert proc.returncode == 0, "kritarunner exited with %d:\n%s" % (proc.returncode, log)
+    summary_path = tmp_path / "out" / "summary.json"
+    assert summary_path.exists(), "the scenario wrote no summary:\n" + log
+    summary = json.loads(summary_path.read_text())
+    assert summary.get("ok"), summary.get("error", summary)
+    return summary
+
+
+@pytest.mark.parametrize("depth", ["U8", "U16", "F16", "F32"])
+def test_new_layer_matches_library_inside_selection(depth, tmp_path, sanetd, engine, style_png):
+    kt.require_krita()
+    (tmp_path / "out").mkdir()
+    env = kt.krita_env(sanetd.env, tmp_path / "home")
+    summary = _run("apply_scenario", [tmp_path / "out", depth, style_png[0], ALPHA], env, tmp_path)
+    # A new paint layer, same depth, directly above the original; nothing else added.
+    assert summary["layers"] == ["Background", "painting", summary["new_name"]]
+    assert summary["new_type"] == "paintlayer"
+    assert summary["new_depth"] == summary["original_depth"] == depth
+    assert summary["new_name"].startswith("Style Transfer")
+    check_result_layer(tmp_path / "out", depth, W, H, engine, style_png[1], ALPHA)
+
+
+def test_no_daemon_gives_one_clear_message_and_adds_nothing(tmp_path):
+    kt.require_krita()
+    (tmp_path / "out").mkdir()
+    env = kt.krita_env(os.environ, tmp_path / "home")
+    env["SANETD_CONNECTION_FILE"] = str(tmp_path / "nowhere" / "sanetd.json")
+    summary = _run("no_daemon_scenario", [tmp_path / "out"], env, tmp_path)
+    assert summary["exception"] == "DaemonNotRunning"
+    assert "sanetd is not running" in summary["message"] and "start it" in summary["message"]
+    assert summary["layers_added"] == 0
