@@ -583,6 +583,7 @@ def install_one(source: Source, target: Path, opts: FetchOptions) -> InstallResu
             fd, tmp_name = tempfile.mkstemp(prefix=f".{shown}.", suffix=".tmp", dir=target)
             os.close(fd)
             tmp = Path(tmp_name)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; an installed checkpoint is an ordinary readable file
 
     keep_tmp = False
     try:
