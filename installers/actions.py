@@ -128,9 +128,14 @@ class Actions:
         except BaseException:
             remove_path(staging)
             raise
-        if os.path.lexists(dest):
-            os.replace(dest, old)
-        os.replace(staging, dest)
+        try:
+            if os.path.lexists(dest):
+                os.replace(dest, old)
+            os.replace(staging, dest)
+        except OSError as e:
+            remove_path(staging)
+            raise InstallError(f"cannot replace {dest} ({e.strerror}): close GIMP and Krita (they keep the "
+                               f"plug-in's files open on Windows) and run the installer again") from e
         remove_path(old)
 
     def copy_file(self, src: str, dest: str, what: str) -> None:

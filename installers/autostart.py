@@ -44,22 +44,24 @@ def render(os_name: str, venv_sanetd: str, log_file: str | None = None) -> str:
     raise ValueError(f"unknown OS {os_name!r}")
 
 
-def enable_commands(os_name: str, unit_path: str, uid: int | None = None) -> list[list[str]]:
-    """Commands that (re)load the autostart entry now; empty where the file alone is enough."""
+def enable_commands(os_name: str, unit_path: str, uid: int | None = None) -> list[tuple[list[str], bool]]:
+    """(command, must succeed) pairs that (re)load the autostart entry now; empty where the file is enough."""
     if os_name == "linux":
-        return [["systemctl", "--user", "daemon-reload"],
-                ["systemctl", "--user", "enable", f"{SERVICE_NAME}.service"],
-                ["systemctl", "--user", "restart", f"{SERVICE_NAME}.service"]]   # restart: a re-run upgrades
+        return [(["systemctl", "--user", "daemon-reload"], True),
+                (["systemctl", "--user", "enable", f"{SERVICE_NAME}.service"], True),
+                (["systemctl", "--user", "restart", f"{SERVICE_NAME}.service"], True)]  # restart: re-runs upgrade
     if os_name == "darwin":
-        return [["launchctl", "bootstrap", f"gui/{uid}", unit_path]]
+        return [(["launchctl", "bootout", f"gui/{uid}/{LAUNCHD_LABEL}"], False),      # not loaded on first run
+                (["launchctl", "bootstrap", f"gui/{uid}", unit_path], True)]
     return []
 
 
-def disable_commands(os_name: str, uid: int | None = None) -> list[list[str]]:
+def disable_commands(os_name: str, uid: int | None = None) -> list[tuple[list[str], bool]]:
     if os_name == "linux":
-        return [["systemctl", "--user", "disable", "--now", f"{SERVICE_NAME}.service"]]
+        return [(["systemctl", "--user", "disable", "--now", f"{SERVICE_NAME}.service"], True),
+                (["systemctl", "--user", "daemon-reload"], False)]
     if os_name == "darwin":
-        return [["launchctl", "bootout", f"gui/{uid}/{LAUNCHD_LABEL}"]]
+        return [(["launchctl", "bootout", f"gui/{uid}/{LAUNCHD_LABEL}"], True)]
     return []
 
 

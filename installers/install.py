@@ -22,7 +22,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from . import autostart, kritarc
+from . import autostart, flatpak, kritarc
 from .actions import MANIFEST_NAME, Actions, InstallError, Manifest
 from .daemon_env import (CONSTRAINTS_NAME, EXISTING_PTH, TORCH_MODES, TORCH_VERSION_SNIPPET, find_existing_torch,
                          is_venv, pip_install_command, torch_plan, venv_python)
@@ -179,6 +179,8 @@ def install_venv(ctx: Context) -> str:
             site = _quiet_output([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]) \
                 if os.path.exists(py) else os.path.join(venv, "lib", "python3.X", "site-packages")
             act.write_file(os.path.join(site, EXISTING_PTH), existing.site_dir + "\n", "link to the existing torch")
+            act.info(f"the daemon's venv now uses the packages in {existing.site_dir}; keep that environment, "
+                     f"or re-install with --copy-torch for an independent copy")
         pinned = existing.version
     else:
         current = _venv_torch_version(py)
@@ -305,6 +307,26 @@ def install_editor(ctx: Context, editor: str, pip_python: str) -> None:
         ctx.manifest.add_path(dest)
         if editor == "krita":
             _install_krita_extras(ctx, profile, src_root)
+        if profile.variant == "flatpak":
+            _grant_flatpak_runtime(ctx, flatpak.APP_IDS[editor])
+        elif profile.variant == "snap":
+            ctx.warn(f"{profile.label}: a strictly confined Snap cannot reach sanetd's socket in "
+                     f"$XDG_RUNTIME_DIR/sanet-style; prefer the native or Flatpak build")
+
+
+def _grant_flatpak_runtime(ctx: Context, app_id: str) -> None:
+    """Let the sandboxed editor see $XDG_RUNTIME_DIR/sanet-style (connection file + ipc socket)."""
+    path = flatpak.overrides_file(app_id, ctx.home, ctx.env)
+    existed = os.path.isfile(path)
+    text = _read(path) if existed else ""
+    if flatpak.has_grant(text):
+        ctx.act.info(f"{app_id} can already reach {flatpak.RUNTIME_GRANT}")
+        return
+    ctx.ensure_dir(os.path.dirname(path))
+    entries = ctx.manifest.data.setdefault("flatpak", [])
+    if not any(e["file"] == path for e in entries):
+        entries.append({"file": path, "created": not existed})
+    ctx.act.write_file(path, flatpak.grant(text), f"Flatpak permission {flatpak.RUNTIME_GRANT} for {app_id}")
 
 
 def _install_krita_extras(ctx: Context, profile: EditorProfile, src_root: str) -> None:
@@ -379,18 +401,20 @@ def _uid() -> int | None:
     return os.getuid() if hasattr(os, "getuid") else None
 
 
-def _service_commands(ctx: Context, commands: list[list[str]], what: str) -> None:
+def _service_commands(ctx: Context, commands: list[tuple[list[str], bool]], what: str) -> None:
+    """Failures are warnings: the autostart file is in place either way and the log says what to run."""
     if not commands:
         return
     if ctx.args.no_service_manager or not autostart.service_manager_available(ctx.os_name, ctx.env):
         ctx.act.info(f"not calling the service manager (--no-service-manager or no user session); later run: "
-                     + " && ".join(" ".join(c) for c in commands))
+                     + " ; ".join(" ".join(c) for c, _ in commands))
         return
-    for cmd in commands:
+    for cmd, required in commands:
         try:
             ctx.act.run(cmd, what, capture=True)
         except InstallError as e:
-            ctx.warn(str(e).splitlines()[0])
+            if required:
+                ctx.warn(str(e).splitlines()[0])
 
 
 # --- install / uninstall -----------------------------------------------------------------------------------
@@ -440,6 +464,13 @@ def uninstall(ctx: Context) -> None:
         _service_commands(ctx, autostart.disable_commands(ctx.os_name, _uid()), "disable autostart")
     for entry in m.data.get("kritarc", []):
         _undo_kritarc(ctx, entry)
+    for entry in m.data.get("flatpak", []):
+        if os.path.isfile(entry["file"]):
+            text = flatpak.revoke(_read(entry["file"]))
+            if entry.get("created") and not text.strip():
+                act.remove(entry["file"], "Flatpak override (created by the installer)")
+            else:
+                act.write_file(entry["file"], text, f"Flatpak override without {flatpak.RUNTIME_GRANT}")
     for path in reversed(m.data.get("paths", [])):
         act.remove(path, "installed file")
     venv = m.data.get("venv")

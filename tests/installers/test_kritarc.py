@@ -31,3 +31,27 @@ def test_key_with_same_name_in_another_section_is_left_alone():
     rc = "[other]\nenable_sanet_style=false\n"
     out = set_value(rc, "enable_sanet_style", "true")
     assert out.startswith(rc) and get_value(out, "enable_sanet_style") == "true"
+
+
+# --- the Flatpak override keyfile is edited the same careful way ----------------------------------------------
+from installers.flatpak import grant, has_grant, overrides_file, revoke  # noqa: E402
+
+USER_OVERRIDE = "[Context]\nshared=network;\nfilesystems=host;\n\n[Environment]\nGIMP_DEBUG=1\n"
+
+
+def test_flatpak_grant_is_added_and_revoked_without_touching_user_overrides():
+    out = grant(USER_OVERRIDE)
+    assert has_grant(out) and "filesystems=host;xdg-run/sanet-style;" in out
+    assert grant(out) == out
+    assert revoke(out) == USER_OVERRIDE
+
+
+def test_flatpak_grant_in_a_new_file_and_a_user_negation_replaced():
+    assert grant("") == "[Context]\nfilesystems=xdg-run/sanet-style;\n"
+    assert revoke(grant("")) == ""
+    assert grant("[Context]\nfilesystems=!xdg-run/sanet-style;\n") == "[Context]\nfilesystems=xdg-run/sanet-style;\n"
+
+
+def test_flatpak_overrides_location():
+    assert overrides_file("org.gimp.GIMP", "/home/ann", {}) == "/home/ann/.local/share/flatpak/overrides/org.gimp.GIMP"
+    assert overrides_file("org.kde.krita", "/h", {"XDG_DATA_HOME": "/d"}) == "/d/flatpak/overrides/org.kde.krita"
