@@ -22,8 +22,9 @@ SRC is one of:
   an http(s) URL of one file   vgg_normalised.pth, decoder_iter_500000.pth or transformer_iter_500000.pth
                                (another name: recognised by git blob id or by its layout)
   a local folder, file or manifest, with the same rules
-Downloads resume from NAME.part in the weights folder; nothing lands under the final name before it has
-been verified (manifest sha256 or known circulated copy) and loaded (keys and shapes checked).
+Downloads resume from NAME.part in the weights folder. Nothing lands under the final name before it has
+passed the manifest's sha256 (when there is a manifest) and been loaded with its keys and shapes checked;
+without a manifest, circulated copies are recognised by git blob id, others are reported as unverified.
 """
 
 
