@@ -21,6 +21,7 @@ class Job:
     submitted: float = field(default_factory=time.monotonic)
     outcome: list | None = None      # the signed terminal message (frames), kept for a resubmission
     outcome_bytes: int = 0
+    skipped: str | None = None       # why the engine was not needed (e.g. an empty selection)
 
     @property
     def key(self) -> tuple[str, str]:

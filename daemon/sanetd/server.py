@@ -308,8 +308,10 @@ class Server:
             if job.state != DONE:
                 self._reply(identity, "accepted", req["msg_id"], job_id=job.job_id,
                             position=self.queue.position(job), reattached=True)
-            elif job.outcome is not None:
-                self._send(identity, job.outcome, terminal=True)
+            elif job.outcome is not None:  # re-signed with a fresh id and time, so it is not a replay
+                header = P.unpack_header(P._buf(job.outcome[1]), self.limits.max_reply_header_bytes)
+                header.update(msg_id=P.new_id(), time=time.time(), reply_to=req["msg_id"], resent=True)
+                self._send(identity, P.build_message(self.key, header, job.outcome[2:]), terminal=True)
             else:
                 self._error(identity, "duplicate_job", f"job {job.job_id} already ran and its result is no longer "
                             "held; submit it with a new job id", reply_to=req["msg_id"], job_id=job.job_id,

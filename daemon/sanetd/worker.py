@@ -137,9 +137,13 @@ class Worker(threading.Thread):
 
     # ------------------------------------------------------------ one job
 
+    def _post_terminal(self, job: Job, header: dict, buffers=()) -> None:
+        # done before the client can see the outcome, so a cancel racing the result says "finished"
+        self.queue.finished(job)
+        self.outbox.post(job.session, header, buffers, job=job, terminal=True)
+
     def _post_error(self, job: Job, code: str, message: str, field: str | None = None) -> None:
-        self.outbox.post(job.session, P.envelope("error", job_id=job.job_id, code=code, message=message,
-                                                 field=field), job=job, terminal=True)
+        self._post_terminal(job, P.envelope("error", job_id=job.job_id, code=code, message=message, field=field))
 
     def _run_job(self, job: Job) -> None:
         req = job.request
@@ -176,7 +180,7 @@ class Worker(threading.Thread):
         layer = req["layer"]
         header = P.envelope("result", job_id=job.job_id,
                             layer=P.pixels_field(layer.width, layer.height, layer.format, 0), info=info)
-        self.outbox.post(job.session, header, [out], job=job, terminal=True)
+        self._post_terminal(job, header, [out])
         log.info("job %s: %dx%d %s, %d style(s) in %.2f s", job.job_id, layer.width, layer.height,
                  layer.format, len(req["styles"]), info["seconds"])
 
@@ -203,6 +207,8 @@ class Worker(threading.Thread):
                         "engine": sanet.__version__}
                 if degraded:
                     info["degraded"] = degraded
+                if getattr(job, "skipped", None):
+                    info["skipped"] = job.skipped
                 return out, info
             # outside the except block: the traceback no longer pins the failed attempt's tensors
             log.warning("job %s: out of GPU memory (%s); trying a smaller plan", job.job_id, last)
@@ -225,6 +231,11 @@ class Worker(threading.Thread):
         selection = None
         if req["selection"] is not None:
             selection = pixels.mask_plane(req["selection"], job.buffers[req["selection"].buf], w, h)
+        if selection is not None and not selection.any():
+            # nothing selected: the result is the layer itself; no device time spent
+            self._progress(job)(1.0, "done")
+            job.skipped = "selection is empty"
+            return pixels.as_layer_bytes(content, layer.format)
         max_side = req["style_max_side"] or sanet.DEFAULT_STYLE_MAX_SIDE
         styles = []
         for i, s in enumerate(req["styles"]):

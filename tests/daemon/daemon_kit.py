@@ -45,6 +45,7 @@ class RawPeer:
         self.sock.connect(info.endpoint)
         self.auth = P.Authenticator(info.key, 8, 64 << 20)
         self.session = P.new_id()
+        self.backlog: list = []
 
     def header(self, kind: str, **fields) -> dict:
         return P.envelope(kind, session=self.session, **fields)
@@ -65,7 +66,11 @@ class RawPeer:
         return header, buffers
 
     def recv_until(self, pred, timeout: float = 30.0):
+        """The first message matching ``pred`` (earlier non-matching ones are kept for later calls)."""
         import time
+        for i, got in enumerate(self.backlog):
+            if pred(got[0]):
+                return self.backlog.pop(i)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             got = self.recv(end - time.monotonic())
@@ -73,6 +78,7 @@ class RawPeer:
                 return None
             if pred(got[0]):
                 return got
+            self.backlog.append(got)
         return None
 
     def close(self):
@@ -80,3 +86,20 @@ class RawPeer:
         self.ctx.term()
 
 
+
+
+def raw_stylize(peer: RawPeer, job_id: str, content: np.ndarray, style: np.ndarray, **controls) -> dict:
+    """Send a stylize request over the raw socket; returns its header."""
+    fields = {"job_id": job_id,
+              "layer": P.pixels_field(content.shape[1], content.shape[0], FORMAT[content.dtype], 0),
+              "styles": [{"pixels": P.pixels_field(style.shape[1], style.shape[0], FORMAT[style.dtype], 1),
+                          "weight": 1.0}]}
+    fields.update(controls)
+    header = peer.header("stylize", **fields)
+    peer.send(header, [content.tobytes(), style.tobytes()])
+    return header
+
+
+def terminal_for(job_id: str):
+    """A predicate matching the result or error event of one job."""
+    return lambda h: h.get("job_id") == job_id and h["type"] in ("result", "error")
