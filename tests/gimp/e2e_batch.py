@@ -5,6 +5,7 @@ spec's "out" folder, for tests/gimp/test_gimp_e2e.py to check with numpy. Execut
 """
 import json
 import os
+import subprocess
 import time
 import traceback
 
@@ -60,6 +61,25 @@ def run_procedure(name, image, drawables, args, run_mode=Gimp.RunMode.NONINTERAC
     return status.value_nick, error, elapsed
 
 
+def press_undo(img, count_after):
+    """Ctrl+Z in the image window, through the X server (xdotool), as an artist would; GIMP has no PDB undo."""
+    time.sleep(0.5)
+    listing = subprocess.run("for w in $(xdotool search --onlyvisible --name '.*'); do "
+                             "echo $w $(xdotool getwindowname $w); done", shell=True, capture_output=True,
+                             text=True, timeout=30).stdout
+    windows = [line.split()[0] for line in listing.splitlines() if "GIMP" in line and "Untitled" in line]
+    if not windows:
+        return {"error": f"no image window found among: {listing!r}"}
+    key = subprocess.run(["xdotool", "windowfocus", "--sync", windows[-1], "key", "--clearmodifiers", "ctrl+z"],
+                         capture_output=True, text=True, timeout=30)
+    for _ in range(100):  # the core handles the key while this script waits
+        time.sleep(0.1)
+        if len(img.get_layers()) != count_after:
+            break
+    time.sleep(0.3)
+    return {"layers": [layer_info(x) for x in img.get_layers()], "xdotool": key.returncode}
+
+
 def run_case(case):
     prec = getattr(Gimp.Precision, case["precision"])
     base = getattr(Gimp.ImageBaseType, case.get("base", "RGB"))
@@ -98,6 +118,12 @@ def run_case(case):
         rect(L["x"], L["y"], L["w"], L["h"]), 1.0, "Y float", Gegl.AbyssPolicy.NONE))
     before = [layer_info(x) for x in img.get_layers()]
 
+    if case.get("undo"):
+        # GUI run only: a display, and one undoable step of our own before the filter, so that one Ctrl+Z
+        # must remove exactly the filter's work (no more, no less)
+        Gimp.Display.new(img)
+        content.set_name("content (renamed)")
+        Gimp.displays_flush()
     status, error, elapsed = run_procedure(case.get("procedure", "python-fu-sanet-style-transfer"), img,
                                            [content], case.get("args", {}))
     after = [layer_info(x) for x in img.get_layers()]
@@ -116,6 +142,10 @@ def run_case(case):
         vis = Gimp.Layer.new_from_visible(img, img, "visible")
         dump(f"{name}.visible.raw", read(vis, "R'G'B'A float", L["x"], L["y"], L["w"], L["h"]))
         vis.delete()
+    if case.get("undo"):
+        res["undo"] = press_undo(img, len(after))
+        res["undo"]["orig_after_undo_identical"] = bytes(read(content, None)) == open(
+            os.path.join(OUT, f"{name}.orig_before.raw"), "rb").read()
     if case.get("repeat_args") is not None:
         # Repeat Last Style Transfer on the same layer: another new layer with the same settings
         r_status, r_error, _ = run_procedure("python-fu-sanet-style-transfer-repeat", img, [content],

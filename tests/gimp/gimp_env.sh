@@ -15,7 +15,8 @@ set -eu
 
 ROOT=${SANET_GIMP_CHROOT:-${HOME}/.cache/sanet-style/gimp-trixie}
 MIRROR=${SANET_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PACKAGES="gimp python3-gi gir1.2-gimp-3.0 python3-zmq python3-msgpack"
+# xvfb + xdotool: the undo check drives GIMP's real UI (Ctrl+Z) on a virtual X display
+PACKAGES="gimp python3-gi gir1.2-gimp-3.0 python3-zmq python3-msgpack xvfb xdotool"
 STAMP="$ROOT/.sanet-style-ready"
 
 say() { echo "gimp_env: $*" >&2; }

@@ -50,10 +50,11 @@ def install_plugin(profile: Path) -> Path:
     return dest
 
 
-def run_gimp(work: Path, spec: dict, binds=(), env=None, timeout=300, out_name="out"):
+def run_gimp(work: Path, spec: dict, binds=(), env=None, timeout=300, out_name="out", gui=False):
     """Run tests/gimp/e2e_batch.py in headless GIMP with ``spec``; returns (results dict, output, seconds).
 
     ``work`` is bind-mounted at /e2e; paths inside ``spec`` must use /e2e/...; results go to work/out_name.
+    ``gui``: the full GIMP (gimp-3.0) on a private Xvfb display instead of gimp-console-3.0.
     ``binds``: extra host folders
     mounted at the same path inside the chroot (e.g. sanetd's runtime dir with the connection file).
     """
@@ -73,9 +74,16 @@ def run_gimp(work: Path, spec: dict, binds=(), env=None, timeout=300, out_name="
     cmd = ["sh", str(ENV_SCRIPT), "run", "-b", f"{work}:{INSIDE}"]
     for b in binds:
         cmd += ["-b", f"{b}:{b}"]
-    cmd += ["--", "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in inner_env.items()],
-            "sh", "-c", f"gimp-console-3.0 -idf --batch-interpreter python-fu-eval -b - --quit "
-                        f"< {INSIDE}/e2e_batch.py"]
+    batch = f"--batch-interpreter python-fu-eval -b - --quit < {INSIDE}/e2e_batch.py"
+    if gui:
+        # -displayfd: Xvfb picks a free display (the abstract X socket is shared with the host's network ns)
+        script = ("Xvfb -displayfd 5 -screen 0 1280x1024x24 -nolisten tcp 5>/tmp/xdisplay 2>/tmp/xvfb.log & XV=$!; "
+                  "for i in $(seq 100); do [ -s /tmp/xdisplay ] && break; sleep 0.1; done; "
+                  "export DISPLAY=:$(cat /tmp/xdisplay); "
+                  f"gimp-3.0 -df --no-splash {batch}; rc=$?; kill $XV; exit $rc")
+    else:
+        script = f"gimp-console-3.0 -idf {batch}"
+    cmd += ["--", "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in inner_env.items()], "sh", "-c", script]
     t0 = time.monotonic()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

@@ -186,9 +186,29 @@ def test_repeat_last_uses_the_same_settings(gimp_e2e):
     out, res = case_result(gimp_e2e, "u8")
     rep = res["repeat"]
     assert rep["status"] == "success", rep["error"]
-    # GIMP numbers the second layer of the same name ("Style: style #1")
-    assert [x["name"] for x in rep["after"]] == ["top", "Style: style #1", "Style: style", "content", "background"]
+    # right above the active layer again; GIMP numbers the second layer of the same name
+    assert [x["name"] for x in rep["after"]] == ["top", "Style: style", "Style: style #1", "content", "background"]
     assert (out / "u8.repeat.raw").read_bytes() == (out / "u8.new.raw").read_bytes()
+
+
+def test_one_undo_removes_the_new_layer(gimp_e2e, synthetic_weights, tmp_path):
+    """In the full GIMP UI (Xvfb): run the filter, press Ctrl+Z once: the new layer is gone, nothing else is."""
+    work, _, _ = gimp_e2e
+    case = dict(name="undo", undo=True, precision="U8_NON_LINEAR", base="RGB", image_size=IMAGE,
+                read_format="R'G'B'A u8", layer=dict(LAYER, data="/e2e/u8.in.raw", babl="R'G'B'A u8"),
+                ellipse=ELLIPSE, feather=FEATHER, args={"style-file": "/e2e/style.png"})
+    with running_sanetd(tmp_path / "daemon", synthetic_weights) as d:
+        results, output, _ = run_gimp(work, {"cases": [case]}, binds=[d.runtime_dir], timeout=240,
+                                      out_name="undo", gui=True,
+                                      env={"SANETD_CONNECTION_FILE": str(d.connection_file)})
+    res = results["undo"]
+    assert res["status"] == "success", f"{res.get('error')}\n{output[-3000:]}"
+    assert [x["name"] for x in res["after"]] == ["top", "Style: style", "content (renamed)", "background"]
+    undo = res["undo"]
+    assert "error" not in undo, undo
+    # exactly one step: the filter's layer is gone, the rename done before it is still there
+    assert [x["name"] for x in undo["layers"]] == ["top", "content (renamed)", "background"], undo
+    assert undo["orig_after_undo_identical"]
 
 
 def test_stopped_daemon_gives_a_clear_error_quickly(gimp_e2e, synthetic_weights, tmp_path):
