@@ -98,12 +98,3 @@ def check_size(what: str, width: int, height: int, fmt: str, data) -> None:
     have = memoryview(data).nbytes
     if have != need:
         raise ValueError(f"{what}: got {have} bytes, a {width}x{height} {fmt} buffer needs {need}")
-
-
-def clip_rect(x: int, y: int, w: int, h: int, width: int, height: int):
-    """Intersect the rectangle (x, y, w, h) with (0, 0, width, height); None when they do not overlap."""
-    x0, y0 = max(0, x), max(0, y)
-    x1, y1 = min(width, x + w), min(height, y + h)
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return x0, y0, x1 - x0, y1 - y0
