@@ -33,14 +33,11 @@ class JobError(Exception):
         self.code, self.message, self.field = code, message, field
 
 
-def _injected_ooms() -> int:
-    """Test hook: SANETD_TEST_FAULTS=oom:N makes the first N engine calls raise a CUDA OOM error
-    (this machine has no GPU to exhaust). Documented in docs/protocol.md under testing."""
-    spec = os.environ.get("SANETD_TEST_FAULTS", "")
-    for part in spec.split(","):
-        if part.startswith("oom:"):
-            return int(part[4:])
-    return 0
+def _injected_faults() -> list[str]:
+    """Test hook: SANETD_TEST_FAULTS="oom,ok,oom,oom" scripts the outcome of successive engine attempts
+    ("oom" raises torch.cuda.OutOfMemoryError, anything else runs normally; later attempts run normally).
+    This machine has no GPU to exhaust; docs/protocol.md lists the hook under testing."""
+    return [t.strip() for t in os.environ.get("SANETD_TEST_FAULTS", "").split(",") if t.strip()]
 
 
 class Worker(threading.Thread):
@@ -57,7 +54,7 @@ class Worker(threading.Thread):
         self.precision = settings.precision
         self.weights_dir = settings.weights
         self._features: dict = {}
-        self._ooms_to_inject = _injected_ooms()
+        self._faults = _injected_faults()
         self.jobs_done = 0
 
     # ------------------------------------------------------------ model
@@ -222,8 +219,7 @@ class Worker(threading.Thread):
         if self.stylizer is None:
             self._progress(job)(0.0, "loading model")
         st = self._load(precision)
-        if self._ooms_to_inject > 0:
-            self._ooms_to_inject -= 1
+        if self._faults and self._faults.pop(0) == "oom":
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected by SANETD_TEST_FAULTS)")
         layer = req["layer"]
         w, h = layer.width, layer.height

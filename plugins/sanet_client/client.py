@@ -39,7 +39,7 @@ def _raise_for_error(h: dict):
     code, msg = h.get("code", "internal"), h.get("message", "unknown error")
     if code == "busy":
         raise Busy(msg)
-    if code == "cancelled":
+    if code in ("cancelled", "shutting_down"):
         raise JobCancelled(msg)
     if code == "version_mismatch":
         raise ProtocolMismatch(msg)

@@ -1,0 +1,137 @@
+"""Start-up, single instance, file modes, SIGTERM mid-job, keep-alive unload, OOM fallback, settings."""
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from daemon_kit import layer_of, rgba, style_of
+from sanet_client import Client, DaemonNotRunning, JobCancelled, JobFailed
+from sanetd_process import running_sanetd, sanetd_env, start_sanetd
+
+
+def test_file_modes_and_second_instance_refused(tmp_path, synthetic_weights):
+    with running_sanetd(tmp_path, synthetic_weights) as d:
+        assert stat.S_IMODE(d.runtime_dir.stat().st_mode) == 0o700
+        assert stat.S_IMODE(d.connection_file.stat().st_mode) == 0o600
+        assert d.endpoint.startswith("ipc://")
+        assert stat.S_IMODE(d.socket_path().parent.stat().st_mode) == 0o700
+        log_file = tmp_path / "state" / "log" / "sanetd.log"
+        assert "ready on ipc://" in log_file.read_text()
+        second = subprocess.run([sys.executable, "-m", "sanetd", "--device", "cpu", "--weights", str(synthetic_weights)],
+                                env=d.env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1
+        assert "already running" in second.stderr and f"pid {d.proc.pid}" in second.stderr
+        assert d.endpoint in second.stderr
+        with Client(connection_file=d.connection_file) as c:   # the first one still serves
+            assert c.hello()["protocol"] == 1
+
+
+def test_refuses_a_runtime_dir_others_can_enter(tmp_path, synthetic_weights):
+    run = tmp_path / "run"
+    run.mkdir(mode=0o755)
+    os.chmod(run, 0o755)
+    with running_sanetd(tmp_path, synthetic_weights, runtime_dir=run):
+        assert stat.S_IMODE(run.stat().st_mode) == 0o700     # tightened before anything was written
+
+
+def test_sigterm_mid_job_cleans_up_and_tells_the_client(tmp_path, synthetic_weights):
+    with running_sanetd(tmp_path, synthetic_weights) as d:
+        outcome = {}
+        started = threading.Event()
+
+        def submit():
+            with Client(connection_file=d.connection_file, timeout=5, retries=1) as c:
+                try:
+                    c.stylize(layer_of(rgba(256, 256, 50)), [style_of(rgba(32, 32, 51))],
+                              on_progress=lambda f, s: started.set())
+                    outcome["result"] = "finished"
+                except (JobCancelled, JobFailed, DaemonNotRunning) as exc:
+                    outcome["result"] = (type(exc).__name__, str(exc))
+        t = threading.Thread(target=submit)
+        t.start()
+        assert started.wait(60)
+        t0 = time.monotonic()
+        code = d.stop(timeout=10)
+        took = time.monotonic() - t0
+        t.join(30)
+        assert code == 0 and took < 10
+        assert outcome["result"][0] == "JobCancelled" and "shutting down" in outcome["result"][1]
+        assert not d.connection_file.exists() and not d.socket_path().exists()
+        assert (d.runtime_dir / "sanetd.lock").exists()   # a lock file is never unlinked
+
+
+def test_keep_alive_unloads_and_reloads(tmp_path, synthetic_weights):
+    with running_sanetd(tmp_path, synthetic_weights, "--keep-alive", "0.5") as d:
+        with Client(connection_file=d.connection_file) as c:
+            end = time.monotonic() + 20
+            while c.hello()["model"]["loaded"] and time.monotonic() < end:
+                time.sleep(0.2)
+            assert c.hello()["model"]["loaded"] is False
+            stages = []
+            r = c.stylize(layer_of(rgba(32, 24, 52)), [style_of(rgba(32, 32, 53))],
+                          on_progress=lambda f, s: stages.append(s))
+            assert r.width == 32 and stages[0] == "loading model"
+        assert "model unloaded (idle for 0.5 s)" in d.log_text()
+
+
+def test_gpu_out_of_memory_falls_back_and_never_kills_the_daemon(tmp_path, synthetic_weights):
+    # No GPU here: SANETD_TEST_FAULTS makes the first engine calls raise torch.cuda.OutOfMemoryError
+    env = dict(os.environ, SANETD_TEST_FAULTS="oom,ok,oom,oom")
+    with running_sanetd(tmp_path, synthetic_weights, env=env) as d:
+        with Client(connection_file=d.connection_file) as c:
+            layer, style = layer_of(rgba(32, 24, 54)), [style_of(rgba(32, 32, 55))]
+            r = c.stylize(layer, style)       # OOM, then retry after freeing memory: succeeds
+            assert r.info["degraded"] == ["retried after freeing GPU memory"]
+            with pytest.raises(JobFailed) as err:   # OOM on both plans (no fp16 on CPU): a clear error
+                c.stylize(layer, style)
+            assert err.value.code == "out_of_memory" and "preview" in str(err.value)
+            r = c.stylize(layer, style)       # and the next job runs normally
+            assert "degraded" not in r.info
+            assert c.hello()["protocol"] == 1
+
+
+def test_device_cuda_without_cuda_fails_at_once_with_one_line(tmp_path, synthetic_weights):
+    env = sanetd_env(tmp_path / "run", tmp_path)
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "sanetd", "--device", "cuda", "--weights", str(synthetic_weights)],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and time.monotonic() - t0 < 60
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("sanetd: device 'cuda' is not available"), p.stderr
+    assert not (tmp_path / "run" / "sanetd.json").exists()
+
+
+def test_missing_weights_fail_with_one_line(tmp_path):
+    env = sanetd_env(tmp_path / "run", tmp_path)
+    p = subprocess.run([sys.executable, "-m", "sanetd", "--device", "cpu", "--weights", str(tmp_path / "nope")],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines()[-1].startswith("sanetd: ") and "nope" in p.stderr
+
+
+def test_settings_precedence(tmp_path, monkeypatch):
+    from sanetd.config import ConfigError, load_settings
+    conf = tmp_path / "sanetd.conf"
+    conf.write_text("[sanetd]\nmax_queue = 3\nkeep_alive = 10\nlease = 4\n")
+    env = {"SANETD_CONFIG": str(conf), "SANETD_MAX_QUEUE": "5", "SANETD_KEEP_ALIVE": "20"}
+    monkeypatch.setenv("SANETD_CONFIG", str(conf))
+    s = load_settings(["--max-queue", "7"], environ=env)
+    assert (s.max_queue, s.keep_alive, s.lease, s.device) == (7, 20.0, 4.0, "auto")   # CLI > env > file > default
+    with pytest.raises(ConfigError, match="environment SANETD_MAX_QUEUE"):
+        load_settings([], environ=dict(env, SANETD_MAX_QUEUE="many"))
+    conf.write_text("[sanetd]\ncolour = blue\n")
+    with pytest.raises(ConfigError, match="unknown setting 'colour'"):
+        load_settings([], environ=env)
+
+
+def test_version_flag():
+    p = subprocess.run([sys.executable, "-m", "sanetd", "--version"], capture_output=True, text=True, timeout=60,
+                       env=sanetd_env(__import__("pathlib").Path("/nonexistent"), __import__("pathlib").Path("/nonexistent")))
+    assert p.returncode == 0 and p.stdout.startswith("sanetd ")
