@@ -242,18 +242,17 @@ class Stylizer:
 
             plan = planner.make_plan(rh, rw, self.device, self.dtype, self.memory_budget,
                                      max(f.level4.keys.shape[1] for f in feats))
-            if sem is not None:   # SCSA's per-region statistics are computed on the whole image
-                plan = dataclasses.replace(plan, tiled=False, tile=None)
             while True:
                 failed = False
                 try:
-                    raw = (tiled.run_tiled(job, plan, finish if same else None) if plan.tiled
+                    run_tiled = tiled.run_tiled if sem is None else sem.run_tiled   # SCSA: its own tile pass
+                    raw = (run_tiled(job, plan, finish if same else None) if plan.tiled
                            else tiled.run_whole(job, plan))
                 except torch.OutOfMemoryError:
                     failed = True   # retried below, outside the handler, so the failed attempt's tensors are freed
                 if not failed:
                     break
-                smaller = plan.smaller(rh, rw) if sem is None else None
+                smaller = plan.smaller(rh, rw)
                 if smaller is None:
                     raise DeviceError(f"out of memory on {self.device} even with {plan.describe()}: use a smaller "
                                       f"image, a lower precision (fp16) or another device")

@@ -186,19 +186,23 @@ def region_stats(feat: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
     return uniq, mean, (var + ADAIN_EPS).sqrt()
 
 
-def semantic_adain(fc: torch.Tensor, lc: torch.Tensor, s_labels: torch.Tensor, s_mean: torch.Tensor,
-                   s_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """N×C content features → (F_c', matched): each region normalised with its own stats and re-coloured with
-    the same-label style region's stats; positions whose label the style lacks are returned unchanged."""
-    c_labels, c_mean, c_std = region_stats(fc, lc)
+def apply_semantic_adain(f: torch.Tensor, lc: torch.Tensor, c_labels: torch.Tensor, c_mean: torch.Tensor,
+                         c_std: torch.Tensor, s_labels: torch.Tensor, s_mean: torch.Tensor,
+                         s_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(f − μc)/σc·σs + μs per content region, with given region statistics (c_labels must hold every label
+    in lc). Returns (F_c', matched); positions whose label the style lacks keep F_c."""
     pos = torch.searchsorted(s_labels, c_labels).clamp(max=len(s_labels) - 1)
     has = s_labels[pos] == c_labels                                   # per content label: present in the style?
     inv = torch.searchsorted(c_labels, lc)
-    matched = has[inv]
     scale = torch.where(has[:, None], s_std[pos] / c_std, torch.ones_like(c_std))
     shift = torch.where(has[:, None], s_mean[pos] - c_mean * scale, torch.zeros_like(c_mean))
-    out = fc.float() * scale[inv] + shift[inv]                        # (f − μc)/σc·σs + μs
-    return out.to(fc.dtype), matched
+    return (f.float() * scale[inv] + shift[inv]).to(f.dtype), has[inv]
+
+
+def semantic_adain(fc: torch.Tensor, lc: torch.Tensor, s_labels: torch.Tensor, s_mean: torch.Tensor,
+                   s_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whole-map form: N×C content features → (F_c', matched), content regions' statistics from fc itself."""
+    return apply_semantic_adain(fc, lc, *region_stats(fc, lc), s_labels, s_mean, s_std)
 
 
 def _top1(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -239,17 +243,101 @@ def semantic_style_level(module: SANet, fs: torch.Tensor, ms: torch.Tensor, ids:
                               groups)
 
 
+class RegionAccumulator:
+    """Per-label count / mean / M2 of N×C features in float64, merged over any number of parts (Chan et al.):
+    whole-image statistics from tiles. finish() gives biased variances, as semantic AdaIN needs."""
+
+    def __init__(self):
+        self.parts: dict[int, tuple[float, torch.Tensor, torch.Tensor]] = {}
+
+    def add(self, feat: torch.Tensor, labels: torch.Tensor) -> None:
+        f = feat.to(torch.float64)
+        uniq, inv = torch.unique(labels, return_inverse=True)
+        count = torch.bincount(inv, minlength=len(uniq)).to(f.dtype)
+        mean = torch.zeros(len(uniq), f.shape[1], dtype=f.dtype, device=f.device).index_add_(0, inv, f)
+        mean /= count[:, None]
+        m2 = torch.zeros_like(mean).index_add_(0, inv, (f - mean[inv]) ** 2)
+        for j, k in enumerate(uniq.tolist()):
+            nb, mb, qb = float(count[j]), mean[j], m2[j]
+            if k not in self.parts:
+                self.parts[k] = (nb, mb, qb)
+                continue
+            na, ma, qa = self.parts[k]
+            n = na + nb
+            d = mb - ma
+            self.parts[k] = (n, ma + d * (nb / n), qa + qb + d * d * (na * nb / n))
+
+    def finish(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(sorted labels L, counts L, means L×C, biased variances L×C), float64 on `device`."""
+        keys = sorted(self.parts)
+        n = torch.tensor([self.parts[k][0] for k in keys], dtype=torch.float64)
+        mean = torch.stack([self.parts[k][1] for k in keys]).cpu()
+        var = torch.stack([self.parts[k][2] for k in keys]).cpu() / n[:, None]
+        return (torch.tensor(keys, dtype=torch.long, device=device), n.to(device), mean.to(device), var.to(device))
+
+
+def _global_from_regions(n: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whole-map mean and std (UNBIASED variance + eps, like network.mean_std) from per-region count/mean/var."""
+    total = n.sum()
+    mu = (n[:, None] * mean).sum(0) / total
+    m2 = (n[:, None] * (var + (mean - mu) ** 2)).sum(0)
+    return mu, (m2 / max(float(total) - 1.0, 1.0) + ADAIN_EPS).sqrt()
+
+
+@dataclass
+class ContentLevelStats:
+    """Whole-image statistics one SCSA level needs, so that any part (tile) of the image gives exact results."""
+    labels: torch.Tensor     # L sorted content labels present
+    mean: torch.Tensor       # L×C float32   per-region content mean
+    std: torch.Tensor        # L×C float32   per-region content std (biased, eps inside)
+    matched: torch.Tensor    # L bool        the style has this label
+    norm_c: tuple            # (mean, std) of F_c   over the whole map: the fallback's query normalisation
+    norm_cp: tuple           # (mean, std) of F_c'  over the whole map: SSA's query normalisation
+    norm_m: tuple            # (mean, std) of M_c   over the whole map: SCA's query normalisation
+
+
+def content_level_stats(feat_acc: RegionAccumulator, norm_m: tuple, s: SemanticStyleLevel, device,
+                        dtype) -> ContentLevelStats:
+    """From accumulated content-feature regions (and M_c's whole-map mean/std): everything the queries need.
+
+    F_c' region k is (F_c − μc)/σc·σs + μs, so its mean is μs and its (biased) variance var_c·σs²/σc²; the whole
+    map's statistics of F_c' follow exactly from the regions' without ever building F_c'."""
+    labels, n, mean, var = feat_acc.finish(device)
+    std = (var + ADAIN_EPS).sqrt()
+    pos = torch.searchsorted(s.stat_labels, labels).clamp(max=len(s.stat_labels) - 1)
+    has = s.stat_labels[pos] == labels
+    s_mean, s_std = s.mean[pos].double(), s.std[pos].double()
+    p_mean = torch.where(has[:, None], s_mean, mean)
+    p_var = torch.where(has[:, None], var * s_std ** 2 / std ** 2, var)
+    cast = lambda t: tuple(x.to(device=device, dtype=dtype).reshape(1, -1) for x in t)  # noqa: E731
+    return ContentLevelStats(labels, mean.float(), std.float(), has, cast(_global_from_regions(n, mean, var)),
+                             cast(_global_from_regions(n, p_mean, p_var)), cast(norm_m))
+
+
+def whole_level_stats(fc: torch.Tensor, mc: torch.Tensor, lc: torch.Tensor, s: SemanticStyleLevel) -> ContentLevelStats:
+    fa, ma = RegionAccumulator(), RegionAccumulator()
+    fa.add(_flat(fc), lc)
+    ma.add(_flat(mc), torch.zeros_like(lc))
+    _, mn, mm, mv = ma.finish(fc.device)
+    return content_level_stats(fa, _global_from_regions(mn, mm, mv), s, fc.device, fc.dtype)
+
+
 def scsa_attend(module: SANet, fc: torch.Tensor, mc: torch.Tensor, lc: torch.Tensor, s: SemanticStyleLevel,
-                t1: float = T1, t2: float = T2) -> torch.Tensor:
-    """One SCSA block: fc, mc 1×C×h×w (content and content-map features), lc the h·w content labels."""
+                t1: float = T1, t2: float = T2, stats: ContentLevelStats | None = None) -> torch.Tensor:
+    """One SCSA block: fc, mc 1×C×h×w (content and content-map features), lc the h·w content labels.
+
+    stats: whole-image statistics when fc/mc/lc are one tile of the image; None: they are the whole image."""
     n, c, h, w = fc.shape
     if n != 1:
         raise ValueError("scsa_attend works on one image at a time")
+    if stats is None:
+        stats = whole_level_stats(fc, mc, lc, s)
     f = _flat(fc)
-    fprime, matched = semantic_adain(f, lc, s.stat_labels, s.mean, s.std)
-    fprime_map = fprime.transpose(0, 1).reshape(1, c, h, w)
-    q_ssa = _flat(module.f(mean_variance_norm(fprime_map)))
-    q_sca = _flat(module.f(mean_variance_norm(mc)))
+    # semantic AdaIN with the regions' whole-image statistics; F_c unchanged where the style lacks the label
+    fprime, matched = apply_semantic_adain(f, lc, stats.labels, stats.mean, stats.std, s.stat_labels, s.mean, s.std)
+    normed = lambda x, ms: (x - ms[0]) / ms[1]  # noqa: E731
+    q_ssa = normed(fprime, stats.norm_cp) @ module.f.weight.reshape(c, c).t() + module.f.bias
+    q_sca = normed(_flat(mc), stats.norm_m) @ module.f.weight.reshape(c, c).t() + module.f.bias
 
     mix = torch.zeros_like(f)                                          # what goes through out_conv
     bias = torch.full((f.shape[0], 1), t1 + t2, dtype=f.dtype, device=f.device)
@@ -262,7 +350,7 @@ def scsa_attend(module: SANet, fc: torch.Tensor, mc: torch.Tensor, lc: torch.Ten
         mix[pc] = t1 * sca + t2 * ssa
     if not bool(matched.all()):  # fallback: plain SANet over all style positions, residual F_c
         fb = (~matched).nonzero().squeeze(1)
-        q_plain = _flat(module.f(mean_variance_norm(fc)))[fb]
+        q_plain = normed(f[fb], stats.norm_c) @ module.f.weight.reshape(c, c).t() + module.f.bias
         mix[fb] = _soft(q_plain, s.keys, s.values)
         bias[fb] = 1.0
         resid = fprime.clone()
@@ -347,12 +435,13 @@ def encode_semantic_style(st, image: np.ndarray, labels: LabelMap, max_side: int
 
 
 class SemanticRun:
-    """One stylize() call's SCSA state: per-style semantic levels, then (bind_content) the content map's."""
+    """One stylize() call's SCSA state: per-style semantic levels, then (bind_content) the content map's.
+    Executed by sanet.tiled.run_whole (transform_features) or, for tiled plans, by self.run_tiled."""
 
     def __init__(self, st, request: SemanticRequest, styles: list, style_max_side):
         from .engine import StyleFeatures
+        self.st = st
         self.request = request
-        self.transform = st._transform
         self.styles = []
         for i, (s, m) in enumerate(zip(styles, request.styles)):
             if m is None:
@@ -361,7 +450,11 @@ class SemanticRun:
             if isinstance(s.source, StyleFeatures):
                 raise InputError(f"style {i + 1}: a label map needs the style image, not pre-encoded StyleFeatures")
             self.styles.append(encode_semantic_style(st, s.source, m, style_max_side, f"style {i + 1} image"))
-        self.m4 = self.m5 = self.ids = None
+        self.map_src = self.lc4 = self.lc5 = self.pad_size = None
+        self._maps = None
+
+    def applies(self, i: int) -> bool:
+        return self.styles[i] is not None
 
     def plain_features(self, i: int):
         """Style i's plain SANet keys/values (same tensors as encode_style would give), without re-encoding."""
@@ -372,28 +465,118 @@ class SemanticRun:
         return StyleFeatures(lv(s4), lv(s5), (0, 0), f"scsa-style-{i}")
 
     def bind_content(self, st, content_hw, run_hw, pad_size) -> "SemanticRun":
-        """Encode the content label-map image through the same preview resize and padding as the content."""
+        """The content label map through the same preview resize and padding as the content: the map image as a
+        CPU tensor like the content's (encoded whole or by tiles later), the labels at both feature grids."""
         from .engine import pad_to
-        m = st._to_tensor(self.request.content.image)
-        ids = torch.from_numpy(self.request.content.ids.astype(np.float32))[None, None].to(st.device)
+        m = torch.from_numpy(self.request.content.image).permute(2, 0, 1)[None]
+        ids = torch.from_numpy(self.request.content.ids.astype(np.float32))[None, None]
         if tuple(run_hw) != tuple(content_hw):
             m, ids = resize_labels(m, run_hw), resize_labels(ids, run_hw)
-        self.m4, self.m5 = st._encode(pad_to(m, pad_size))
-        self.ids = pad_to(ids, pad_size)[0, 0]
+        ids = pad_to(ids, pad_size)[0, 0]
+        self.map_src, self.pad_size = m, tuple(pad_size)
+        self.lc4 = grid_labels(ids, (pad_size[0] // 8, pad_size[1] // 8)).reshape(pad_size[0] // 8, -1).to(st.device)
+        self.lc5 = grid_labels(ids, (pad_size[0] // 16, pad_size[1] // 16)).reshape(pad_size[0] // 16, -1).to(st.device)
+        self._maps = None
         return self
 
-    def applies(self, i: int) -> bool:
-        return self.styles[i] is not None
+    def _whole_maps(self):
+        if self._maps is None:  # the map image is encoded once per call, shared by all labelled styles
+            from .engine import pad_to
+            x = self.map_src.to(device=self.st.device, dtype=self.st.dtype).contiguous(memory_format=torch.channels_last)
+            self._maps = self.st._encode(pad_to(x, self.pad_size))
+        return self._maps
 
     def transform_features(self, i: int, c4: torch.Tensor, c5: torch.Tensor) -> torch.Tensor:
-        """merge(SCSA4(c4), SCSA5(c5)) for style i: replaces sanet.transform.transform_features."""
+        """merge(SCSA4(c4), SCSA5(c5)) for style i on the whole image: replaces sanet.transform.transform_features."""
         from .transform import merge
         s4, s5 = self.styles[i]
-        t, r = self.transform, self.request
-        lc4 = grid_labels(self.ids, tuple(c4.shape[-2:])).to(c4.device)
-        lc5 = grid_labels(self.ids, tuple(c5.shape[-2:])).to(c5.device)
-        return merge(t, scsa_attend(t.sanet4_1, c4, self.m4, lc4, s4, r.t1, r.t2),
-                     scsa_attend(t.sanet5_1, c5, self.m5, lc5, s5, r.t1, r.t2))
+        t, r = self.st._transform, self.request
+        m4, m5 = self._whole_maps()
+        return merge(t, scsa_attend(t.sanet4_1, c4, m4, self.lc4.reshape(-1), s4, r.t1, r.t2),
+                     scsa_attend(t.sanet5_1, c5, m5, self.lc5.reshape(-1), s5, r.t1, r.t2))
+
+    def run_tiled(self, job, plan, finish=None) -> np.ndarray:
+        """Like sanet.tiled.run_tiled, with SCSA for the labelled styles and whole-image region statistics."""
+        from .tiled import TiledRun
+        runner = _semantic_tiled_run_class(TiledRun)(job, plan, self)
+        out = np.empty((*job.size, 3), dtype=np.float32)
+        runner.encode_pass(0.3, 0.5)
+        runner.stylize_pass(out, finish, 0.5, 0.95)
+        return out
+
+
+def _semantic_tiled_run_class(TiledRun):
+    """sanet.tiled.TiledRun with SCSA (built lazily: tiled imports the engine, which imports this module).
+
+    Pass 1 also encodes the content map image tile by tile (same halos, so tile cores equal the whole-image maps)
+    and accumulates per-label statistics of relu4_1/relu5_1 over the whole image; pass 2 runs scsa_attend on each
+    tile with those statistics, so every tile core is exactly what the whole-image run gives."""
+    import copy
+
+    from .tiled import DECODER_HALO, attend_normalised
+    from .transform import merge
+
+    class SemanticTiledRun(TiledRun):
+        def __init__(self, job, plan, sem: SemanticRun):
+            super().__init__(job, plan)
+            self.sem = sem
+            map_job = copy.copy(job)
+            map_job.src = sem.map_src
+            self.maps = TiledRun(map_job, plan)
+            self._acc = None
+
+        def encode_region(self, y0, y1, x0, x1):
+            c4, c5 = super().encode_region(y0, y1, x0, x1)
+            if self._acc is not None:  # pass 1: whole-image per-label statistics, tile by tile
+                self._acc[0].add(_flat(c4), self.sem.lc4[y0 // 8:y1 // 8, x0 // 8:x1 // 8].reshape(-1))
+                self._acc[1].add(_flat(c5), self.sem.lc5[y0 // 16:y1 // 16, x0 // 16:x1 // 16].reshape(-1))
+            return c4, c5
+
+        def encode_pass(self, lo, hi):
+            self._acc = (RegionAccumulator(), RegionAccumulator())
+            super().encode_pass(lo, (lo + hi) / 2)
+            acc4, acc5 = self._acc
+            self._acc = None
+            self.maps.encode_pass((lo + hi) / 2, hi)   # global mean/std of the map features (like the content's)
+            st = self.st
+            self.level_stats = {
+                i: (content_level_stats(acc4, self.maps.stats4, s4, st.device, st.dtype),
+                    content_level_stats(acc5, self.maps.stats5, s5, st.device, st.dtype))
+                for i, (s4, s5) in ((i, s) for i, s in enumerate(self.sem.styles) if s is not None)}
+
+        def stylize_tile(self, y0, y1, x0, x1):
+            job, t, sem, r = self.job, self.st._transform, self.sem, self.sem.request
+            gh, gw = self.grid
+            ga, gb = max(0, y0 // 8 - DECODER_HALO), min(gh, y1 // 8 + DECODER_HALO)
+            gc, gd = max(0, x0 // 8 - DECODER_HALO), min(gw, x1 // 8 + DECODER_HALO)
+            c4, c5 = self.features(ga, gb, gc, gd)
+            m4, m5 = self.maps.features(ga, gb, gc, gd)
+            lc4 = sem.lc4[ga:gb, gc:gd].reshape(-1)
+            lc5 = sem.lc5[ga // 2:gb // 2, gc // 2:gd // 2].reshape(-1)
+            plain = [k for k in range(len(job.styles)) if not sem.applies(k)]
+            levels = [job.styles[k] for k in plain] + ([self.own] if job.use_own else [])
+            o4 = attend_normalised(t.sanet4_1, c4, *self.stats4, [lv[0] for lv in levels], self.plan.query_chunk)
+            o5 = attend_normalised(t.sanet5_1, c5, *self.stats5, [lv[1] for lv in levels], self.plan.query_chunk)
+            feat = None
+            for k in range(len(job.styles)):
+                if sem.applies(k):
+                    (s4, s5), (st4, st5) = sem.styles[k], self.level_stats[k]
+                    part = merge(t, scsa_attend(t.sanet4_1, c4, m4, lc4, s4, r.t1, r.t2, st4),
+                                 scsa_attend(t.sanet5_1, c5, m5, lc5, s5, r.t1, r.t2, st5))
+                else:
+                    j = plain.index(k)
+                    part = merge(t, o4[j], o5[j])
+                part = job.alpha * job.coeffs[k][:, :, ga:gb, gc:gd] * part
+                feat = part if feat is None else feat + part
+            if job.use_own:
+                feat = feat + job.rest[:, :, ga:gb, gc:gd] * merge(t, o4[-1], o5[-1])
+            del c4, c5, m4, m5, o4, o5
+            out = self.st._decoder(feat)
+            rh, rw = job.size
+            oy, ox = y0 - 8 * ga, x0 - 8 * gc
+            return out[:, :, oy:oy + min(y1, rh) - y0, ox:ox + min(x1, rw) - x0]
+
+    return SemanticTiledRun
 
 
 def request_for(semantic, styles: list, content_hw: tuple[int, int]) -> SemanticRequest | None:
