@@ -21,6 +21,9 @@ from .wheels import PythonTarget, linux_platforms, macos_platforms, windows_plat
 # Documented bundles; GIMP for macOS is not documented in our facts, 3.12 is its current build's choice.
 DEFAULT_BUNDLED = {("gimp", "windows"): (3, 12), ("krita", "windows"): (3, 10),
                    ("krita", "darwin"): (3, 10), ("gimp", "darwin"): (3, 12)}
+# When the version is only a default, the vendor folder gets extension modules for all of these: CPython picks
+# the one whose suffix matches (_zmq.cpython-310-….so, _zmq.abi3.so, ….cp311-win_amd64.pyd).
+GUESS_VERSIONS = ((3, 10), (3, 11), (3, 12), (3, 13))
 # Flatpak runtimes (GNOME 47+/KDE 6.x) ship 3.12 and glibc >= 2.38; used only when we cannot look inside.
 DEFAULT_FLATPAK = ((3, 12), (2, 38))
 SNAP_BASE_GLIBC = {"core22": (2, 35), "core24": (2, 39), "core20": (2, 31)}
@@ -61,6 +64,11 @@ class EditorPython:
     target: PythonTarget
     has_deps: bool | None          # True: `import zmq, msgpack` works already → no vendoring
     executable: str | None = None  # set when we could run it
+
+    @property
+    def guessed(self) -> bool:
+        """The version is a documented default, not seen on this machine (every such source ends "default")."""
+        return self.target.source.endswith("default")
 
 
 def _ver(text: str) -> tuple[int, int]:
@@ -198,7 +206,7 @@ def _linux_editor_python(profile: EditorProfile, home: str, override: tuple[int,
             return EditorPython(linux_target_from_probe(info, f"probed {exe}"), deps_ok(info["deps"]), exe)
         version = override or (3, 12)
         return EditorPython(PythonTarget(version, linux_platforms(machine, (2, 28)), "linux",
-                                         "--*-python" if override else "guess"), None)
+                                         "--*-python" if override else "no python3 found: default"), None)
     if profile.variant == "flatpak":
         app_id = FLATPAK_GIMP if profile.editor == "gimp" else FLATPAK_KRITA
         if shutil.which("flatpak") and override is None:
@@ -226,5 +234,5 @@ def _linux_editor_python(profile: EditorProfile, home: str, override: tuple[int,
     except OSError:
         pass
     if version is None:
-        version, source = (3, 10), "Snap default (core22)"
+        version, source = (3, 10), "core22 Snap default"
     return EditorPython(PythonTarget(version, linux_platforms(machine, glibc), "linux", source), None)

@@ -26,11 +26,11 @@ from . import autostart, flatpak, kritarc
 from .actions import MANIFEST_NAME, Actions, InstallError, Manifest
 from .daemon_env import (CONSTRAINTS_NAME, EXISTING_PTH, TORCH_MODES, TORCH_VERSION_SNIPPET, find_existing_torch,
                          is_venv, pip_install_command, torch_plan, venv_python)
-from .editor_python import editor_python, parse_version
+from .editor_python import GUESS_VERSIONS, editor_python, parse_version
 from .locations import (GIMP_PLUGIN_NAME, KRITA_PLUGIN_NAME, EditorProfile, autostart_file, current_os,
                         existing_profiles, gimp_profiles, krita_profiles, user_cache_dir, user_data_dir,
                         venv_executable)
-from .wheels import VENDOR_DIR, PythonTarget, extract_wheel, pip_download_command, select_wheels
+from .wheels import VENDOR_DIR, PythonTarget, extract_wheel, parse_wheel_name, pip_download_command, select_wheels
 
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache")
@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Krita's Python version (e.g. 3.10 for the Linux AppImage)")
     p.add_argument("--vendor", choices=("auto", "always", "never"), default="auto",
                    help="bundle pyzmq + msgpack wheels with the plug-ins: auto = unless the editor's Python has them")
+    p.add_argument("--vendor-pythons", metavar="X.Y,...", type=_versions,
+                   help="also bundle extension modules for these Python versions (default: 3.10-3.13 when the "
+                        "editor's version is only a default, e.g. an AppImage or an unreadable Flatpak runtime)")
     p.add_argument("--wheel-cache", metavar="DIR", help="where downloaded wheels are kept "
                                                          "(default: <user cache dir>/wheels)")
     p.add_argument("--wheels-from", metavar="DIR", help="use wheels from this folder, never download (offline)")
@@ -80,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--uninstall", action="store_true", help="remove everything a previous install created")
     p.add_argument("--keep-weights", action="store_true", help="with --uninstall: keep the installed weights")
     return p
+
+
+def _versions(text: str) -> tuple[tuple[int, int], ...]:
+    return tuple(parse_version(v) for v in text.split(",") if v.strip())
 
 
 @dataclass
@@ -262,12 +269,24 @@ def _wheels_for(ctx: Context, target: PythonTarget, pip_python: str) -> dict[str
     return {p: os.path.join(folder, f) for p, f in chosen.items()}
 
 
-def _fill_vendor(staging: str, source: str, wheels: dict[str, str]) -> None:
+def _check_same_versions(wheels: list[str]) -> None:
+    """Wheels unpacked into one folder must be one release per project, or the pure-Python files would mix."""
+    seen: dict[str, set[str]] = {}
+    for w in wheels:
+        name = parse_wheel_name(w)
+        seen.setdefault(name.project, set()).add(name.version)
+    mixed = {p: sorted(v) for p, v in seen.items() if len(v) > 1}
+    if mixed:
+        raise InstallError(f"the wheel cache holds different releases for different Pythons: {mixed}; "
+                           f"run again with --refresh-wheels")
+
+
+def _fill_vendor(staging: str, source: str, wheels: list[str]) -> None:
     """<plug-in>/vendor = sanet_client + the unpacked wheels: the one folder a plug-in adds to sys.path."""
     vendor = os.path.join(staging, VENDOR_DIR)
     shutil.copytree(os.path.join(source, "plugins", "sanet_client"), os.path.join(vendor, "sanet_client"),
                     ignore=COPY_IGNORE)
-    for wheel in wheels.values():
+    for wheel in wheels:
         extract_wheel(wheel, vendor)
 
 
@@ -290,9 +309,14 @@ def install_editor(ctx: Context, editor: str, pip_python: str) -> None:
         ep = editor_python(profile, ctx.home, ctx.env, override)
         t = ep.target
         vendor = a.vendor == "always" or (a.vendor == "auto" and ep.has_deps is not True)
+        extra = a.vendor_pythons if a.vendor_pythons is not None else (GUESS_VERSIONS if ep.guessed else ())
+        targets = [PythonTarget(v, t.platforms, t.os_name, "extra") for v in extra if v != t.version] + [t]
+        also = f" (+ {', '.join(x.cp for x in targets[:-1])})" if len(targets) > 1 else ""
         act.info(f"{profile.label} in {profile.profile_dir}: Python {t.version[0]}.{t.version[1]} ({t.source}); "
-                 + (f"bundling pyzmq + msgpack for {t.key}" if vendor else "its Python has pyzmq + msgpack"))
-        wheels = _wheels_for(ctx, t, pip_python) if vendor else {}
+                 + (f"bundling pyzmq + msgpack for {t.key}{also}" if vendor else "its Python has pyzmq + msgpack"))
+        # The editor's own target goes last, so its copy of the pure-Python files is the one that stays.
+        wheels = [w for tt in targets for w in _wheels_for(ctx, tt, pip_python).values()] if vendor else []
+        _check_same_versions(wheels)
         name = GIMP_PLUGIN_NAME if editor == "gimp" else KRITA_PLUGIN_NAME
         dest = os.path.join(profile.plugin_dir, name)
         ctx.ensure_dir(profile.plugin_dir)

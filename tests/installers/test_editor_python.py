@@ -54,7 +54,7 @@ def test_windows_and_macos_targets_default_to_the_documented_bundles():
     env = {"ProgramFiles": "/nonexistent", "LOCALAPPDATA": "/nonexistent"}
     gimp = editor_python(gimp_profiles("windows", "/nonexistent", env)[0], "/nonexistent", env)
     assert gimp.target.version == (3, 12) and gimp.target.platforms[0].startswith("win")
-    assert gimp.has_deps is False
+    assert gimp.has_deps is False and gimp.guessed      # → the vendor folder serves 3.10-3.13
     krita = editor_python(krita_profiles("darwin", "/nonexistent", {})[0], "/nonexistent", {})
     assert krita.target.version == (3, 10) and "universal2" in " ".join(krita.target.platforms)
 
@@ -66,3 +66,9 @@ def test_linux_native_probes_the_system_python():
         assert ep.executable == system
         assert ep.target.version == tuple(probe_interpreter([system])["version"])
     assert ep.target.platforms[0].startswith("manylinux_2_")
+    assert ep.guessed is (system is None)
+
+
+def test_snap_and_flatpak_without_a_runtime_to_read_are_guesses():
+    for profile in gimp_profiles("linux", "/nonexistent", {})[1:]:
+        assert editor_python(profile, "/nonexistent", {}).guessed, profile.variant
