@@ -248,7 +248,9 @@ class Stylizer:
                     run_tiled = tiled.run_tiled if sem is None else sem.run_tiled   # SCSA: its own tile pass
                     raw = (run_tiled(job, plan, finish if same else None) if plan.tiled
                            else tiled.run_whole(job, plan))
-                except torch.OutOfMemoryError:
+                except RuntimeError as exc:   # torch.OutOfMemoryError (GPU) or the CPU allocator's RuntimeError
+                    if not (isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in str(exc)):
+                        raise
                     failed = True   # retried below, outside the handler, so the failed attempt's tensors are freed
                 if not failed:
                     break

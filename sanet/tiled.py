@@ -80,8 +80,9 @@ def attend_normalised(module, content_feat: torch.Tensor, mean: torch.Tensor, st
     for style in styles:
         k, v = style.keys.unsqueeze(1), style.values.unsqueeze(1)
         step = query_chunk or q.shape[1]
-        o = torch.cat([F.scaled_dot_product_attention(q[:, i:i + step].unsqueeze(1), k, v, scale=1.0).squeeze(1)
-                       for i in range(0, q.shape[1], step)], dim=1)
+        parts = [F.scaled_dot_product_attention(q[:, i:i + step].unsqueeze(1), k, v, scale=1.0).squeeze(1)
+                 for i in range(0, q.shape[1], step)]
+        o = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         outs.append(content_feat + module.out_conv(o.transpose(1, 2).reshape(n, c, h, w)))
     return outs
 
