@@ -34,8 +34,32 @@ def require_krita(*tools):
         pytest.fail(msg)
 
 
-def krita_env(base_env, home):
-    """Environment for a Krita process: isolated HOME/XDG dirs, plug-in and client importable."""
+def shared_home():
+    """A Krita profile reused across runs (~/.cache/sanet-style/krita/home, or $SANET_KRITA_HOME).
+
+    A fresh profile costs ~30 s on first start (Krita builds its resource database); the kritarunner
+    tests never change settings, so they share this warmed one.
+    """
+    home = Path(os.environ.get("SANET_KRITA_HOME")
+                or Path.home() / ".cache" / "sanet-style" / "krita" / "home")
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def seed_resources(home):
+    """Copy the shared profile's warmed resource folder (not its plug-ins) into a fresh GUI profile."""
+    src = shared_home() / ".local" / "share" / "krita"
+    if (src / "resourcecache.sqlite").exists():
+        shutil.copytree(src, home / ".local" / "share" / "krita", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("pykrita", "*.lock"))
+
+
+def krita_env(base_env, home, plugin_source=True):
+    """Environment for a Krita process: isolated HOME/XDG dirs, plug-in and client importable.
+
+    plugin_source=False leaves plugins/krita off PYTHONPATH, so Krita loads the copy installed in
+    the profile's pykrita folder (the GUI test), as it would for a user.
+    """
     env = dict(base_env)
     env.update(
         HOME=str(home),
@@ -45,7 +69,7 @@ def krita_env(base_env, home):
         XDG_RUNTIME_DIR=str(home / "runtime"),
         QT_QPA_PLATFORM=env.get("QT_QPA_PLATFORM", "offscreen"),
         SANET_CLIENT_PATH=str(CLIENT_PARENT),
-        PYTHONPATH=os.pathsep.join([str(HERE), str(PLUGIN_DIR), str(CLIENT_PARENT)]),
+        PYTHONPATH=os.pathsep.join([str(HERE)] + ([str(PLUGIN_DIR)] if plugin_source else [])),
         PYTHONDONTWRITEBYTECODE="1",
     )
     env.pop("VIRTUAL_ENV", None)

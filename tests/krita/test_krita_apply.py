@@ -32,7 +32,7 @@ def _run(function, args, env, tmp_path):
 def test_new_layer_matches_library_inside_selection(depth, tmp_path, sanetd, engine, style_png):
     kt.require_krita()
     (tmp_path / "out").mkdir()
-    env = kt.krita_env(sanetd.env, tmp_path / "home")
+    env = kt.krita_env(sanetd.env, kt.shared_home())
     summary = _run("apply_scenario", [tmp_path / "out", depth, style_png[0], ALPHA], env, tmp_path)
     # A new paint layer, same depth, directly above the original; nothing else added.
     assert summary["layers"] == ["Background", "painting", summary["new_name"]]
@@ -45,7 +45,7 @@ def test_new_layer_matches_library_inside_selection(depth, tmp_path, sanetd, eng
 def test_no_daemon_gives_one_clear_message_and_adds_nothing(tmp_path):
     kt.require_krita()
     (tmp_path / "out").mkdir()
-    env = kt.krita_env(os.environ, tmp_path / "home")
+    env = kt.krita_env(os.environ, kt.shared_home())
     env["SANETD_CONNECTION_FILE"] = str(tmp_path / "nowhere" / "sanetd.json")
     summary = _run("no_daemon_scenario", [tmp_path / "out"], env, tmp_path)
     assert summary["exception"] == "DaemonNotRunning"

@@ -17,6 +17,7 @@ from .worker import Task
 
 POLL_MS = 50                 # queue drain interval while something runs
 RECONNECT_MS = 5000          # retry interval while sanetd is unreachable
+JOB_QUIET_S = 10.0          # no word from sanetd (it answers pings even when busy) for this long = gone
 ICON = 40
 
 
@@ -290,7 +291,7 @@ class StyleTransferWidget(QWidget):
             return pipeline.stylize(mod, client, snap, styles, options, on_progress=report,
                                     cancel_event=cancel)
 
-        self.task = Task(mod, run, timeout=30.0)
+        self.task = Task(mod, run, timeout=JOB_QUIET_S)
         self.layer_name = options.result_name(names)
         self.apply_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -322,11 +323,15 @@ class StyleTransferWidget(QWidget):
                 self.show_message(str(exc), error=True)
         elif kind == "cancelled":
             self.progress.setValue(0)
-            self.show_message(event[1])
+            self.show_message("Cancelled; nothing was added.")
         else:
             self.progress.setValue(0)
             self.show_message(event[1], error=True)
-            self.check_connection()    # a dead daemon shows up in the status line at once
+            mod = self.task.client_module
+            if isinstance(event[2], mod.DaemonNotRunning):
+                # sanetd died or vanished mid-job: say so at once; the reconnect timer takes over.
+                self.set_status(False, "sanetd: %s Retrying every %d s." % (event[1], RECONNECT_MS // 1000))
+            self.check_connection()
         self.snap = None
 
     def _poll(self):

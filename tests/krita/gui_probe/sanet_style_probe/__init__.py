@@ -28,6 +28,7 @@ OUT = os.environ.get("SANET_PROBE_OUT", "")
 TESTS_DIR = os.environ.get("SANET_PROBE_TESTS_DIR", "")
 STYLE_PNG = os.environ.get("SANET_PROBE_STYLE", "")
 DEPTH = os.environ.get("SANET_PROBE_DEPTH", "U8")
+BIG = int(os.environ.get("SANET_PROBE_BIG", "768"))
 STEP_TIMEOUT = float(os.environ.get("SANET_PROBE_TIMEOUT", "120"))
 
 
@@ -139,15 +140,15 @@ class Probe:
         _write("original_before.bin", before)
         _write("selection.bin", doc.selection().pixelData(0, 0, ks.W, ks.H))
         controls.add_file(STYLE_PNG)
-        n_layers = len(doc.topLevelNodes())
+        n_layers = len(_layers(doc))
 
         # 4. sanetd is down: a clear message, nothing added, the UI keeps running
-        yield ("status says not connected", lambda: "connected" not in controls.status_label.text()
+        yield ("status says not connected", lambda: controls.status_task is None and not controls.connected
                and "checking" not in controls.status_label.text())
         controls.apply_button.click()
         yield ("apply finishes with daemon down", lambda: controls.task is None)
         self.step("daemon_down", status=controls.status_label.text(), message=controls.message.text(),
-                  layers_added=len(doc.topLevelNodes()) - n_layers)
+                  layers_added=len(_layers(doc)) - n_layers)
 
         # 5. ask the test for a daemon, reconnect
         _write("need_daemon", b"1")
@@ -167,7 +168,7 @@ class Probe:
                 return False
             return True
         yield ("stylize job", job_done)
-        top = [n.name() for n in doc.topLevelNodes()]
+        top = _layers(doc)
         new = doc.nodeByName(top[-1]) if top else None
         self.step("applied", seconds=round(time.monotonic() - started, 3), ticks=self.ticks_while_busy,
                   message=controls.message.text(), progress=controls.progress.value(), layers=top,
@@ -180,9 +181,52 @@ class Probe:
         doc.waitForDone()
         yield 0.5
         doc.waitForDone()
-        self.step("undone", layers=[n.name() for n in doc.topLevelNodes()],
+        self.step("undone", layers=_layers(doc),
                   original_same=bytes(layer.pixelData(0, 0, ks.W, ks.H)) == before)
+
+        # 8. a bigger canvas so jobs last long enough to cancel / kill the daemon under them
+        big = app.createDocument(BIG, BIG, "probe big", "RGBA", "U8", "", 72.0)
+        window.addView(big)
+        big_layer = big.createNode("big painting", "paintlayer")
+        row = bytes((x * 3) % 256 for x in range(BIG * 4))
+        big_layer.setPixelData(b"".join(row[(y % 7) * 4:] + row[:(y % 7) * 4] for y in range(BIG)),
+                               0, 0, BIG, BIG)
+        big.rootNode().addChildNode(big_layer, None)
+        big.waitForDone()
+        yield 0.3
+        big.setActiveNode(big_layer)
+        yield ("big active node", lambda: big.activeNode() is not None
+               and big.activeNode().name() == "big painting")
+        n_big = len(_layers(big))
+
+        controls.apply_button.click()
+        yield ("progress before cancel", lambda: controls.progress.value() > 0 or controls.task is None)
+        controls.cancel_button.click()
+        yield ("cancelled job ends", lambda: controls.task is None)
+        self.step("cancelled", message=controls.message.text(), layers_added=len(_layers(big)) - n_big)
+
+        # 9. the daemon dies mid-job (the test kills it): a clear message, then it comes back
+        controls.apply_button.click()
+        yield ("job running", lambda: controls.task is not None and controls.progress.value() > 0)
+        _write("job_started", b"1")
+        yield ("job ends after the kill", lambda: controls.task is None)
+        self.step("daemon_killed", message=controls.message.text(), status=controls.status_label.text(),
+                  layers_added=len(_layers(big)) - n_big)
+        _write("need_daemon_again", b"1")
+        yield ("daemon_up_again flag", lambda: os.path.exists(os.path.join(OUT, "daemon_up_again")))
+        controls.reconnect_button.click()
+        yield ("status connected again", lambda: controls.connected and controls.status_task is None)
+        big.setActiveNode(big_layer)
+        controls.apply_button.click()
+        yield ("job after restart", lambda: controls.task is None)
+        self.step("after_restart", message=controls.message.text(), status=controls.status_label.text(),
+                  layers=_layers(big))
         self.report["ok"] = True
+
+
+def _layers(doc):
+    """Layer names bottom to top (the global selection shows up as a 'Selection Mask' node: skip it)."""
+    return [n.name() for n in doc.topLevelNodes() if n.type() != "selectionmask"]
 
 
 def _write(name, data):
