@@ -168,7 +168,7 @@ def install_venv(ctx: Context) -> str:
         cmd = [a.python, "-m", "venv"]
         if existing is not None and not a.copy_torch:
             cmd.append("--system-site-packages")   # torch (and its deps) come from the installer's Python
-        act.run(cmd + [venv], "create the daemon's venv")
+        act.run(cmd + [venv], "create the daemon's venv", capture=True)
         ctx.manifest.data["venv"] = {"path": venv, "created": True}
     else:
         act.info(f"reusing the venv {venv}")
@@ -206,11 +206,13 @@ def install_venv(ctx: Context) -> str:
         act.write_file(constraints, f"# torch is pinned so pip never swaps the build chosen by the installer\n"
                                     f"torch=={pinned}\n", "pip constraints")
     project = ["--upgrade"] + (["--no-deps"] if a.no_deps else []) + (["-e"] if a.editable else []) + [a.source]
-    act.run(pip_install_command(py, project, constraints if pinned else None), "install sanet-style")
+    # pip's chatter is kept back and shown only if it fails; the torch download above streams (it is long).
+    act.run(pip_install_command(py, project, constraints if pinned else None), "install sanet-style", capture=True)
     if existing is not None and not act.dry_run:
         seen = _venv_torch_version(py)
         if seen != existing.version:
-            raise InstallError(f"the venv sees torch {seen or 'none'}, expected the existing {existing.version}")
+            raise InstallError(f"the venv sees torch {seen or 'none'}, expected the existing {existing.version}: "
+                               f"{venv} was made for another torch; remove it (--uninstall) or pick --venv NEWDIR")
         act.info(f"the venv uses torch {seen}")
     sanetd = venv_executable(ctx.os_name, venv, "sanetd")
     if not act.dry_run and not os.path.exists(sanetd):
@@ -259,7 +261,8 @@ def _wheels_for(ctx: Context, target: PythonTarget, pip_python: str) -> dict[str
     except ValueError as e:
         if a.wheels_from:
             raise InstallError(f"--wheels-from {folder}: {e}") from e
-        act.run(pip_download_command(pip_python, target, folder), f"download pyzmq + msgpack for {target.key}")
+        act.run(pip_download_command(pip_python, target, folder), f"download pyzmq + msgpack for {target.key}",
+                capture=True)
         if act.dry_run:
             return {}
         try:

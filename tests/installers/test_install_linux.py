@@ -2,8 +2,8 @@
 profile folders: files and modes, vendored wheels importable by a clean interpreter, the systemd unit verified,
 re-run, dry run and uninstall.
 
-Fast on purpose: `--torch existing` links this venv's torch (nothing big is downloaded), `--no-deps` because the
-dependencies are visible through that link, wheels come from ~/.cache/sanet-style/wheels once downloaded.
+Fast on purpose: `--torch existing` links this venv's torch, so the project's dependencies are already satisfied
+and nothing big is downloaded; wheels come from ~/.cache/sanet-style/wheels once downloaded.
 """
 import glob
 import hashlib
@@ -71,7 +71,8 @@ def installed(tmp_path_factory, synthetic_weights):
     (home / ".local" / "share" / "krita").mkdir(parents=True)
     (home / ".config" / "kritarc").write_text(KRITARC_BEFORE)
     before = snapshot(home)
-    proc = run_installer(home, "--torch", "existing", "--no-deps", "--autostart", "--no-service-manager",
+    # With its dependencies (all satisfied through the linked torch environment): pip must resolve nothing new.
+    proc = run_installer(home, "--torch", "existing", "--autostart", "--no-service-manager",
                          "--wheel-cache", str(WHEEL_CACHE), "--weights-from", str(synthetic_weights))
     return home, before, proc.stdout
 
@@ -237,6 +238,8 @@ def test_venv_uses_the_existing_torch_and_has_the_project(installed):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [want, "0.1.0"]
     assert (venv / "sanet-constraints.txt").read_text().splitlines()[-1] == f"torch=={want}"
+    own = {p.name.split("-")[0].lower() for p in venv.glob("lib/python*/site-packages/*.dist-info")}
+    assert not own & {"torch", "numpy", "pyzmq", "msgpack"}, own      # nothing big was copied in
     # the project's own sanetd entry point, from the venv
     assert os.access(venv / "bin" / "sanetd", os.X_OK)
 
