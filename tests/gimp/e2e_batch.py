@@ -124,11 +124,30 @@ def run_case(case):
         Gimp.Display.new(img)
         content.set_name("content (renamed)")
         Gimp.displays_flush()
+    helper = None
+    run_mode = Gimp.RunMode.NONINTERACTIVE
+    if case.get("dialog_keys"):
+        # GUI run only: answer the filter's dialog like an artist (keys into the "Style Transfer" window)
+        run_mode = Gimp.RunMode.INTERACTIVE
+        helper = subprocess.Popen(
+            ["sh", "-c", "for i in $(seq 300); do w=$(xdotool search --onlyvisible --name '^Style Transfer$' "
+                         "| head -1); [ -n \"$w\" ] && break; sleep 0.1; done; [ -n \"$w\" ] || exit 3; "
+                         "sleep 1.5; " + (f"command -v xwd >/dev/null && xwd -id $w -out {OUT}/{name}.xwd; "
+                                          if case.get("screenshot") else "") +
+                         f"xdotool windowfocus --sync $w key --clearmodifiers {case['dialog_keys']}"])
     status, error, elapsed = run_procedure(case.get("procedure", "python-fu-sanet-style-transfer"), img,
-                                           [content], case.get("args", {}))
+                                           [content], case.get("args", {}), run_mode=run_mode)
+    if helper is not None:
+        try:
+            helper_rc = helper.wait(30)
+        except subprocess.TimeoutExpired:
+            helper.kill()
+            helper_rc = "timeout"
     after = [layer_info(x) for x in img.get_layers()]
     res = {"status": status, "error": error, "elapsed": elapsed, "before": before, "after": after,
            "selected": [x.get_id() for x in img.get_selected_layers()]}
+    if helper is not None:
+        res["dialog_helper"] = helper_rc
     dump(f"{name}.orig_after.raw", read(content, None))
     new_layers = [x for x in img.get_layers() if x.get_id() not in {b["id"] for b in before}]
     if new_layers:

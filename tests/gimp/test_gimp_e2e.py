@@ -191,24 +191,55 @@ def test_repeat_last_uses_the_same_settings(gimp_e2e):
     assert (out / "u8.repeat.raw").read_bytes() == (out / "u8.new.raw").read_bytes()
 
 
-def test_one_undo_removes_the_new_layer(gimp_e2e, synthetic_weights, tmp_path):
-    """In the full GIMP UI (Xvfb): run the filter, press Ctrl+Z once: the new layer is gone, nothing else is."""
+@pytest.fixture(scope="module")
+def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
+    """One run of the full GIMP on Xvfb: Ctrl+Z after the filter, and the interactive dialog (OK, Escape)."""
     work, _, _ = gimp_e2e
-    case = dict(name="undo", undo=True, precision="U8_NON_LINEAR", base="RGB", image_size=IMAGE,
-                read_format="R'G'B'A u8", layer=dict(LAYER, data="/e2e/u8.in.raw", babl="R'G'B'A u8"),
-                ellipse=ELLIPSE, feather=FEATHER, args={"style-file": "/e2e/style.png"})
-    with running_sanetd(tmp_path / "daemon", synthetic_weights) as d:
-        results, output, _ = run_gimp(work, {"cases": [case]}, binds=[d.runtime_dir], timeout=240,
-                                      out_name="undo", gui=True,
-                                      env={"SANETD_CONNECTION_FILE": str(d.connection_file)})
+    base = dict(precision="U8_NON_LINEAR", base="RGB", image_size=IMAGE, read_format="R'G'B'A u8",
+                layer=dict(LAYER, data="/e2e/u8.in.raw", babl="R'G'B'A u8"), ellipse=ELLIPSE, feather=FEATHER)
+    cases = [dict(base, name="undo", undo=True, args={"style-file": "/e2e/style.png", "alpha": 0.8}),
+             # the dialog opens with the values of the last run (alpha 0.8 above); Return = OK
+             dict(base, name="dialog_ok", dialog_keys="Return"),
+             dict(base, name="dialog_cancel", dialog_keys="Escape")]
+    with running_sanetd(tmp_path_factory.mktemp("gui-daemon"), synthetic_weights) as d:
+        results, output, seconds = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir], timeout=300,
+                                            out_name="gui", gui=True,
+                                            env={"SANETD_CONNECTION_FILE": str(d.connection_file)})
+    print(f"GIMP GUI run: {seconds:.1f} s")
+    return work, results, output
+
+
+def test_one_undo_removes_the_new_layer(gimp_gui):
+    """In the full GIMP UI (Xvfb): run the filter, press Ctrl+Z once: the new layer is gone, nothing else is."""
+    _, results, output = gimp_gui
     res = results["undo"]
     assert res["status"] == "success", f"{res.get('error')}\n{output[-3000:]}"
-    assert [x["name"] for x in res["after"]] == ["top", "Style: style", "content (renamed)", "background"]
+    assert [x["name"] for x in res["after"]] == ["top", "Style: style (α 0.80)", "content (renamed)", "background"]
     undo = res["undo"]
     assert "error" not in undo, undo
     # exactly one step: the filter's layer is gone, the rename done before it is still there
     assert [x["name"] for x in undo["layers"]] == ["top", "content (renamed)", "background"], undo
     assert undo["orig_after_undo_identical"]
+
+
+def test_interactive_dialog_ok_runs_with_remembered_settings(gimp_gui):
+    work, results, output = gimp_gui
+    res = results["dialog_ok"]
+    assert res.get("dialog_helper") == 0, f"the dialog never appeared: {res}\n{output[-3000:]}"
+    assert res["status"] == "success", f"{res.get('error')}\n{output[-3000:]}"
+    assert [x["name"] for x in res["after"]] == ["top", "Style: style (α 0.80)", "content", "background"]
+    # same content, same remembered settings (alpha 0.8) as the scripted run before it: same pixels
+    out = work / "gui"
+    assert (out / "dialog_ok.new.raw").read_bytes() == (out / "undo.new.raw").read_bytes()
+    assert (out / "dialog_ok.orig_after.raw").read_bytes() == (out / "dialog_ok.orig_before.raw").read_bytes()
+
+
+def test_interactive_dialog_cancel_changes_nothing(gimp_gui):
+    _, results, output = gimp_gui
+    res = results["dialog_cancel"]
+    assert res.get("dialog_helper") == 0, f"the dialog never appeared: {res}\n{output[-3000:]}"
+    assert res["status"] == "cancel", res
+    assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]]
 
 
 def test_stopped_daemon_gives_a_clear_error_quickly(gimp_e2e, synthetic_weights, tmp_path):

@@ -36,9 +36,9 @@ ENGINE_STYLE_MAX_SIDE = 1024    # sanet.engine.DEFAULT_STYLE_MAX_SIDE (kept in s
 HELLO_TIMEOUT_S = 5.0           # a dead or stuck daemon is reported after at most ~2 × this
 JOB_QUIET_TIMEOUT_S = 10.0      # the daemon answers heartbeats while it works; silence this long = gone
 
-# the arguments in dialog order (the library picker and the extra-file list are added by hand)
-DIALOG_ARGS = ["style-file", "style-layer", "library-styles", "style-weights", "alpha", "preserve-colors",
-               "preview", "only-in-selection", "style-max-side", "connection-file"]
+# the dialog's controls below the style sources (the sources get their own widgets, see run_dialog)
+DIALOG_CONTROLS = ["style-weights", "alpha", "preserve-colors", "preview", "only-in-selection", "style-max-side",
+                   "connection-file"]
 
 
 def _error(procedure, status, message):
@@ -332,7 +332,12 @@ def run_dialog(procedure, config):
 
     GimpUi.init("sanet-style")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "Style Transfer")
-    dialog.fill(DIALOG_ARGS)
+    dialog.get_scale_entry("alpha", 1.0)  # a slider rather than a spin button
+    # style sources first (file, more files, layer, library), then the controls
+    dialog.fill_box("sources-file", ["style-file"])
+    sources_rest = dialog.fill_box("sources-rest", ["style-layer", "library-styles"])
+    controls = dialog.fill_box("controls", DIALOG_CONTROLS)
+    dialog.fill(["sources-file"])
     box = dialog.get_content_area()
 
     # more style images: one path per line (the string-list argument "style-files")
@@ -362,6 +367,7 @@ def run_dialog(procedure, config):
     vb.pack_start(add_btn, False, False, 0)
     frame.add(vb)
     box.pack_start(frame, False, False, 0)
+    box.pack_start(sources_rest, False, False, 0)
 
     # library styles with thumbnails: toggles write the ids into "library-styles"
     styles, message = library_styles_or_message(config.get_property("connection-file"))
@@ -400,6 +406,7 @@ def run_dialog(procedure, config):
         lib_frame.add(Gtk.Label(label=message or "The library is empty (add styles with `sanet-client styles add`).",
                                 wrap=True, xalign=0.0))
     box.pack_start(lib_frame, False, False, 0)
+    box.pack_start(controls, False, False, 0)
     box.show_all()
 
     ok = dialog.run()
@@ -492,25 +499,25 @@ def add_arguments(proc):
                            Gimp.FileChooserAction.OPEN, True, None, rw)
     proc.add_string_array_argument("style-files", "More style images",
                                    "More style image files, mixed with the others", rw)
-    proc.add_layer_argument("style-layer", "Style _layer",
+    proc.add_layer_argument("style-layer", "Style _from layer",
                             "A layer of any open image to use as a style (optional)", True, rw)
     proc.add_string_argument("library-styles", "Library st_yles",
                              "Ids of styles in the sanetd library, comma-separated", "", rw)
     proc.add_string_argument("style-weights", "Style _weights",
                              "One weight per style, comma-separated, in the order: style image, more style "
                              "images, style layer, library styles. Empty: equal weights", "", rw)
-    proc.add_double_argument("alpha", "_Strength", "How much style: 0 keeps the content, 1 is full style",
+    proc.add_double_argument("alpha", "Stre_ngth", "How much style: 0 keeps the content, 1 is full style",
                              0.0, 1.0, 1.0, rw)
     proc.add_boolean_argument("preserve-colors", "_Preserve colours",
                               "Keep the layer's colours, take only the style's texture", False, rw)
     proc.add_boolean_argument("preview", "Fast pre_view", "Lower resolution, much faster (for trying styles)",
                               False, rw)
-    proc.add_boolean_argument("only-in-selection", "Only inside the _selection",
+    proc.add_boolean_argument("only-in-selection", "Only inside the selec_tion",
                               "Limit the result to the selection (feathered edges kept); ignored when "
                               "nothing is selected", True, rw)
     proc.add_int_argument("style-max-side", "Style si_ze",
                           "Longest side the styles are resized to (0: the daemon's default)", 0, 8192, 0, rw)
-    proc.add_string_argument("connection-file", "sanetd connection file",
+    proc.add_string_argument("connection-file", "sanetd conn_ection file",
                              "Path of sanetd.json (empty: find the running daemon automatically)", "", rw)
 
 
