@@ -58,7 +58,7 @@ def _close_documents():
     gc.collect()
 
 
-def _make_document(depth):
+def _make_document(depth, select=True):
     from sanet_style import formats
     app = Krita.instance()
     app.setBatchmode(True)
@@ -70,10 +70,11 @@ def _make_document(depth):
     layer.setPixelData(formats.client_to_krita(_pattern_client(fmt), depth), 0, 0, W, H)
     root.addChildNode(layer, None)
     doc.setActiveNode(layer)
-    sel = Selection()
-    sel.select(*SEL_RECT, 255)
-    sel.feather(FEATHER)
-    doc.setSelection(sel)
+    if select:
+        sel = Selection()
+        sel.select(*SEL_RECT, 255)
+        sel.feather(FEATHER)
+        doc.setSelection(sel)
     doc.refreshProjection()
     doc.waitForDone()
     return doc, layer
@@ -107,6 +108,44 @@ def apply_scenario(args):
             original_depth=layer.colorDepth(),
             active=doc.activeNode().name() if doc.activeNode() else None,
         )
+        _write(out, "new_layer.bin", new.pixelData(0, 0, W, H))
+        _write(out, "original_after.bin", layer.pixelData(0, 0, W, H))
+        summary["ok"] = True
+    except Exception:
+        summary["error"] = traceback.format_exc()
+    finally:
+        _close_documents()
+    with open(os.path.join(out, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=1)
+
+
+def library_scenario(args):
+    """args: OUT_DIR STYLE_A_PNG STYLE_B_PNG — add A to the daemon's library, then stylize the whole
+    layer (no selection) with [library A weight 0.3, file B weight 0.7] and preserve colours."""
+    out, style_a, style_b = args[0], args[1], args[2]
+    summary = {"ok": False}
+    try:
+        from sanet_style import clientlib, pipeline, sources, widget
+        mod = clientlib.load()
+        doc, layer = _make_document("U8", select=False)
+        _write(out, "original_before.bin", layer.pixelData(0, 0, W, H))
+        client = mod.Client(timeout=60.0)
+        try:
+            added = client.styles_add("probe style A",
+                                      widget.StyleEntry("file", "A", path=style_a).to_style(mod))
+            entries = client.styles_list()
+            entry = [e for e in entries if e.get("id") == added.get("id")][0]
+            thumb = sources.library_thumbnail(entry)
+            summary.update(library_names=[e.get("name") for e in entries],
+                           thumbnail=None if thumb is None else [thumb.width(), thumb.height()])
+            styles = [widget.StyleEntry("library", entry["name"], 0.3, style_id=entry["id"]).to_style(mod),
+                      widget.StyleEntry("file", "B", 0.7, path=style_b).to_style(mod)]
+            options = pipeline.Options(preserve_color=True, only_selection=True)
+            new = pipeline.stylize_active_layer(doc, styles, options, mod, client, node=layer)
+            client.styles_remove(entry["id"])
+        finally:
+            client.close()
+        summary.update(new_name=new.name(), selection=doc.selection() is not None)
         _write(out, "new_layer.bin", new.pixelData(0, 0, W, H))
         _write(out, "original_after.bin", layer.pixelData(0, 0, W, H))
         summary["ok"] = True

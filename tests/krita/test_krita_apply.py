@@ -51,3 +51,28 @@ def test_no_daemon_gives_one_clear_message_and_adds_nothing(tmp_path):
     assert summary["exception"] == "DaemonNotRunning"
     assert "sanetd is not running" in summary["message"] and "start it" in summary["message"]
     assert summary["layers_added"] == 0
+
+
+def test_library_style_and_weights_without_selection(tmp_path, sanetd, engine, style_png):
+    """Two styles (one from the daemon's library, one file) with weights, preserve colours, no
+    selection: the new layer covers the canvas and equals the library's result exactly."""
+    import numpy as np
+    import sanet
+    from PIL import Image
+    kt.require_krita()
+    out = tmp_path / "out"
+    out.mkdir()
+    style_b = tmp_path / "b.png"
+    rgba_b = style_png[1][::-1, ::-1].copy()
+    Image.fromarray(rgba_b[..., :3], "RGB").save(style_b)
+    env = kt.krita_env(sanetd.env, kt.shared_home())
+    summary = _run("library_scenario", [out, style_png[0], style_b], env, tmp_path)
+    assert "probe style A" in summary["library_names"]
+    assert summary["thumbnail"] and max(summary["thumbnail"]) > 0      # PNG thumbnail decoded by Qt
+    assert summary["selection"] is False
+    assert (out / "original_after.bin").read_bytes() == (out / "original_before.bin").read_bytes()
+    orig = kt.pixels((out / "original_before.bin").read_bytes(), "U8", W, H)
+    new = kt.pixels((out / "new_layer.bin").read_bytes(), "U8", W, H)
+    want = engine.stylize(orig, [sanet.Style(style_png[1], weight=0.3), sanet.Style(rgba_b, weight=0.7)],
+                          preserve_color=True)
+    np.testing.assert_array_equal(new, want)
