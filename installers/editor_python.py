@@ -135,8 +135,10 @@ def bundled_python_version(app_root: str) -> tuple[int, int] | None:
 def app_roots(editor: str, os_name: str, env: dict, home: str) -> list[str]:
     """Usual install locations of the editor application (not the profile)."""
     if os_name == "windows":
-        bases = [env.get("ProgramFiles", r"C:\Program Files"), env.get("ProgramW6432", ""),
-                 os.path.join(env.get("LOCALAPPDATA", ""), "Programs")]
+        # os.environ upper-cases its keys on Windows, so look both spellings up.
+        get = lambda key: env.get(key) or env.get(key.upper()) or ""  # noqa: E731
+        bases = [get("ProgramFiles") or r"C:\Program Files", get("ProgramW6432"),
+                 os.path.join(get("LOCALAPPDATA"), "Programs") if get("LOCALAPPDATA") else ""]
         names = ["GIMP 3"] if editor == "gimp" else ["Krita (x64)", "Krita"]
         return [os.path.join(b, n) for b in bases if b for n in names]
     if os_name == "darwin":

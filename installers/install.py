@@ -284,12 +284,19 @@ def _check_same_versions(wheels: list[str]) -> None:
                            f"run again with --refresh-wheels")
 
 
-def _fill_vendor(staging: str, source: str, wheels: list[str]) -> None:
-    """<plug-in>/vendor = sanet_client + the unpacked wheels: the one folder a plug-in adds to sys.path."""
+def _fill_client(staging: str, source: str, wheels: list[str], client_in_vendor: bool) -> None:
+    """Copy sanet_client and unpack the wheels into <plug-in>/vendor, the folder a plug-in puts first on sys.path.
+
+    GIMP runs plug-ins/sanet-style/sanet-style.py as a script, so that folder is on sys.path already and
+    sanet_client sits beside the plug-in's own modules. Krita imports pykrita/sanet_style as a package whose
+    folder is not on sys.path, so there sanet_client goes into vendor/ too (plugins/krita/.../clientlib.py).
+    """
     vendor = os.path.join(staging, VENDOR_DIR)
-    shutil.copytree(os.path.join(source, "plugins", "sanet_client"), os.path.join(vendor, "sanet_client"),
+    client_parent = vendor if client_in_vendor else staging
+    shutil.copytree(os.path.join(source, "plugins", "sanet_client"), os.path.join(client_parent, "sanet_client"),
                     ignore=COPY_IGNORE)
     for wheel in wheels:
+        os.makedirs(vendor, exist_ok=True)
         extract_wheel(wheel, vendor)
 
 
@@ -326,7 +333,7 @@ def install_editor(ctx: Context, editor: str, pip_python: str) -> None:
 
         def build(staging: str, src=src, wheels=wheels) -> None:
             shutil.copytree(src, staging, ignore=COPY_IGNORE)
-            _fill_vendor(staging, src_root, wheels)
+            _fill_client(staging, src_root, wheels, client_in_vendor=editor == "krita")
             if editor == "gimp":           # GIMP only runs plug-ins/<name>/<name>.py if it is executable
                 os.chmod(os.path.join(staging, GIMP_PLUGIN_NAME + ".py"), 0o755)
 
