@@ -1,0 +1,177 @@
+"""`sanet-client`: stylize files through a running sanetd from scripts.
+
+    sanet-client stylize photo.png --style starry.jpg -o out.png [--selection sel.png] [--alpha 0.8]
+    sanet-client styles add "Starry night" starry.jpg ; sanet-client styles list ; sanet-client hello
+
+Image files are read and written with Pillow, imported here only (the editors' code path never needs it);
+images travel as 8-bit RGBA, masks as 8-bit gray. A style may be a file or ``id:STYLE_ID`` from the library.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .client import Client
+from .errors import SanetClientError
+from .payloads import Layer, Mask, StylePixels, StyleRef
+
+
+class CliError(Exception):
+    pass
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise CliError("reading and writing image files needs Pillow (pip install pillow)") from None
+    return Image
+
+
+def read_rgba(path: str):
+    Image = _pil()
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGBA")
+            return img.width, img.height, img.tobytes()
+    except FileNotFoundError:
+        raise CliError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read image ({exc})") from None
+
+
+def read_mask(path: str, width: int, height: int, what: str) -> Mask:
+    Image = _pil()
+    try:
+        with Image.open(path) as img:
+            if img.mode in ("RGBA", "LA", "PA"):
+                img = img.getchannel("A")   # a mask saved with transparency: opacity is the selection
+            img = img.convert("L")
+            if img.size != (width, height):
+                raise CliError(f"{path}: {what} is {img.width}x{img.height}; it must match the layer, "
+                               f"{width}x{height}")
+            return Mask(width, height, "u8", img.tobytes())
+    except FileNotFoundError:
+        raise CliError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read mask ({exc})") from None
+
+
+def write_rgba(path: str, width: int, height: int, data: bytes) -> None:
+    Image = _pil()
+    img = Image.frombytes("RGBA", (width, height), data)
+    if path.lower().endswith((".jpg", ".jpeg")):
+        img = img.convert("RGB")
+    try:
+        img.save(path)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"{path}: cannot write image ({exc})") from None
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def _unit(text: str) -> float:
+    v = float(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1]")
+    return v
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sanet-client", description="Talk to a running sanetd (start it with `sanetd`).")
+    p.add_argument("--connection-file", metavar="FILE", help="default: $SANETD_CONNECTION_FILE or the runtime dir")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds of daemon silence before retrying")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("stylize", help="stylize an image file")
+    s.add_argument("content", metavar="IN")
+    s.add_argument("--style", action="append", required=True, metavar="S",
+                   help="style image file, or id:STYLE_ID from the library (repeat for several)")
+    s.add_argument("--style-weights", type=_floats, metavar="W1,W2", help="one weight per style (default: equal)")
+    s.add_argument("--region", action="append", metavar="M", help="one mask per style for spatial control")
+    s.add_argument("--selection", metavar="SEL", help="stylize only inside this mask; outside stays as it is")
+    s.add_argument("--alpha", type=_unit, default=1.0, help="content-style trade-off in [0,1] (default 1)")
+    s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    s.add_argument("--preview", action="store_true", help="fast low-resolution run, upscaled")
+    s.add_argument("--style-max-side", type=int, default=None, metavar="PX", help="resize larger styles")
+    s.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default=None)
+    s.add_argument("--progress", action="store_true", help="print progress to stderr")
+    s.add_argument("--output", "-o", required=True, metavar="OUT")
+    sub.add_parser("hello", help="print the daemon's hello (versions, device, limits)")
+    sub.add_parser("status", help="print the daemon's status")
+    st = sub.add_parser("styles", help="the daemon's style library")
+    ss = st.add_subparsers(dest="styles_command", required=True)
+    ss.add_parser("list")
+    a = ss.add_parser("add")
+    a.add_argument("name")
+    a.add_argument("file")
+    r = ss.add_parser("remove")
+    r.add_argument("style_id")
+    return p
+
+
+def _stylize(c: Client, args) -> None:
+    w, h, data = read_rgba(args.content)
+    layer = Layer(w, h, "rgba8", data)
+    n = len(args.style)
+    weights = args.style_weights or [1.0] * n
+    if len(weights) != n:
+        raise CliError(f"--style-weights has {len(weights)} value(s) for {n} style(s)")
+    regions = args.region or []
+    if regions and len(regions) != n:
+        raise CliError(f"--region was given {len(regions)} time(s) for {n} style(s); give one per style")
+    styles = []
+    for i, spec in enumerate(args.style):
+        region = read_mask(regions[i], w, h, f"region {i + 1}") if regions else None
+        if spec.startswith("id:"):
+            styles.append(StyleRef(spec[3:], weights[i], region))
+        else:
+            sw, sh, sdata = read_rgba(spec)
+            styles.append(StylePixels(sw, sh, "rgba8", sdata, weights[i], region))
+    selection = read_mask(args.selection, w, h, "selection") if args.selection else None
+
+    def progress(fraction, stage):
+        if args.progress:
+            print(f"{fraction * 100:5.1f}% {stage}", file=sys.stderr, flush=True)
+    # Ctrl-C leaves the job to the daemon's lease, which cancels it once this process stops pinging
+    result = c.stylize(layer, styles, selection=selection, alpha=args.alpha, preserve_color=args.preserve_color,
+                       preview=args.preview, style_max_side=args.style_max_side, precision=args.precision,
+                       on_progress=progress)
+    write_rgba(args.output, result.width, result.height, result.data)
+    print(json.dumps({"output": args.output, **result.info}))
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        with Client(connection_file=args.connection_file, timeout=args.timeout) as c:
+            if args.command == "stylize":
+                _stylize(c, args)
+            elif args.command in ("hello", "status"):
+                h = getattr(c, args.command)()
+                print(json.dumps({k: v for k, v in h.items() if k not in ("msg_id", "reply_to", "time")}, indent=1))
+            elif args.styles_command == "list":
+                for s in c.styles_list():
+                    print(f"{s['id']}  {s['width']}x{s['height']}  {s['name']}")
+            elif args.styles_command == "add":
+                w, h, data = read_rgba(args.file)
+                meta = c.styles_add(args.name, StylePixels(w, h, "rgba8", data))
+                print(meta["id"])
+            else:
+                c.styles_remove(args.style_id)
+    except (CliError, SanetClientError) as exc:
+        print(f"sanet-client: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("sanet-client: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
