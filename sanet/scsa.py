@@ -22,6 +22,9 @@ instead of the official code's uniform average. Empty regions never divide by ze
 from __future__ import annotations
 
 import colorsys
+import hashlib
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,19 +174,26 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(2)[0].transpose(0, 1)
 
 
+def _label_sums(f: torch.Tensor, labels: torch.Tensor):
+    """(sorted labels L, inverse N, counts L, per-label means L×C, per-label Σ(f − μ)² L×C) of N×C float32 features.
+    Sums are one-hot GEMMs: far faster than index_add_ on CPU, and two-pass (centred) for accuracy."""
+    uniq, inv = torch.unique(labels, return_inverse=True)
+    onehot = torch.zeros(len(uniq), f.shape[0], dtype=f.dtype, device=f.device)
+    onehot[inv, torch.arange(f.shape[0], device=f.device)] = 1.0
+    count = onehot.sum(1)
+    mean = (onehot @ f) / count[:, None]
+    m2 = onehot @ (f - mean[inv]) ** 2
+    return uniq, inv, count, mean, m2
+
+
 def region_stats(feat: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-label mean and std of N×C features: (sorted labels L, L×C mean, L×C std), all in float32.
 
     std = sqrt(Σ mask·(f − μ)² / count + eps), i.e. biased variance as in the official semantic AdaIN. Only labels
     that occur are returned, so count ≥ 1 and nothing divides by zero.
     """
-    f = feat.float()
-    uniq, inv = torch.unique(labels, return_inverse=True)
-    count = torch.bincount(inv, minlength=len(uniq)).to(f.dtype)[:, None]
-    mean = torch.zeros(len(uniq), f.shape[1], dtype=f.dtype, device=f.device).index_add_(0, inv, f) / count
-    dev = (f - mean[inv]) ** 2
-    var = torch.zeros_like(mean).index_add_(0, inv, dev) / count
-    return uniq, mean, (var + ADAIN_EPS).sqrt()
+    uniq, _, count, mean, m2 = _label_sums(feat.float(), labels)
+    return uniq, mean, (m2 / count[:, None] + ADAIN_EPS).sqrt()
 
 
 def apply_semantic_adain(f: torch.Tensor, lc: torch.Tensor, c_labels: torch.Tensor, c_mean: torch.Tensor,
@@ -251,12 +261,8 @@ class RegionAccumulator:
         self.parts: dict[int, tuple[float, torch.Tensor, torch.Tensor]] = {}
 
     def add(self, feat: torch.Tensor, labels: torch.Tensor) -> None:
-        f = feat.to(torch.float64)
-        uniq, inv = torch.unique(labels, return_inverse=True)
-        count = torch.bincount(inv, minlength=len(uniq)).to(f.dtype)
-        mean = torch.zeros(len(uniq), f.shape[1], dtype=f.dtype, device=f.device).index_add_(0, inv, f)
-        mean /= count[:, None]
-        m2 = torch.zeros_like(mean).index_add_(0, inv, (f - mean[inv]) ** 2)
+        uniq, _, count, mean, m2 = _label_sums(feat.float(), labels)   # per part in float32, merged in float64
+        count, mean, m2 = count.double(), mean.double(), m2.double()
         for j, k in enumerate(uniq.tolist()):
             nb, mb, qb = float(count[j]), mean[j], m2[j]
             if k not in self.parts:
@@ -434,6 +440,27 @@ def encode_semantic_style(st, image: np.ndarray, labels: LabelMap, max_side: int
     return semantic_style_level(t.sanet4_1, f4, m4, ids), semantic_style_level(t.sanet5_1, f5, m5, ids)
 
 
+# Encoded labelled styles per loaded model (weak: Stylizer.unload() drops the model and, with it, this cache), so
+# an artist's repeated runs with one style (preview, then full size; α tweaks) encode style + map only once.
+_STYLE_CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, OrderedDict]" = weakref.WeakKeyDictionary()
+
+
+def _cached_semantic_style(st, image, labels: LabelMap, max_side, what: str):
+    from .engine import _image_key
+    h = hashlib.blake2b(np.ascontiguousarray(labels.ids).data, digest_size=16)
+    h.update(np.ascontiguousarray(labels.image).data)
+    key = _image_key(np.asarray(image), max_side) + h.hexdigest()
+    cache = _STYLE_CACHE.setdefault(st._transform, OrderedDict())
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    levels = encode_semantic_style(st, image, labels, max_side, what)
+    cache[key] = levels
+    while len(cache) > max(1, getattr(st, "_cache_size", 8)):
+        cache.popitem(last=False)
+    return levels
+
+
 class SemanticRun:
     """One stylize() call's SCSA state: per-style semantic levels, then (bind_content) the content map's.
     Executed by sanet.tiled.run_whole (transform_features) or, for tiled plans, by self.run_tiled."""
@@ -449,7 +476,7 @@ class SemanticRun:
                 continue
             if isinstance(s.source, StyleFeatures):
                 raise InputError(f"style {i + 1}: a label map needs the style image, not pre-encoded StyleFeatures")
-            self.styles.append(encode_semantic_style(st, s.source, m, style_max_side, f"style {i + 1} image"))
+            self.styles.append(_cached_semantic_style(st, s.source, m, style_max_side, f"style {i + 1} image"))
         self.map_src = self.lc4 = self.lc5 = self.pad_size = None
         self._maps = None
 

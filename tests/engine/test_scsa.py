@@ -280,3 +280,18 @@ def test_tiled_run_equals_whole_image(synthetic_weights):
     tiled = st.stylize_raw(content, styles, content_labels=cl, alpha=0.8)
     assert st.last_plan.tiled and st.last_plan.tile == 64
     assert float(np.abs(tiled - whole).max() / (whole.max() - whole.min())) <= 1e-4
+
+
+def test_labelled_styles_are_encoded_once_per_model(stylizer):
+    content, style = smooth_image(40, 40, seed=29), smooth_image(48, 48, seed=30)
+    cl, sl = np.zeros((40, 40), int), np.zeros((48, 48), int)
+    scsa._STYLE_CACHE.pop(stylizer._transform, None)   # earlier tests may have filled it to its size
+    count = lambda: len(scsa._STYLE_CACHE.get(stylizer._transform, ()))  # noqa: E731
+    before = count()
+    a = stylizer.stylize_raw(content, [Style(style, labels=sl)], content_labels=cl)
+    b = stylizer.stylize_raw(content, [Style(style, labels=sl)], content_labels=cl)
+    assert np.array_equal(a, b) and count() == before + 1
+    sl2 = sl.copy()
+    sl2[:10] = 1                                    # other labels on the same image: encoded again
+    stylizer.stylize_raw(content, [Style(style, labels=sl2)], content_labels=cl)
+    assert count() == before + 2
