@@ -127,14 +127,20 @@ def run_case(case):
     helper = None
     run_mode = Gimp.RunMode.NONINTERACTIVE
     if case.get("dialog_keys"):
-        # GUI run only: answer the filter's dialog like an artist (keys into the "Style Transfer" window)
+        # GUI run only: answer the filter's windows like an artist. Each step waits for a NEW visible window
+        # titled "Style Transfer" (the dialog, then the progress window), waits, and presses its keys.
         run_mode = Gimp.RunMode.INTERACTIVE
-        helper = subprocess.Popen(
-            ["sh", "-c", "for i in $(seq 300); do w=$(xdotool search --onlyvisible --name '^Style Transfer$' "
-                         "| head -1); [ -n \"$w\" ] && break; sleep 0.1; done; [ -n \"$w\" ] || exit 3; "
-                         "sleep 1.5; " + (f"command -v xwd >/dev/null && xwd -id $w -out {OUT}/{name}.xwd; "
-                                          if case.get("screenshot") else "") +
-                         f"xdotool windowfocus --sync $w key --clearmodifiers {case['dialog_keys']}"])
+        steps = case["dialog_keys"] if isinstance(case["dialog_keys"], list) else [case["dialog_keys"]]
+        script = "seen=''; "
+        for i, keys in enumerate(steps):
+            shot = (f"command -v xwd >/dev/null && xwd -id $w -out {OUT}/{name}.{i}.xwd; "
+                    if case.get("screenshot") else "")
+            script += ("w=''; for t in $(seq 600); do for c in $(xdotool search --onlyvisible --name "
+                       "'^Style Transfer$'); do case \" $seen \" in *\" $c \"*) ;; *) w=$c;; esac; done; "
+                       "[ -n \"$w\" ] && break; sleep 0.1; done; [ -n \"$w\" ] || exit 3; seen=\"$seen $w\"; "
+                       f"sleep {case.get('dialog_wait', 1.5)}; {shot}"
+                       f"xdotool windowfocus --sync $w key --clearmodifiers {keys}; ")
+        helper = subprocess.Popen(["sh", "-c", script])
     status, error, elapsed = run_procedure(case.get("procedure", "python-fu-sanet-style-transfer"), img,
                                            [content], case.get("args", {}), run_mode=run_mode)
     if helper is not None:

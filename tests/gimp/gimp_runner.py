@@ -39,13 +39,14 @@ def ensure_chroot() -> Path:
 
 
 def install_plugin(profile: Path) -> Path:
-    """Lay the plug-in out like the installer: plug-ins/sanet-style/{sanet-style.py, helpers, sanet_client/}."""
+    """Lay the plug-in out like the installer: plug-ins/sanet-style/{sanet-style.py, helpers, vendor/sanet_client}
+    (the chroot's Python has pyzmq and msgpack from Debian, so no wheels are vendored)."""
     dest = profile / "plug-ins" / "sanet-style"
     if dest.exists():
         shutil.rmtree(dest)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(PLUGIN_DIR, dest, ignore=ignore)
-    shutil.copytree(CLIENT_DIR, dest / "sanet_client", ignore=ignore)
+    shutil.copytree(CLIENT_DIR, dest / "vendor" / "sanet_client", ignore=ignore)
     (dest / "sanet-style.py").chmod(0o755)
     return dest
 

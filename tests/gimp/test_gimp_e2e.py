@@ -23,6 +23,7 @@ IMAGE = (72, 60)
 LAYER = dict(w=48, h=36, x=14, y=10)
 ELLIPSE = (4, 2, 44, 34)
 FEATHER = 10
+BIG = (1024, 768)  # a layer big enough to cancel while it runs
 
 # name -> (GIMP precision, base type, babl format the plug-in reads, numpy dtype of that format)
 CASES = {
@@ -200,13 +201,21 @@ def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
     cases = [dict(base, name="undo", undo=True, args={"style-file": "/e2e/style.png", "alpha": 0.8}),
              # the dialog opens with the values of the last run (alpha 0.8 above); Return = OK
              dict(base, name="dialog_ok", dialog_keys="Return"),
-             dict(base, name="dialog_cancel", dialog_keys="Escape")]
+             dict(base, name="dialog_cancel", dialog_keys="Escape"),
+             # a big layer (≈20 s on CPU): OK, then Escape in the progress window after a few seconds
+             dict(base, name="progress_cancel", dialog_keys=["Return", "Escape"], dialog_wait=4, image_size=BIG,
+                  layer=dict(w=BIG[0], h=BIG[1], x=0, y=0, data="/e2e/big.in.raw", babl="R'G'B'A u8"),
+                  ellipse=(0, 0, BIG[0], BIG[1]))]
+    big = np.random.default_rng(5).integers(0, 256, (BIG[1], BIG[0], 4), dtype=np.uint8)
+    big[..., 3] = 255
+    (work / "big.in.raw").write_bytes(big.tobytes())
     with running_sanetd(tmp_path_factory.mktemp("gui-daemon"), synthetic_weights) as d:
         results, output, seconds = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir], timeout=300,
                                             out_name="gui", gui=True,
                                             env={"SANETD_CONNECTION_FILE": str(d.connection_file)})
+        log = d.log_text()
     print(f"GIMP GUI run: {seconds:.1f} s")
-    return work, results, output
+    return work, results, output + "\n--- sanetd log ---\n" + log
 
 
 def test_one_undo_removes_the_new_layer(gimp_gui):
@@ -240,6 +249,17 @@ def test_interactive_dialog_cancel_changes_nothing(gimp_gui):
     assert res.get("dialog_helper") == 0, f"the dialog never appeared: {res}\n{output[-3000:]}"
     assert res["status"] == "cancel", res
     assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]]
+
+
+def test_cancel_in_the_progress_window_stops_the_daemon_job(gimp_gui):
+    _, results, output = gimp_gui
+    res = results["progress_cancel"]
+    assert res.get("dialog_helper") == 0, f"the dialog or progress window never appeared: {res}\n{output[-3000:]}"
+    assert res["status"] == "cancel", f"{res}\n{output[-3000:]}"
+    assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]], "a layer was added"
+    assert res["elapsed"] < 60
+    log = output.split("--- sanetd log ---")[-1]
+    assert "cancelled (cancelled)" in log or "was cancelled before it started" in log, log[-3000:]
 
 
 def test_stopped_daemon_gives_a_clear_error_quickly(gimp_e2e, synthetic_weights, tmp_path):

@@ -220,6 +220,14 @@ def test_missing_client_library_gives_an_actionable_message(tmp_path):
     out = subprocess.run([sys.executable, "-I", "-c", code, str(lone)], capture_output=True, text=True, timeout=60)
     assert "MSG Style Transfer cannot find its client library 'sanet_client'" in out.stdout, out.stderr
     assert "installer" in out.stdout
+    # the installer's layout: <plug-in>/vendor/sanet_client
+    vendor = lone / "vendor" / "sanet_client"
+    vendor.mkdir(parents=True)
+    (vendor / "__init__.py").write_text("WHERE = 'vendor'\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import sanet_gimp_job as j\n"
+            "print('WHERE', j.import_client().WHERE)\n")
+    out = subprocess.run([sys.executable, "-I", "-c", code, str(lone)], capture_output=True, text=True, timeout=60)
+    assert "WHERE vendor" in out.stdout, out.stderr
 
 
 # ----------------------------------------------------------------------------------------------- with sanetd

@@ -19,10 +19,26 @@ class PluginError(Exception):
     """A failure to show the artist as is: ``str(e)`` says what happened and what to do."""
 
 
+def client_search_path() -> list:
+    """Where sanet_client (and, when vendored, pyzmq + msgpack) may be, best first.
+
+    SANET_CLIENT_PATH (a folder holding sanet_client/), the installer's <plug-in>/vendor, the plug-in folder
+    itself; PYTHONPATH is already on sys.path; a source checkout's plugins/ folder comes last.
+    """
+    dirs = []
+    explicit = os.environ.get("SANET_CLIENT_PATH")
+    if explicit:
+        dirs.append(explicit)
+    dirs += [os.path.join(_HERE, "vendor"), _HERE]
+    return [d for d in dirs if os.path.isdir(d)]
+
+
 def import_client():
-    """Import sanet_client lazily: installed beside the plug-in, else from PYTHONPATH, else a repo checkout."""
-    if _HERE not in sys.path:
-        sys.path.insert(0, _HERE)
+    """Import sanet_client lazily (GIMP must be able to list the filter even when it is missing)."""
+    for d in reversed(client_search_path()):
+        if d in sys.path:
+            sys.path.remove(d)
+        sys.path.insert(0, d)
     try:
         import sanet_client
         return sanet_client
@@ -40,12 +56,12 @@ def import_client():
             raise PluginError(
                 f"Style Transfer needs the Python package '{missing}' inside GIMP's Python "
                 f"({sys.executable}, Python {sys.version_info[0]}.{sys.version_info[1]}). Re-run the sanet-style "
-                f"installer for GIMP, or install '{'pyzmq' if missing == 'zmq' else missing}' for that Python."
-            ) from None
+                f"installer for GIMP (it bundles it in {os.path.join(_HERE, 'vendor')}), or install "
+                f"'{'pyzmq' if missing == 'zmq' else missing}' for that Python.") from None
         raise PluginError(
             "Style Transfer cannot find its client library 'sanet_client' (looked in "
-            f"{os.path.join(_HERE, 'sanet_client')} and on PYTHONPATH). Re-run the sanet-style installer "
-            f"for GIMP. ({first})") from None
+            f"{', '.join(client_search_path()) or _HERE} and on PYTHONPATH). Re-run the sanet-style installer "
+            f"for GIMP, or set SANET_CLIENT_PATH to the folder that contains sanet_client/. ({first})") from None
 
 
 class Job:
