@@ -21,17 +21,26 @@ class DocumentError(Exception):
 
 
 class LayerSnapshot:
-    """Pixels of one layer taken at job start, plus where the result has to go."""
+    """Pixels of one layer taken at job start, plus where the result has to go.
 
-    def __init__(self, document, node, width, height, depth, fmt, data, mask):
+    Taking it (Krita calls) must happen on the main thread; the byte conversions (client_data,
+    result_pixels) are pure Python and run on the worker thread, so big F16 canvases do not stall
+    the UI.
+    """
+
+    def __init__(self, document, node, width, height, depth, raw, mask):
         self.document = document
         self.node = node
         self.width = width
         self.height = height
         self.depth = depth        # Krita colour depth id of the layer
-        self.format = fmt         # client format the pixels are in
-        self.data = data          # client-format bytes, width x height, row-major RGBA
+        self.format = formats.client_format(depth)   # client format sent to sanetd
+        self.raw = raw            # Krita pixelData bytes, width x height
         self.mask = mask          # u8 canvas-size selection bytes, or None (no selection / not limited)
+
+    def client_data(self):
+        """The layer in client format (row-major RGBA, little endian)."""
+        return formats.krita_to_client(self.raw, self.depth)[1]
 
 
 def active_layer(document):
@@ -45,7 +54,7 @@ def active_layer(document):
 
 
 def read_layer(document, node):
-    """(client format, client bytes, width, height, depth) of a layer over the whole canvas.
+    """(Krita bytes, width, height, depth) of a layer over the whole canvas.
 
     projectionPixelData is what the artist sees of that layer (its masks applied); areas outside
     the layer's own bounds read as transparent black.
@@ -55,8 +64,7 @@ def read_layer(document, node):
     width, height = document.width(), document.height()
     raw = bytes(node.projectionPixelData(0, 0, width, height))
     formats.expect_size(raw, width, height, formats.krita_pixel_size(depth), "layer %r" % node.name())
-    fmt, data = formats.krita_to_client(raw, depth)
-    return fmt, data, width, height, depth
+    return raw, width, height, depth
 
 
 def read_selection(document):
@@ -87,15 +95,15 @@ def snapshot(document, only_selection=True, node=None):
         node = active_layer(document)
     elif node.type() not in LAYER_TYPES:
         raise DocumentError("%r is a %s, not a layer." % (node.name(), node.type()))
-    fmt, data, width, height, depth = read_layer(document, node)
+    raw, width, height, depth = read_layer(document, node)
     mask = read_selection(document) if only_selection else None
     if mask is not None and formats.mask_bounds(mask, width, height) is None:
         raise DocumentError("The selection is empty: select an area, or untick 'Only inside the selection'.")
-    return LayerSnapshot(document, node, width, height, depth, fmt, data, mask)
+    return LayerSnapshot(document, node, width, height, depth, raw, mask)
 
 
 def result_pixels(snap, result):
-    """Krita bytes and rectangle (x, y, w, h) for the new layer, limited to the selection."""
+    """Krita bytes and rectangle (x, y, w, h) for the new layer, limited to the selection (any thread)."""
     if (result.width, result.height) != (snap.width, snap.height) or result.format != snap.format:
         raise DocumentError("sanetd returned a %dx%d %s image for a %dx%d %s layer."
                             % (result.width, result.height, result.format,
@@ -112,12 +120,17 @@ def result_pixels(snap, result):
 
 
 def add_result_layer(snap, result, name="Style Transfer"):
-    """Insert the result as a new paint layer directly above the original; returns the new node.
+    """Insert a client Result as a new paint layer directly above the original; returns the new node."""
+    return insert_layer(snap, result_pixels(snap, result), name)
+
+
+def insert_layer(snap, prepared, name="Style Transfer"):
+    """Insert prepared (Krita bytes, rect) pixels as a new paint layer above the original (main thread).
 
     Pixels are written before the node joins the image, so the insertion is one undo step
     ("Add layer") and the original layer is never written to.
     """
-    data, (x, y, w, h) = result_pixels(snap, result)
+    data, (x, y, w, h) = prepared
     document, original = snap.document, snap.node
     layer = document.createNode(name, "paintlayer")
     if layer.colorDepth() != snap.depth or layer.colorModel() != original.colorModel():

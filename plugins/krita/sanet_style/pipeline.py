@@ -36,7 +36,7 @@ def stylize(client_module, client, snap, styles, options, on_progress=None, canc
     """
     if not styles:
         raise ValueError("Add at least one style image.")
-    layer = client_module.Layer(snap.width, snap.height, snap.format, snap.data)
+    layer = client_module.Layer(snap.width, snap.height, snap.format, snap.client_data())
     kwargs = dict(alpha=options.alpha, preserve_color=options.preserve_color,
                   preview=options.preview, on_progress=on_progress, cancel_event=cancel_event)
     if options.style_max_side:
@@ -46,11 +46,17 @@ def stylize(client_module, client, snap, styles, options, on_progress=None, canc
     return client.stylize(layer, list(styles), **kwargs)
 
 
+def run_job(client_module, client, snap, styles, options, on_progress=None, cancel_event=None):
+    """Worker-thread part of a job: stylize, then turn the result into the new layer's Krita bytes."""
+    result = stylize(client_module, client, snap, styles, options, on_progress, cancel_event)
+    return document.result_pixels(snap, result)
+
+
 def stylize_active_layer(doc, styles, options, client_module, client, style_names=(), node=None):
     """Synchronous apply path: active layer (or `node`) + selection of `doc` -> new layer above it.
 
     (Under kritarunner there is no view, so Document.setActiveNode has no effect: pass `node`.)
     """
     snap = document.snapshot(doc, options.only_selection, node)
-    result = stylize(client_module, client, snap, styles, options)
-    return document.add_result_layer(snap, result, options.result_name(style_names))
+    prepared = run_job(client_module, client, snap, styles, options)
+    return document.insert_layer(snap, prepared, options.result_name(style_names))

@@ -12,7 +12,7 @@ from PyQt5.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QFile
                              QSlider, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout,
                              QWidget)
 
-from . import clientlib, document, pipeline, sources
+from . import clientlib, document, formats, pipeline, sources
 from .worker import Task
 
 POLL_MS = 50                 # queue drain interval while something runs
@@ -288,10 +288,11 @@ class StyleTransferWidget(QWidget):
         snap = self.snap
 
         def run(mod, client, report, cancel):
-            return pipeline.stylize(mod, client, snap, styles, options, on_progress=report,
+            return pipeline.run_job(mod, client, snap, styles, options, on_progress=report,
                                     cancel_event=cancel)
 
-        self.task = Task(mod, run, timeout=JOB_QUIET_S)
+        self.task = Task(mod, run, timeout=JOB_QUIET_S,
+                         expected=(document.DocumentError, formats.FormatError, ValueError))
         self.layer_name = options.result_name(names)
         self.apply_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -316,7 +317,7 @@ class StyleTransferWidget(QWidget):
         self.cancel_button.setEnabled(False)
         if kind == "done":
             try:
-                layer = document.add_result_layer(self.snap, event[1], self.layer_name)
+                layer = document.insert_layer(self.snap, event[1], self.layer_name)
                 self.progress.setValue(1000)
                 self.show_message("Added layer %r above %r." % (layer.name(), self.snap.node.name()))
             except Exception as exc:

@@ -17,8 +17,9 @@ class Task:
     ("cancelled", message).
     """
 
-    def __init__(self, client_module, fn, timeout=10.0):
+    def __init__(self, client_module, fn, timeout=10.0, expected=()):
         self.client_module = client_module
+        self.expected = tuple(expected)   # exception types whose str() is already an artist message
         self.fn = fn
         self.timeout = timeout
         self.cancel_event = threading.Event()
@@ -51,7 +52,9 @@ class Task:
             self.events.put(("cancelled", str(exc) or "Cancelled."))
         except mod.SanetClientError as exc:
             self.events.put(("error", str(exc), exc))
-        except Exception as exc:  # a bug or bad input must reach the artist, not vanish in a thread
+        except self.expected as exc:
+            self.events.put(("error", str(exc), exc))
+        except Exception as exc:  # a bug must reach the artist, not vanish in a thread
             self.events.put(("error", "%s: %s" % (type(exc).__name__, exc), exc))
         finally:
             if client is not None:
