@@ -259,3 +259,83 @@ def test_job_with_a_real_daemon_progress_and_cancel(tmp_path, synthetic_weights)
         with pytest.raises(JobCancelled):
             Job(submit_big).run(is_cancelled=lambda: True, poll_s=0.01)
         assert time.monotonic() - t0 < 30
+
+
+# ----------------------------------------------------------------------------------------------- start sanetd
+
+import sanet_gimp_daemon as dm  # noqa: E402
+
+
+def test_data_dir_matches_platformdirs_layout():
+    assert dm.data_dir({}, "/h", "linux") == "/h/.local/share/sanet-style"
+    assert dm.data_dir({"XDG_DATA_HOME": "/x"}, "/h", "linux") == "/x/sanet-style"
+    assert dm.data_dir({}, "/h", "darwin") == "/h/Library/Application Support/sanet-style"
+    assert dm.data_dir({"LOCALAPPDATA": "C:/L"}, "C:/h", "win32").replace("\\", "/") == "C:/L/sanet-style/sanet-style"
+
+
+def test_sanetd_is_found_in_the_installer_venv_first(tmp_path):
+    home = tmp_path / "home"
+    data = home / ".local" / "share" / "sanet-style"
+    custom = tmp_path / "custom-venv" / "bin"
+    custom.mkdir(parents=True)
+    on_path = tmp_path / "path-bin"
+    on_path.mkdir()
+    for d in (custom, on_path):
+        (d / "sanetd").write_text("#!/bin/sh\n")
+        (d / "sanetd").chmod(0o755)
+    env = {"PATH": str(on_path)}
+    # no manifest: the default venv (absent) then PATH
+    assert dm.sanetd_candidates(env, str(home), "linux") == [str(data / "venv" / "bin" / "sanetd"),
+                                                              str(on_path / "sanetd")]
+    assert dm.find_sanetd(env, str(home), "linux") == str(on_path / "sanetd")
+    data.mkdir(parents=True)
+    (data / "install-manifest.json").write_text(json.dumps({"venv": {"path": str(custom.parent)}}))
+    assert dm.find_sanetd(env, str(home), "linux") == str(custom / "sanetd")
+    (data / "install-manifest.json").write_text("{broken")
+    assert dm.find_sanetd(env, str(home), "linux") == str(on_path / "sanetd")
+    assert dm.find_sanetd({"PATH": ""}, str(home), "linux") is None
+
+
+def test_start_sanetd_detached_and_wait_until_it_answers(tmp_path, synthetic_weights):
+    """A real sanetd started the way the plug-in does it (detached, GIMP's PYTHONPATH dropped)."""
+    import signal
+    from sanet_client import Client
+    from sanetd_process import PYTHONPATH, sanetd_env
+
+    runtime = tmp_path / "run"
+    env = sanetd_env(runtime, tmp_path / "state")
+    env["PYTHONPATH"] = "/gimp/python/only"  # must not leak into sanetd
+    wrapper = tmp_path / "sanetd"
+    wrapper.write_text("#!/bin/sh\n"
+                       f"export PYTHONPATH='{os.pathsep.join(PYTHONPATH)}'\n"
+                       f"exec '{sys.executable}' -m sanetd --device cpu --weights '{synthetic_weights}' "
+                       f"--log-level info \"$@\"\n")
+    wrapper.chmod(0o755)
+    proc = dm.start_sanetd(str(wrapper), env=env)
+    conn = runtime / "sanetd.json"
+    try:
+        def hello():
+            with Client(conn, timeout=1.0, retries=1) as c:
+                return c.hello()
+        assert dm.wait_until_answering(hello, proc, timeout=90)
+        assert os.getsid(proc.pid) == proc.pid  # its own session: closing GIMP does not take it down
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+    assert proc.returncode == 0
+    assert not conn.exists()
+
+
+def test_wait_gives_up_when_the_process_exits_or_on_cancel():
+    dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    dead.wait()
+
+    def never():
+        raise ConnectionError("not yet")
+    t0 = time.monotonic()
+    assert not dm.wait_until_answering(never, dead, timeout=30, poll_s=0.01)
+    cancel = threading.Event()
+    cancel.set()
+    assert not dm.wait_until_answering(never, None, timeout=30, cancel_event=cancel)
+    assert time.monotonic() - t0 < 5

@@ -22,6 +22,7 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sanet_gimp_daemon import START_TIMEOUT_S, find_sanetd, sanetd_candidates, start_sanetd, wait_until_answering  # noqa: E402,E501
 from sanet_gimp_job import Job, PluginError, import_client  # noqa: E402
 from sanet_gimp_pixels import (check_size, footprint_u8, formats_for_precision, from_little_endian,  # noqa: E402
                                mask_is_empty, sample_bytes, to_little_endian)
@@ -38,7 +39,7 @@ JOB_QUIET_TIMEOUT_S = 10.0      # the daemon answers heartbeats while it works; 
 
 # the dialog's controls below the style sources (the sources get their own widgets, see run_dialog)
 DIALOG_CONTROLS = ["style-weights", "alpha", "preserve-colors", "preview", "only-in-selection", "style-max-side",
-                   "connection-file"]
+                   "start-daemon", "connection-file"]
 
 
 def _error(procedure, status, message):
@@ -63,6 +64,7 @@ def settings_from_config(config, library_names=None):
         only_in_selection=config.get_property("only-in-selection"),
         style_max_side=config.get_property("style-max-side"),
         connection_file=config.get_property("connection-file") or "",
+        start_daemon=config.get_property("start-daemon"),
         library_names=library_names,
     )
 
@@ -76,7 +78,7 @@ def config_to_values(config):
     style_layer = config.get_property("style-layer")
     values = {k: config.get_property(k) for k in ("library-styles", "style-weights", "alpha", "preserve-colors",
                                                   "preview", "only-in-selection", "style-max-side",
-                                                  "connection-file")}
+                                                  "connection-file", "start-daemon")}
     values["style-files"] = list(config.get_property("style-files") or [])
     values["style-file"] = style_file.get_path() if style_file is not None else None
     values["style-layer"] = style_layer.get_id() if style_layer is not None else None
@@ -195,8 +197,7 @@ def stylize_drawable(image, drawable, settings, interactive):
     styles = gather_styles(sanet_client, settings)
 
     def submit(on_progress, cancel_event):
-        with sanet_client.Client(settings.connection_file, timeout=HELLO_TIMEOUT_S, retries=2) as probe:
-            probe.hello()  # fail fast, before sending megabytes, when the daemon is not there
+        ensure_daemon(sanet_client, settings, on_progress, cancel_event)
         with sanet_client.Client(settings.connection_file, timeout=JOB_QUIET_TIMEOUT_S, retries=2) as c:
             return c.stylize(layer, styles, selection=mask, alpha=settings.alpha,
                              preserve_color=settings.preserve_color, preview=settings.preview,
@@ -227,6 +228,32 @@ def stylize_drawable(image, drawable, settings, interactive):
     pixels = from_little_endian(result.data, sample_bytes(fmts.layer))
     return insert_result_layer(image, drawable, pixels, fmts.babl_layer, layer_name(settings),
                                with_mask=selection is not None)
+
+
+def ensure_daemon(sanet_client, settings, on_progress, cancel_event):
+    """Fail fast, before megabytes are sent, when sanetd is not there; start it if the artist allowed that."""
+    def hello(timeout=HELLO_TIMEOUT_S, retries=2):
+        with sanet_client.Client(settings.connection_file, timeout=timeout, retries=retries) as probe:
+            probe.hello()
+    try:
+        hello()
+        return
+    except sanet_client.DaemonNotRunning as exc:
+        if not settings.start_daemon:
+            raise
+        not_running = str(exc)
+    command = find_sanetd()
+    if command is None:
+        raise PluginError(f"{not_running}. \"Start sanetd if needed\" is on, but no sanetd was found (looked for "
+                          f"{', '.join(sanetd_candidates())}); run the sanet-style installer.")
+    on_progress(0.0, "starting sanetd")
+    proc = start_sanetd(command)
+    if not wait_until_answering(lambda: hello(timeout=1.0, retries=1), proc, cancel_event=cancel_event):
+        if cancel_event.is_set():
+            raise sanet_client.JobCancelled("cancelled while sanetd was starting")
+        code = proc.poll()
+        raise PluginError(f"started {command}, but it " + (f"exited with code {code}" if code is not None else
+                          f"did not answer within {START_TIMEOUT_S:g} s") + "; run `sanetd` in a terminal to see why.")
 
 
 def insert_result_layer(image, drawable, pixels, babl_format, name, with_mask):
@@ -517,6 +544,9 @@ def add_arguments(proc):
                               "nothing is selected", True, rw)
     proc.add_int_argument("style-max-side", "Style si_ze",
                           "Longest side the styles are resized to (0: the daemon's default)", 0, 8192, 0, rw)
+    proc.add_boolean_argument("start-daemon", "Start sanetd if nee_ded",
+                              "When sanetd is not running, start the one the installer set up (or `sanetd` on PATH)",
+                              False, rw)
     proc.add_string_argument("connection-file", "sanetd conn_ection file",
                              "Path of sanetd.json (empty: find the running daemon automatically)", "", rw)
 

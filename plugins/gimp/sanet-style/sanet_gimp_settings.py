@@ -33,6 +33,7 @@ class Settings:
     only_in_selection: bool = True
     style_max_side: int | None = None
     connection_file: str | None = None
+    start_daemon: bool = False
 
 
 def split_list(text) -> list:
@@ -86,7 +87,7 @@ def style_label(path: str) -> str:
 
 def build_settings(*, style_file=None, style_files=(), style_layer=None, library_styles="",
                    style_weights="", alpha=1.0, preserve_color=False, preview=False,
-                   only_in_selection=True, style_max_side=0, connection_file="",
+                   only_in_selection=True, style_max_side=0, connection_file="", start_daemon=False,
                    library_names=None) -> Settings:
     """Check every argument and gather the styles in a fixed order: style-file, style-files, style-layer,
     library-styles.
@@ -124,7 +125,8 @@ def build_settings(*, style_file=None, style_files=(), style_layer=None, library
     styles = tuple(StyleSpec(k, v, label, w) for (k, v, label), w in zip(specs, weights))
     return Settings(styles=styles, alpha=alpha, preserve_color=bool(preserve_color), preview=bool(preview),
                     only_in_selection=bool(only_in_selection), style_max_side=side or None,
-                    connection_file=(str(connection_file).strip() or None) if connection_file else None)
+                    connection_file=(str(connection_file).strip() or None) if connection_file else None,
+                    start_daemon=bool(start_daemon))
 
 
 def layer_name(settings: Settings) -> str:
@@ -149,7 +151,7 @@ def layer_name(settings: Settings) -> str:
 LAST_VALUE_TYPES = {
     "style-file": str, "style-files": list, "style-layer": int, "library-styles": str, "style-weights": str,
     "alpha": float, "preserve-colors": bool, "preview": bool, "only-in-selection": bool, "style-max-side": int,
-    "connection-file": str,
+    "connection-file": str, "start-daemon": bool,
 }
 
 
