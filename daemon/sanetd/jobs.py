@@ -111,7 +111,7 @@ class JobTable:
     Finished jobs are remembered for ``keep_s`` seconds; their outcome messages only while the total
     stays under ``max_outcome_bytes`` (older outcomes are dropped first, the id is still remembered)."""
 
-    def __init__(self, keep_s: float = 600.0, max_jobs: int = 10000, max_outcome_bytes: int = 512 << 20):
+    def __init__(self, keep_s: float = 600.0, max_jobs: int = 10000, max_outcome_bytes: int = 256 << 20):
         self.keep_s = keep_s
         self.max_jobs = max_jobs
         self.max_outcome_bytes = max_outcome_bytes
@@ -135,7 +135,7 @@ class JobTable:
         job.request = {"type": "stylize"}
         if outcome is not None:
             job.outcome = outcome
-            job.outcome_bytes = sum(len(getattr(f, "buffer", f)) for f in outcome)
+            job.outcome_bytes = sum(memoryview(getattr(f, "buffer", f)).nbytes for f in outcome)
             self._outcome_total += job.outcome_bytes
         self._done_at[job.key] = time.monotonic()
         self.prune()

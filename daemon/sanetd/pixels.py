@@ -24,7 +24,7 @@ def mask_plane(ref: PixelRef, buf, width: int, height: int) -> np.ndarray:
     if x0 < x1 and y0 < y1:
         part = mask[y0 - ref.y:y1 - ref.y, x0 - ref.x:x1 - ref.x]
         if ref.format == "u8":
-            plane[y0:y1, x0:x1] = part.astype(np.float32) / 255.0
+            np.multiply(part, np.float32(1 / 255), out=plane[y0:y1, x0:x1], dtype=np.float32)
         else:
             plane[y0:y1, x0:x1] = np.clip(np.nan_to_num(part, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     return plane
@@ -33,3 +33,14 @@ def mask_plane(ref: PixelRef, buf, width: int, height: int) -> np.ndarray:
 def as_layer_bytes(arr: np.ndarray, fmt: str) -> np.ndarray:
     """The engine's output as a C-contiguous little-endian array in the layer's format (sendable as is)."""
     return np.ascontiguousarray(arr, dtype=LAYER_DTYPES[fmt])
+
+
+def mask_is_empty(ref: PixelRef, buf, width: int, height: int) -> bool:
+    """True when no pixel of the mask that falls inside the layer is above 0 (cheap: no plane is built)."""
+    mask = np.frombuffer(buf, dtype=MASK_DTYPES[ref.format]).reshape(ref.height, ref.width)
+    x0, y0 = max(ref.x, 0), max(ref.y, 0)
+    x1, y1 = min(ref.x + ref.width, width), min(ref.y + ref.height, height)
+    if not (x0 < x1 and y0 < y1):
+        return True
+    part = mask[y0 - ref.y:y1 - ref.y, x0 - ref.x:x1 - ref.x]
+    return not (part > 0).any() if ref.format == "f32" else not part.any()

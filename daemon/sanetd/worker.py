@@ -225,13 +225,14 @@ class Worker(threading.Thread):
         w, h = layer.width, layer.height
         content = pixels.layer_array(layer, job.buffers[layer.buf])
         selection = None
-        if req["selection"] is not None:
-            selection = pixels.mask_plane(req["selection"], job.buffers[req["selection"].buf], w, h)
-        if selection is not None and not selection.any():
+        sel = req["selection"]
+        if sel is not None and pixels.mask_is_empty(sel, job.buffers[sel.buf], w, h):
             # nothing selected: the result is the layer itself; no device time spent
             self._progress(job)(1.0, "done")
             job.skipped = "selection is empty"
             return pixels.as_layer_bytes(content, layer.format)
+        if sel is not None:
+            selection = pixels.mask_plane(sel, job.buffers[sel.buf], w, h)
         max_side = req["style_max_side"] or sanet.DEFAULT_STYLE_MAX_SIDE
         styles = []
         for i, s in enumerate(req["styles"]):
