@@ -96,6 +96,9 @@ def install_gui_profile(home, extra_plugins=()):
             shutil.copytree(Path(src) / name, pykrita / name,
                             ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
             names.append(name)
+    actions = home / ".local" / "share" / "krita" / "actions"       # the optional shortcut file
+    actions.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PLUGIN_DIR / "sanet_style.action", actions / "sanet_style.action")
     config = home / ".config"
     config.mkdir(parents=True, exist_ok=True)
     lines = ["[python]"] + ["enable_%s=true" % n for n in names]

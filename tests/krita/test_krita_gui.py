@@ -84,6 +84,7 @@ def test_docker_action_apply_undo_cancel_and_daemon_restart(tmp_path, synthetic_
     loaded = steps["loaded"]
     assert loaded["action"] and loaded["action_text"] == "Style Transfer…"
     assert loaded["menu_path"] == ["Tools", "Scripts"]
+    assert loaded["action_tooltip"] == "Arbitrary style transfer of the active layer (sanetd)"  # .action file read
     assert loaded["dockers"] == 1 and loaded["docker_title"] == "Style Transfer"
     assert loaded["docker_widget"] == "StyleTransferWidget"
     assert steps["dialog"]["visible"] and steps["dialog"]["controls"] == "StyleTransferWidget"

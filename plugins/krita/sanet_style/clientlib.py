@@ -29,22 +29,28 @@ def candidate_dirs():
 
 
 def load():
-    """Return the sanet_client module, adding a candidate folder to sys.path if needed."""
+    """Return the sanet_client module.
+
+    A folder holding sanet_client/ (SANET_CLIENT_PATH, then vendor/, then pykrita/) goes FIRST on
+    sys.path, so the installer's vendored pyzmq/msgpack win over older system copies; without
+    one, a plain import is tried (sanet_client installed in Krita's Python).
+    """
+    if "sanet_client" in sys.modules:
+        return sys.modules["sanet_client"]
+    for folder in candidate_dirs():
+        if os.path.isdir(os.path.join(folder, "sanet_client")):
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+            where = folder
+            break
+    else:
+        where = None
     try:
         import sanet_client
         return sanet_client
-    except ImportError as first:
-        if getattr(first, "name", None) not in (None, "sanet_client"):
-            # sanet_client is there but one of its own imports (zmq, msgpack) is not.
-            raise ClientMissing("sanet_client could not be imported: %s. Krita's Python needs pyzmq "
-                                "and msgpack (the installer's vendor folder provides them)." % first)
-    for folder in candidate_dirs():
-        if os.path.isdir(os.path.join(folder, "sanet_client")) and folder not in sys.path:
-            sys.path.insert(0, folder)
-            try:
-                import sanet_client
-                return sanet_client
-            except ImportError as exc:
-                raise ClientMissing("sanet_client in %s could not be imported: %s. Krita's Python "
-                                    "needs pyzmq and msgpack." % (folder, exc))
-    raise ClientMissing(MISSING_MESSAGE)
+    except ImportError as exc:
+        if where is None and getattr(exc, "name", None) == "sanet_client":
+            raise ClientMissing(MISSING_MESSAGE)
+        raise ClientMissing("sanet_client%s could not be imported: %s. Krita's Python needs pyzmq and "
+                            "msgpack (the installer's vendor folder provides them)."
+                            % (" in " + where if where else "", exc))

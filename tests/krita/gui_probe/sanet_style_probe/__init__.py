@@ -106,6 +106,7 @@ class Probe:
         menu_path = _menu_path(qwin.menuBar(), action) if action is not None else None
         docks = [d for d in qwin.findChildren(QDockWidget) if d.objectName() == "sanet_style_docker"]
         self.step("loaded", action=action is not None, action_text=action.text() if action else None,
+                  action_tooltip=action.toolTip() if action else None,
                   menu_path=menu_path, dockers=len(docks),
                   docker_title=docks[0].windowTitle() if docks else None,
                   docker_widget=type(docks[0].widget()).__name__ if docks else None)
