@@ -35,7 +35,7 @@ def load():
     sys.path, so the installer's vendored pyzmq/msgpack win over older system copies; without
     one, a plain import is tried (sanet_client installed in Krita's Python).
     """
-    if "sanet_client" in sys.modules:
+    if sys.modules.get("sanet_client") is not None:
         return sys.modules["sanet_client"]
     for folder in candidate_dirs():
         if os.path.isdir(os.path.join(folder, "sanet_client")):
