@@ -28,8 +28,8 @@ from .daemon_env import (CONSTRAINTS_NAME, EXISTING_PTH, TORCH_MODES, TORCH_VERS
                          is_venv, pip_install_command, torch_plan, venv_python)
 from .editor_python import GUESS_VERSIONS, editor_python, parse_version
 from .locations import (GIMP_PLUGIN_NAME, KRITA_PLUGIN_NAME, EditorProfile, autostart_file, current_os,
-                        existing_profiles, gimp_profiles, krita_profiles, user_cache_dir, user_data_dir,
-                        venv_executable)
+                        existing_profiles, gimp_profiles, krita_profiles, user_cache_dir, user_config_dir,
+                        user_data_dir, user_log_dir, venv_executable)
 from .wheels import VENDOR_DIR, PythonTarget, extract_wheel, parse_wheel_name, pip_download_command, select_wheels
 
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print every action, change nothing")
     p.add_argument("--uninstall", action="store_true", help="remove everything a previous install created")
     p.add_argument("--keep-weights", action="store_true", help="with --uninstall: keep the installed weights")
+    p.add_argument("--purge", action="store_true",
+                   help="with --uninstall: also delete sanetd's own files (style library, logs, sanetd.conf)")
     return p
 
 
@@ -489,11 +491,37 @@ def _install_steps(ctx: Context) -> None:
         install_autostart(ctx)
 
 
+def _daemon_user_files(ctx: Context) -> list[str]:
+    """What sanetd itself writes (not the installer): style library, logs, its config file's folder."""
+    out = [os.path.join(ctx.data_dir, "styles"), user_log_dir(ctx.os_name, ctx.home, ctx.env)]
+    config = user_config_dir(ctx.os_name, ctx.home, ctx.env)
+    if config != ctx.data_dir:
+        out.append(config)
+    return [p for p in out if os.path.exists(p)]
+
+
 def uninstall(ctx: Context) -> None:
     act, m = ctx.act, ctx.manifest
-    if not os.path.exists(m.path):
+    if os.path.exists(m.path):
+        _uninstall_manifest(ctx)
+    else:
         act.info(f"nothing to uninstall: no manifest at {m.path}")
-        return
+    kept = _daemon_user_files(ctx)
+    if kept and ctx.args.purge:
+        for path in kept:
+            act.remove(path, "sanetd's own files")
+        for path in (ctx.data_dir, os.path.dirname(user_log_dir(ctx.os_name, ctx.home, ctx.env))):
+            if os.path.isdir(path) and not os.listdir(path):
+                act.log(f"remove empty folder {path}")
+                if not act.dry_run:
+                    os.rmdir(path)
+    elif kept:
+        act.info(f"kept sanetd's own files (your style library, logs, settings): {', '.join(kept)}; "
+                 f"--uninstall --purge removes them")
+
+
+def _uninstall_manifest(ctx: Context) -> None:
+    act, m = ctx.act, ctx.manifest
     if m.data.get("autostart"):
         _service_commands(ctx, autostart.disable_commands(ctx.os_name, _uid()), "disable autostart")
     for entry in m.data.get("kritarc", []):

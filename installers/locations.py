@@ -61,6 +61,26 @@ def user_data_dir(os_name: str, home: str, env: Mapping[str, str]) -> str:
     return posixpath.join(home, ".local", "share", APP_NAME)
 
 
+def user_config_dir(os_name: str, home: str, env: Mapping[str, str]) -> str:
+    """platformdirs.user_config_dir: where sanetd.conf lives."""
+    xdg = _env_dir(env, "XDG_CONFIG_HOME")
+    if xdg:
+        return _join(os_name, xdg, APP_NAME)
+    if os_name in ("windows", "darwin"):
+        return user_data_dir(os_name, home, env)
+    return posixpath.join(home, ".config", APP_NAME)
+
+
+def user_log_dir(os_name: str, home: str, env: Mapping[str, str]) -> str:
+    """platformdirs.user_log_dir: the daemon's logs."""
+    if os_name == "windows":
+        return ntpath.join(user_data_dir(os_name, home, env), "Logs")
+    if os_name == "darwin":
+        return posixpath.join(home, "Library", "Logs", APP_NAME)
+    state = _env_dir(env, "XDG_STATE_HOME") or posixpath.join(home, ".local", "state")
+    return posixpath.join(state, APP_NAME, "log")
+
+
 def user_cache_dir(os_name: str, home: str, env: Mapping[str, str]) -> str:
     """Where downloaded wheels are cached: ~/.cache/sanet-style on Linux (shared with the editor test envs)."""
     xdg = _env_dir(env, "XDG_CACHE_HOME")

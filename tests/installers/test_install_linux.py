@@ -10,9 +10,11 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -263,6 +265,54 @@ def test_venv_uses_the_existing_torch_and_has_the_project(installed):
     assert os.access(venv / "bin" / "sanetd", os.X_OK)
 
 
+HELLO = """
+import json, os, sys
+plugin = sys.argv[1]
+sys.path[:0] = [os.path.join(plugin, "vendor"), plugin]
+from sanet_client import Client
+c = Client(timeout=30)
+print(json.dumps(c.hello()))
+c.close()
+"""
+
+
+def test_the_unit_command_serves_the_installed_gimp_client(installed, tmp_path):
+    # What systemd would run (the unit's ExecStart, no extra settings), answering the client the installer put
+    # in GIMP's plug-in folder, run by the system python3 a native GIMP uses.
+    home, _, _ = installed
+    unit = (home / ".config/systemd/user/sanetd.service").read_text().splitlines()
+    exec_start = next(line.split("=", 1)[1] for line in unit if line.startswith("ExecStart="))
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = _env(home)
+    env["XDG_RUNTIME_DIR"] = str(runtime)
+    log = tmp_path / "sanetd.log"
+    with open(log, "wb") as fh:
+        daemon = subprocess.Popen([exec_start], env=env, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        conn = runtime / "sanet-style" / "sanetd.json"
+        end = time.monotonic() + 120
+        while not conn.exists() and daemon.poll() is None and time.monotonic() < end:
+            time.sleep(0.2)
+        assert conn.exists(), f"sanetd wrote no connection file (exit {daemon.poll()}):\n{log.read_text()[-3000:]}"
+        plugin = home / GIMP_PROFILES["native"] / "plug-ins" / "sanet-style"
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        proc = subprocess.run([python, "-I", "-c", HELLO, str(plugin)], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr + log.read_text()[-3000:]
+        hello = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert hello["daemon"] == "sanetd" and hello["device"] == "cpu"
+    finally:
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+    assert daemon.returncode == 0, log.read_text()[-3000:]
+    assert not conn.exists()
+
+
 def test_weights_installed_into_the_data_dir(installed, synthetic_weights):
     home, _, _ = installed
     weights = home / ".local/share/sanet-style/weights"
@@ -302,6 +352,17 @@ def test_uninstall_leaves_nothing_behind(installed):
     home, before, _ = installed
     proc = run_installer(home, "--uninstall")
     assert "remove kritarc" not in proc.stdout                # it existed before: restored, not deleted
-    assert snapshot(home) == before
-    again = run_installer(home, "--uninstall")
+    # What remains is only what sanetd wrote itself when it ran (its log), kept until --purge.
+    left = {p for p in set(snapshot(home)) - set(before)}
+    assert all(p.startswith(".local/state") for p in left), sorted(left)
+    assert {k: v for k, v in snapshot(home).items() if k in before} == before
+    if left:
+        assert "--uninstall --purge removes them" in proc.stdout
+    again = run_installer(home, "--uninstall", "--purge")
     assert "nothing to uninstall" in again.stdout
+    after = snapshot(home)
+    # ~/.local/state itself is the shared XDG folder platformdirs made for sanetd's log; it is not ours to delete
+    if ".local/state" not in before and ".local/state" in after:
+        assert not any((home / ".local/state").iterdir())
+        del after[".local/state"]
+    assert after == before

@@ -77,3 +77,24 @@ def test_linux_data_dir_matches_platformdirs(monkeypatch, tmp_path, env):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert user_data_dir("linux", str(tmp_path), dict(os.environ)) == platformdirs.user_data_dir("sanet-style")
+
+
+@pytest.mark.parametrize("env", [{}, {"XDG_STATE_HOME": "/st", "XDG_CONFIG_HOME": "/cf"}])
+def test_linux_log_and_config_dirs_match_platformdirs(monkeypatch, tmp_path, env):
+    # --uninstall --purge removes what sanetd writes there, so these must be the daemon's folders.
+    from installers.locations import user_config_dir, user_log_dir
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for k in ("XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    e = dict(os.environ)
+    assert user_log_dir("linux", str(tmp_path), e) == platformdirs.user_log_dir("sanet-style")
+    assert user_config_dir("linux", str(tmp_path), e) == platformdirs.user_config_dir("sanet-style")
+
+
+def test_log_and_config_dirs_on_windows_and_macos():
+    from installers.locations import user_config_dir, user_log_dir
+    assert user_log_dir("windows", WIN_HOME, WIN_ENV) == r"C:\Users\ann\AppData\Local\sanet-style\sanet-style\Logs"
+    assert user_config_dir("windows", WIN_HOME, WIN_ENV) == r"C:\Users\ann\AppData\Local\sanet-style\sanet-style"
+    assert user_log_dir("darwin", "/Users/ann", {}) == "/Users/ann/Library/Logs/sanet-style"
