@@ -159,7 +159,7 @@ def resize_labels(ids: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     x = ids.float()
     lead = x.shape[:-2]
     x = x.reshape(1, -1, *x.shape[-2:])
-    return F.interpolate(x, size=size, mode="nearest-exact").reshape(*lead, *size)
+    return F.interpolate(x, size=size, mode="nearest-exact").reshape(*lead, *size).to(ids.dtype)
 
 
 def grid_labels(ids: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -449,7 +449,7 @@ def _cached_semantic_style(st, image, labels: LabelMap, max_side, what: str):
     from .engine import _image_key
     h = hashlib.blake2b(np.ascontiguousarray(labels.ids).data, digest_size=16)
     h.update(np.ascontiguousarray(labels.image).data)
-    key = _image_key(np.asarray(image), max_side) + h.hexdigest()
+    key = _image_key(np.asarray(image), max_side) + h.hexdigest() + str(st.dtype)
     cache = _STYLE_CACHE.setdefault(st._transform, OrderedDict())
     if key in cache:
         cache.move_to_end(key)
