@@ -157,6 +157,31 @@ def library_scenario(args):
         json.dump(summary, fh, indent=1)
 
 
+def bad_document_scenario(args):
+    """args: OUT_DIR — a grayscale document is refused with a message that says what to do."""
+    out = args[0]
+    summary = {"ok": False}
+    try:
+        from sanet_style import document, formats
+        app = Krita.instance()
+        app.setBatchmode(True)
+        doc = app.createDocument(16, 16, "gray", "GRAYA", "U8", "", 72.0)
+        _OPEN.append(doc)
+        layer = doc.createNode("gray painting", "paintlayer")
+        doc.rootNode().addChildNode(layer, None)
+        try:
+            document.snapshot(doc, True, layer)
+            summary["error"] = "no exception"
+        except formats.FormatError as exc:
+            summary.update(ok=True, message=str(exc))
+    except Exception:
+        summary["error"] = traceback.format_exc()
+    finally:
+        _close_documents()
+    with open(os.path.join(out, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=1)
+
+
 def no_daemon_scenario(args):
     """args: OUT_DIR — the apply path with sanetd absent must raise one clear, actionable error."""
     out = args[0]

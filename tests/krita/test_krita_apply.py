@@ -76,3 +76,10 @@ def test_library_style_and_weights_without_selection(tmp_path, sanetd, engine, s
     want = engine.stylize(orig, [sanet.Style(style_png[1], weight=0.3), sanet.Style(rgba_b, weight=0.7)],
                           preserve_color=True)
     np.testing.assert_array_equal(new, want)
+
+
+def test_grayscale_document_is_refused_with_a_clear_message(tmp_path):
+    (tmp_path / "out").mkdir()
+    env = kt.krita_env(os.environ, kt.shared_home())
+    summary = _run("bad_document_scenario", [tmp_path / "out"], env, tmp_path)
+    assert "GRAYA" in summary["message"] and "Convert Image Color Space" in summary["message"]
