@@ -37,6 +37,7 @@ from .network import SANet, mean_variance_norm
 
 T1, T2 = 0.7, 0.3          # SCA / SSA weights for the SANet backbone (official SANet+SCSA)
 MAX_LABELS = 64            # colour maps without a palette: more distinct colours than this is noise, not labels
+MIN_LABEL_SHARE = 0.002    # ... then only colours covering ≥ 0.2 % of a map are labels (the rest: anti-aliasing)
 ADAIN_EPS = 1e-5           # inside the square root, as in the official semantic AdaIN
 _SCORE_BUDGET = 1 << 24    # SSA score entries per chunk (64 MiB in fp32)
 
@@ -112,6 +113,27 @@ def _snap(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return out.reshape(h, w)
 
 
+def _infer_palette(maps: list) -> np.ndarray:
+    """No palette given: the distinct 8-bit colours of ALL colour maps (so ids agree between content and style).
+    Painted maps have anti-aliased edges: with more than MAX_LABELS colours, only colours covering at least
+    MIN_LABEL_SHARE of a map's pixels are labels and edge pixels snap to the nearest of them."""
+    counts: dict[tuple, int] = {}
+    major: set[tuple] = set()
+    for what, arr in maps:
+        q = np.rint(np.clip(np.nan_to_num(to_float(arr[:, :, :3])), 0, 1) * 255).astype(np.uint8).reshape(-1, 3)
+        found, n = np.unique(q, axis=0, return_counts=True)
+        for colour, k in zip(map(tuple, found.tolist()), n.tolist()):
+            counts[colour] = counts.get(colour, 0) + k
+            if k >= MIN_LABEL_SHARE * q.shape[0]:
+                major.add(colour)
+    colours = set(counts) if len(counts) <= MAX_LABELS else major
+    if not colours or len(colours) > MAX_LABELS:
+        names = ", ".join(what for what, _ in maps)
+        raise InputError(f"{names}: {len(counts)} distinct colours, too many to tell the labels apart (JPEG "
+                         f"noise?): give a label palette, or use an integer label image")
+    return np.asarray(sorted(colours), dtype=np.float32) / 255.0
+
+
 def resolve_label_maps(content, styles: list, palette=None) -> tuple[LabelMap, list[LabelMap | None]]:
     """Content map and one (or None) per style → LabelMaps with shared label ids."""
     pal = parse_palette(palette)
@@ -121,17 +143,7 @@ def resolve_label_maps(content, styles: list, palette=None) -> tuple[LabelMap, l
         if arr is not None and arr.size == 0:
             raise InputError(f"{what}: empty image")
     if pal is None and any(a is not None and _is_colour(a) for _, a in maps):
-        # no palette: the distinct 8-bit colours of ALL colour maps, so ids agree between content and style
-        colours = set()
-        for what, arr in maps:
-            if arr is not None and _is_colour(arr):
-                q = np.rint(np.clip(np.nan_to_num(to_float(arr[:, :, :3])), 0, 1) * 255).astype(np.uint8)
-                found = np.unique(q.reshape(-1, 3), axis=0)
-                colours.update(map(tuple, found.tolist()))
-                if len(colours) > MAX_LABELS:
-                    raise InputError(f"{what}: more than {MAX_LABELS} distinct colours (anti-aliased or JPEG "
-                                     f"edges?): give a label palette, or use an integer label image")
-        pal = np.asarray(sorted(colours), dtype=np.float32) / 255.0
+        pal = _infer_palette([(what, a) for what, a in maps if a is not None and _is_colour(a)])
     out = []
     for what, arr in maps:
         if arr is None:
@@ -384,10 +396,11 @@ def make_request(content_labels, style_labels: list, palette, weights, content_h
     if content_labels is None and all(s is None for s in style_labels):
         return None
     if content_labels is None:
-        raise InputError("style label map given but no content label map: give content_labels too "
-                         "(or drop the style labels)")
+        raise InputError("a style has a label map but the content has none: give a content label map too "
+                         "(content_labels, --content-labels) or drop the style label maps")
     if all(s is None for s in style_labels):
-        raise InputError("content label map given but no style has a label map: give Style(..., labels=...)")
+        raise InputError("content label map given but no style has a label map: give one for at least one style "
+                         "(Style(labels=...), --style-labels)")
     try:
         t1, t2 = (float(v) for v in weights)
     except (TypeError, ValueError):

@@ -238,9 +238,23 @@ def test_palette_inference_and_snapping():
     assert cm.ids.tolist() == [[0, 1], [2, 1]]
 
 
+def test_painted_map_with_antialiased_edges_infers_its_labels():
+    """Brush edges blend the two label colours: >64 distinct colours, yet the labels are the two main ones."""
+    ids = np.zeros((60, 80), int)
+    ids[:, 40:] = 1
+    m = colour_map(ids).astype(np.float32)
+    t = np.linspace(0.0, 1.0, 120)
+    a, b = np.asarray(PALETTE[0], np.float32), np.asarray(PALETTE[1], np.float32)
+    for i, ti in enumerate(t):                      # 120 blends along the edge, one pixel each
+        m[i // 2, 39 + i % 2] = (1 - ti) * a + ti * b
+    cm, _ = scsa.resolve_label_maps(np.rint(m).astype(np.uint8), [None])
+    assert len(np.unique(cm.ids)) == 2
+    assert cm.ids[0, 39] == cm.ids[0, 0] and cm.ids[59, 40] == cm.ids[0, 79] != cm.ids[0, 0]
+
+
 @pytest.mark.parametrize("kwargs,style_labels,message", [
     (dict(content_labels=np.zeros((40, 40), int)), None, "no style has a label map"),
-    (dict(), np.zeros((40, 40), int), "no content label map"),
+    (dict(), np.zeros((40, 40), int), "the content has none"),
     (dict(content_labels=np.zeros((30, 40), int)), np.zeros((40, 40), int), "content label map: size 40×30"),
     (dict(content_labels=np.zeros((40, 40), int)), np.zeros((40, 41), int), "style 1 label map: size 41×40"),
     (dict(content_labels=np.full((40, 40), 0.5)), np.zeros((40, 40), int), "non-integer"),
