@@ -1,5 +1,6 @@
 """SCSA (sanet/scsa.py) vs plain SANet: wall time and peak memory at 1024² with 2, 4 and 8 labels.
 
+CPU seconds (process time, all threads) are reported next to wall time: on a shared machine they vary far less.
 Each configuration runs in its own child process so that peak memory is its own: on CPU the peak resident set
 (VmHWM, reset via /proc/self/clear_refs after a small warm-up run), on CUDA torch.cuda.max_memory_allocated.
 Content labels are vertical bands of uneven widths, style labels horizontal bands, so every region pairs with a
@@ -91,15 +92,17 @@ def child(args) -> None:
 
     call(smooth(128, 128, 3), smooth(128, 128, 4), args.child)   # warm-up: threads, allocator, kernels
     base = _reset_peak(st.device)
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeat):
-        t = time.perf_counter()
+        t, c0 = time.perf_counter(), time.process_time()
         call(content, style, args.child)
         if st.device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c0)
     peak = _peak(st.device)
-    print(json.dumps({"labels": args.child, "seconds": min(times), "peak": peak, "base": base}), flush=True)
+    print(json.dumps({"labels": args.child, "seconds": min(times), "cpu": min(cpu), "peak": peak, "base": base}),
+          flush=True)
 
 
 def main() -> None:
@@ -124,19 +127,20 @@ def main() -> None:
           f"threads, torch {torch.__version__}, device {args.device}, {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"content {args.size}², style {args.style_size}², best of {args.repeat}; peak = "
           f"{'max allocated' if args.device.startswith('cuda') else 'peak RSS (VmHWM)'} during the call")
-    print("| labels | seconds | × plain | peak MiB | above idle MiB |")
-    print("|---|---|---|---|---|")
-    plain = None
+    print("| labels | wall s | × plain | CPU s | × plain | peak MiB | above idle MiB |")
+    print("|---|---|---|---|---|---|---|")
+    plain = plain_cpu = None
     for k in [0] + [int(x) for x in args.labels.split(",")]:
         cmd = [sys.executable, __file__, "--weights", args.weights, "--size", str(args.size), "--style-size",
                str(args.style_size), "--device", args.device, "--repeat", str(args.repeat), "--child", str(k)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
-            print(f"| {k or 'plain'} | failed: {done.stderr.strip().splitlines()[-1:]} | | | |", flush=True)
+            print(f"| {k or 'plain'} | failed: {done.stderr.strip().splitlines()[-1:]} | | | | | |", flush=True)
             continue
         r = json.loads(done.stdout.strip().splitlines()[-1])
-        plain = plain or r["seconds"]
-        print(f"| {k or 'plain SANet'} | {r['seconds']:.2f} | {r['seconds'] / plain:.2f} | {r['peak'] / mib:.0f} | "
+        plain, plain_cpu = plain or r["seconds"], plain_cpu or r["cpu"]
+        print(f"| {k or 'plain SANet'} | {r['seconds']:.2f} | {r['seconds'] / plain:.2f} | {r['cpu']:.1f} | "
+              f"{r['cpu'] / plain_cpu:.2f} | {r['peak'] / mib:.0f} | "
               f"{(r['peak'] - r['base']) / mib:.0f} |", flush=True)
     ns = (args.size // 8) ** 2 * (args.style_size // 8) ** 2
     print(f"(not built: the official relu4_1 label mask alone would be {ns / mib:.0f} Mi entries, "
