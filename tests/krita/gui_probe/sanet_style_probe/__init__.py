@@ -175,6 +175,8 @@ class Probe:
                   message=controls.message.text(), progress=controls.progress.value(), layers=top,
                   active=doc.activeNode().name() if doc.activeNode() else None)
         _write("new_layer.bin", new.pixelData(0, 0, ks.W, ks.H))
+        docker.grab().save(os.path.join(OUT, "docker.png"))        # for humans reading the test output
+        qwin.grab().save(os.path.join(OUT, "window.png"))
         _write("original_after.bin", layer.pixelData(0, 0, ks.W, ks.H))
 
         # 7. one Edit > Undo removes the whole insertion
@@ -219,10 +221,29 @@ class Probe:
         yield ("status connected again", lambda: controls.connected and controls.status_task is None)
         big.setActiveNode(big_layer)
         controls.apply_button.click()
-        yield ("job after restart", lambda: controls.task is None)
+        started = time.monotonic()
+        gaps = _GapMeter()
+        yield ("job after restart", lambda: gaps.tick() and controls.task is None)
         self.step("after_restart", message=controls.message.text(), status=controls.status_label.text(),
-                  layers=_layers(big))
+                  layers=_layers(big), seconds=round(time.monotonic() - started, 3),
+                  max_event_loop_gap_ms=gaps.max_ms, ticks=gaps.n)
         self.report["ok"] = True
+
+
+class _GapMeter:
+    """Longest time between two probe ticks: how long Krita's event loop was blocked at worst."""
+
+    def __init__(self):
+        self.last = time.monotonic()
+        self.max_ms = 0.0
+        self.n = 0
+
+    def tick(self):
+        now = time.monotonic()
+        self.max_ms = max(self.max_ms, round((now - self.last) * 1000, 1))
+        self.last = now
+        self.n += 1
+        return True
 
 
 def _layers(doc):
