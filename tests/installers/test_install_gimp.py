@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_install_linux import ROOT, WHEEL_CACHE, run_installer
+from install_kit import ROOT, WHEEL_CACHE, run_installer
 
 sys.path.insert(0, str(ROOT / "tests" / "gimp"))
 from gimp_runner import ENV_SCRIPT, ensure_chroot  # noqa: E402

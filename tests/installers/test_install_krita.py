@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test_install_linux import ROOT, WHEEL_CACHE, run_installer
+from install_kit import ROOT, WHEEL_CACHE, run_installer
 
 sys.path.insert(0, str(ROOT / "tests" / "krita"))
 import kritatools as kt  # noqa: E402

@@ -6,12 +6,10 @@ Fast on purpose: `--torch existing` links this venv's torch, so the project's de
 and nothing big is downloaded; wheels come from ~/.cache/sanet-style/wheels once downloaded.
 """
 import glob
-import hashlib
 import json
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -19,43 +17,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-INSTALL = ROOT / "installers" / "install.py"
-WHEEL_CACHE = Path.home() / ".cache" / "sanet-style" / "wheels"
+from install_kit import ROOT, WHEEL_CACHE, _env, run_installer, snapshot
+
 KRITARC_BEFORE = "[General]\nfirstRun=false\n\n[python]\nenable_comics_project_management_tools=true\n"
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def _env(home: Path) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("XDG_", "SANET", "GIMP3_")) and k not in
-           ("DBUS_SESSION_BUS_ADDRESS", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
-    env["HOME"] = str(home)
-    # Keep pip's and rustup's own caches out of the temporary HOME (they are not ours to uninstall).
-    env["PIP_CACHE_DIR"] = str(Path.home() / ".cache" / "pip")
-    env["RUSTUP_HOME"] = os.environ.get("RUSTUP_HOME", str(Path.home() / ".rustup"))
-    return env
-
-
-def run_installer(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, str(INSTALL), *args], env=_env(home), capture_output=True, text=True,
-                          timeout=600)
-    if check:
-        assert proc.returncode == 0, f"installer failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-def snapshot(home: Path) -> dict:
-    """Every path under home with its mode and content hash."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(home):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            st = p.lstat()
-            digest = hashlib.sha256(p.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) else None
-            out[str(p.relative_to(home))] = (stat.S_IMODE(st.st_mode), digest)
-    return out
 
 
 GIMP_PROFILES = {

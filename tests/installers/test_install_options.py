@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from test_install_linux import INSTALL, ROOT, WHEEL_CACHE, _env, run_installer, snapshot
+from install_kit import INSTALL, ROOT, WHEEL_CACHE, _env, run_installer, snapshot
 
 pytestmark = pytest.mark.timeout(600)
 
