@@ -199,6 +199,8 @@ class StyleTransferWidget(QWidget):
                 lambda _=False, d=doc, n=name: self.add_entry(StyleEntry(
                     "document", n, doc=d, icon=d.thumbnail(ICON, ICON))))
             for node in doc.topLevelNodes():
+                if node.type().endswith("mask"):   # the global selection shows up as a mask node
+                    continue
                 label = "%s / %s" % (name, node.name())
                 self.open_menu.addAction("    Layer: %s" % node.name()).triggered.connect(
                     lambda _=False, d=doc, nd=node, lb=label: self.add_entry(StyleEntry(
