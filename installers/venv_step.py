@@ -8,7 +8,8 @@ import sys
 from .actions import InstallError
 from .context import Context
 from .daemon_env import (CONSTRAINTS_NAME, EXISTING_PTH, TORCH_VERSION_SNIPPET, find_existing_torch, is_venv,
-                         pip_install_command, torch_plan, venv_python)
+                         pip_install_command, site_packages, torch_plan, venv_python)
+from .editor_python import parse_version
 from .locations import venv_executable
 
 
@@ -63,8 +64,11 @@ def install_venv(ctx: Context) -> str:
         elif existing.in_venv:
             # The installer runs from a venv: --system-site-packages would expose the *base* interpreter, not
             # this venv, so a .pth file adds the folder that holds torch (after the venv's own packages).
-            site = _quiet_output([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]) \
-                if os.path.exists(py) else os.path.join(venv, "lib", "python3.X", "site-packages")
+            if os.path.exists(py):
+                site = _quiet_output([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+            else:                             # dry run: where the venv made from --python will put it
+                version = _quiet_output([a.python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+                site = site_packages(venv, ctx.os_name, parse_version(version or "3.0"))
             act.write_file(os.path.join(site, EXISTING_PTH), existing.site_dir + "\n", "link to the existing torch")
             act.info(f"the daemon's venv now uses the packages in {existing.site_dir}; keep that environment, "
                      f"or re-install with --copy-torch for an independent copy")
