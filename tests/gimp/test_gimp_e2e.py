@@ -7,6 +7,7 @@ Build the chroot once with `tests/gimp/gimp_env.sh build` (cached in ~/.cache/sa
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import numpy as np
@@ -263,8 +264,13 @@ def test_cancel_in_the_progress_window_stops_the_daemon_job(gimp_gui):
 
 
 def test_stopped_daemon_gives_a_clear_error_quickly(gimp_e2e, synthetic_weights, tmp_path):
-    """sanetd killed (stale connection file) and never started (no file): one clear message, no hang."""
-    work, _, _ = gimp_e2e
+    """sanetd killed (stale connection file) and never started (no file): one clear message, no hang.
+    Also, in this fresh GIMP profile, "Repeat Last" before any run says there is nothing to repeat."""
+    shared, _, _ = gimp_e2e
+    work = tmp_path / "gimp"
+    work.mkdir()
+    for name in ("u8.in.raw", "style.png"):
+        shutil.copy(shared / name, work / name)
     with running_sanetd(tmp_path / "daemon", synthetic_weights) as d:
         d.kill()
         d.proc.wait(10)
@@ -272,20 +278,22 @@ def test_stopped_daemon_gives_a_clear_error_quickly(gimp_e2e, synthetic_weights,
         assert stale.exists()
         base = dict(precision="U8_NON_LINEAR", base="RGB", image_size=IMAGE, read_format="R'G'B'A u8",
                     layer=dict(LAYER, data="/e2e/u8.in.raw", babl="R'G'B'A u8"), ellipse=ELLIPSE, feather=FEATHER)
-        cases = [dict(base, name="killed", args={"style-file": "/e2e/style.png", "connection-file": str(stale)}),
+        cases = [dict(base, name="repeat_first", procedure="python-fu-sanet-style-transfer-repeat"),
+                 dict(base, name="killed", args={"style-file": "/e2e/style.png", "connection-file": str(stale)}),
                  dict(base, name="never", args={"style-file": "/e2e/style.png",
                                                 "connection-file": "/e2e/no-daemon/sanetd.json"})]
         t0 = time.monotonic()
-        results, output, _ = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir], timeout=180,
-                                      out_name="dead")
+        results, output, _ = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir], timeout=180)
         wall = time.monotonic() - t0
+    first = results["repeat_first"]
+    assert first["status"] == "calling-error" and "nothing to repeat yet" in first["error"], first
     for name in ("killed", "never"):
         res = results[name]
         assert res["status"] == "execution-error", f"{name}: {res}"
         assert "sanetd is not running" in res["error"] and "start it with `sanetd`" in res["error"], res["error"]
         assert res["elapsed"] < 20, f"{name}: the error took {res['elapsed']:.1f} s"
         assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]], "a layer was added"
-        out = work / "dead"
+        out = work / "out"
         assert (out / f"{name}.orig_after.raw").read_bytes() == (out / f"{name}.orig_before.raw").read_bytes()
     assert wall < 120
     print(json.dumps({n: round(results[n]["elapsed"], 2) for n in ("killed", "never")}))

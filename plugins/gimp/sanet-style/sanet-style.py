@@ -453,7 +453,12 @@ def run_main(procedure, run_mode, image, drawables, config, data):
                       "Style Transfer works on exactly one layer: select one layer.")
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
     if run_mode != Gimp.RunMode.NONINTERACTIVE:
-        apply_values(config, load_last_values(last_values_path()))
+        last = load_last_values(last_values_path())
+        if run_mode == Gimp.RunMode.WITH_LAST_VALS and not last:
+            return _error(procedure, Gimp.PDBStatusType.CALLING_ERROR,
+                          "Style Transfer: nothing to repeat yet; run Filters → Style Transfer → Style Transfer… "
+                          "first.")
+        apply_values(config, last)
     if interactive and not run_dialog(procedure, config):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
