@@ -249,7 +249,9 @@ class Server:
             log.warning("dropped a message from peer %s: %s", identity.hex()[:8], exc)
             return
         except P.ProtocolError as exc:  # signed, so a genuine client: tell it
-            self._error(identity, exc.code, str(exc), field=exc.field)
+            mid = (exc.header or {}).get("msg_id")
+            self._error(identity, exc.code, str(exc), field=exc.field,
+                        reply_to=mid if isinstance(mid, str) and P.ID_PATTERN.match(mid) else None)
             return
         msg_id = header.get("msg_id") if isinstance(header.get("msg_id"), str) else None
         try:

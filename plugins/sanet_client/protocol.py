@@ -84,6 +84,7 @@ class ProtocolError(Exception):
         self.code = code
         self.field = field
         self.message = message
+        self.header: dict | None = None
 
 
 class AuthError(Exception):
@@ -231,11 +232,15 @@ class Authenticator:
             raise AuthError("replayed message")
         header = unpack_header(raw, self.max_header_bytes)
         sent = header.get("time")
-        if not isinstance(sent, (int, float)) or isinstance(sent, bool) or not math.isfinite(sent):
-            raise ProtocolError("bad_request", "field 'time' must be the sender's Unix time in seconds", "time")
-        if abs(time.time() - sent) > self.window:
-            raise ProtocolError("stale_message", f"message time is more than {self.window:.0f} s away from "
-                                "the daemon's clock (replay window)", "time")
+        try:
+            if not isinstance(sent, (int, float)) or isinstance(sent, bool) or not math.isfinite(sent):
+                raise ProtocolError("bad_request", "field 'time' must be the sender's Unix time in seconds", "time")
+            if abs(time.time() - sent) > self.window:
+                raise ProtocolError("stale_message", f"message time is more than {self.window:.0f} s away from "
+                                    "the receiver's clock (replay window)", "time")
+        except ProtocolError as exc:
+            exc.header = header  # lets the daemon answer with reply_to
+            raise
         return header, buffers
 
 

@@ -120,6 +120,7 @@ def test_full_queue_answers_busy_at_once(tmp_path, synthetic_weights):
             with Client(connection_file=d.connection_file) as c:   # Busy is what the library raises
                 c._ensure()
                 raw_stylize(peer, "run-1", rgba(*LONG, 32), style)
+                assert peer.recv_until(lambda h: h["type"] == "progress" and h["job_id"] == "run-1", 30)
                 raw_stylize(peer, "q-a", rgba(32, 24, 33), style)
                 raw_stylize(peer, "q-b", rgba(32, 24, 34), style)
                 assert peer.recv_until(lambda h: h.get("job_id") == "q-b" and h["type"] == "accepted", 10)

@@ -78,6 +78,7 @@ def test_stale_and_future_times_are_refused(peer):
     peer.send(h)
     got = peer.recv(10)[0]
     assert (got["type"], got["code"], got["field"]) == ("error", "stale_message", "time")
+    assert got["reply_to"] == h["msg_id"]
 
 
 def test_version_mismatch_is_a_clear_error(daemon, peer, tmp_path):
