@@ -109,6 +109,12 @@ def test_docker_action_apply_undo_cancel_and_daemon_restart(tmp_path, synthetic_
     assert "Style Transfer (style.png)" not in undone["layers"] and "painting" in undone["layers"]
     assert undone["original_same"]
 
+    # An open document's layer can be a style source (Open image menu), as a scaled RGBA8 image.
+    source = steps["open_image_source"]
+    assert "    Layer: painting" in source["menu"] and any(t.startswith("Document: ") for t in source["menu"])
+    assert source["kind"] == "layer" and source["label"].endswith("/ painting") and source["rows"] == 2
+    assert source["style"] == [W, H, "rgba8"]
+
     # Cancel: the job stops, nothing is added.
     assert steps["cancelled"]["layers_added"] == 0
     assert steps["cancelled"]["message"] == "Cancelled; nothing was added."

@@ -187,6 +187,18 @@ class Probe:
         self.step("undone", layers=_layers(doc),
                   original_same=bytes(layer.pixelData(0, 0, ks.W, ks.H)) == before)
 
+        # 7b. "Open image" menu: an open document's layer as a style source (then removed again)
+        controls._fill_open_menu()
+        texts = [a.text() for a in controls.open_menu.actions()]
+        [a for a in controls.open_menu.actions() if a.text().strip() == "Layer: painting"][0].trigger()
+        entry = controls.entries[-1]
+        import sanet_client
+        style = entry.to_style(sanet_client)
+        self.step("open_image_source", menu=texts, kind=entry.kind, label=entry.label,
+                  style=[style.width, style.height, style.format], rows=controls.table.rowCount())
+        controls.table.selectRow(controls.table.rowCount() - 1)
+        controls.remove_selected()
+
         # 8. a bigger canvas so jobs last long enough to cancel / kill the daemon under them
         big = app.createDocument(BIG, BIG, "probe big", "RGBA", "U8", "", 72.0)
         window.addView(big)
