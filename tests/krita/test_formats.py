@@ -135,3 +135,14 @@ def test_plugin_imports_no_numpy_or_torch_and_formats_only_stdlib():
         assert not _imports(path) & {"numpy", "torch", "sanet", "platformdirs"}, path.name
     assert _imports(package / "formats.py") <= {"array", "struct", "sys"}
     assert struct.calcsize("e") == 2
+
+
+def test_selection_as_client_mask_keeps_feathered_values_and_offset():
+    from sanet_client import Mask
+    from sanet_style import document
+    sel = np.zeros((10, 12), np.uint8)
+    sel[2:6, 3:8] = [[10, 128, 255, 128, 10]] * 4
+    mask = document.selection_as_mask(sel.tobytes(), 12, 10, Mask)
+    assert (mask.x, mask.y, mask.width, mask.height, mask.format) == (3, 2, 5, 4, "u8")
+    assert bytes(mask.data) == sel[2:6, 3:8].tobytes()
+    assert document.selection_as_mask(bytes(120), 12, 10, Mask) is None
