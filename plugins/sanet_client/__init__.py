@@ -9,6 +9,11 @@ from .errors import Busy, DaemonNotRunning, JobCancelled, JobFailed, ProtocolMis
 from .payloads import Layer, Mask, Result, StylePixels, StyleRef
 from .protocol import PROTOCOL_VERSION
 
+import logging as _logging
+
+# a library stays quiet unless the host application configures logging (editors may have no stderr)
+_logging.getLogger("sanet_client").addHandler(_logging.NullHandler())
+
 __all__ = ["Client", "Layer", "Mask", "StyleRef", "StylePixels", "Result", "SanetClientError",
            "DaemonNotRunning", "Busy", "ProtocolMismatch", "JobFailed", "JobCancelled", "PROTOCOL_VERSION",
            "ConnectionInfo", "connection_file_path", "read_connection_file", "runtime_dir"]
