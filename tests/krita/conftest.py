@@ -1,8 +1,14 @@
 """Fixtures for the Krita tests: one real sanetd (CPU, synthetic weights) and the in-process engine
 that serves as the oracle for what the plug-in must put in the new layer."""
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
+
+# Helpers live next to the tests; put this folder on sys.path even under --import-mode=importlib.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import kritatools as kt
 from sanetd_process import running_sanetd
