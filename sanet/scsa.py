@@ -13,7 +13,12 @@ memory is that of plain SANet and any image size works.
 
 Labels: an integer label image (H×W, any integer values), or a colour-coded map (H×W×3/4) whose pixels are
 snapped to the nearest palette colour at full resolution (palette None: the distinct colours of all maps given,
-so the same colour means the same label in content and style). Label grids come from NEAREST downsampling.
+so the same colour means the same label in content and style; painted maps' anti-aliased edge colours snap to
+the main colours). Label grids come from NEAREST (pixel-centre) downsampling of the padded map, at any size.
+The label-map IMAGE the encoder sees for SCA is the snapped colour map (integer labels: a fixed colour per id).
+
+Large images: every statistic a position needs (per-region content mean/std, the whole-map normalisation of
+F_c, F_c' and M_c) is accumulated over the whole image first, so tiled runs (sanet.tiled) give the same numbers.
 
 Fallback: a content label that the style lacks gets ordinary SANet attention over ALL style positions in that
 region (query from the raw content feature, residual F_c) -- exactly what it would get without label maps --

@@ -309,3 +309,22 @@ def test_labelled_styles_are_encoded_once_per_model(stylizer):
     sl2[:10] = 1                                    # other labels on the same image: encoded again
     stylizer.stylize_raw(content, [Style(style, labels=sl2)], content_labels=cl)
     assert count() == before + 2
+
+
+def test_labels_with_preview_selection_and_rgba_layers(stylizer):
+    """Preview shrinks the content (labels follow with NEAREST); RGBA uint8 layers keep alpha; selection blends."""
+    h, w = 40, 530                                  # long side > 512: preview resizes to 512 wide
+    content = (np.concatenate([smooth_image(h, w, seed=31), smooth_image(h, w, seed=32)[:, :, :1]], axis=2)
+               * 255).astype(np.uint8)
+    cl = np.zeros((h, w), int)
+    cl[:, 265:] = 1
+    sl = np.zeros((48, 48), int)
+    sl[24:] = 1
+    sel = np.zeros((h, w), np.float32)
+    sel[:, 100:] = 1.0
+    style = Style(smooth_image(48, 48, seed=33), labels=sl)
+    out = stylizer.stylize(content, [style], content_labels=cl, preview=True, selection=sel)
+    assert out.shape == content.shape and out.dtype == np.uint8
+    assert np.array_equal(out[:, :, 3], content[:, :, 3]) and np.array_equal(out[:, :100], content[:, :100])
+    plain = stylizer.stylize(content, [style.source], preview=True, selection=sel)
+    assert np.abs(out.astype(int) - plain.astype(int)).max() > 10
