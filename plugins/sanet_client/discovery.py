@@ -1,7 +1,8 @@
 """Where the daemon's connection file lives, and reading it. Shared by sanetd and every client.
 
-Stdlib only (no platformdirs inside the editors' Python); the folders match platformdirs'
-``user_runtime_dir("sanet-style")`` on Linux and macOS.
+Stdlib only (no platformdirs inside the editors' Python); the folders are platformdirs'
+``user_runtime_dir("sanet-style")`` in the common cases (platformdirs also vets $XDG_RUNTIME_DIR's
+owner and mode; here the daemon does that for the folder it creates).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def runtime_dir() -> Path:
         return Path(explicit)
     if sys.platform == "win32":
         base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / APP_NAME / "runtime"
+        return Path(base) / "Temp" / APP_NAME
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Caches" / "TemporaryItems" / APP_NAME
     xdg = os.environ.get("XDG_RUNTIME_DIR")

@@ -104,3 +104,16 @@ def test_unreadable_and_future_connection_files(tmp_path):
     f.write_text(json.dumps({"protocol": 9, "endpoint": "ipc:///x", "key": "00"}))
     with pytest.raises(ProtocolMismatch, match="protocol version 9"):
         Client(connection_file=f).hello()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG runtime dirs are a Linux convention")
+def test_runtime_dir_agrees_with_platformdirs(monkeypatch, tmp_path):
+    import warnings
+    import platformdirs
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(mode=0o700)
+    monkeypatch.delenv("SANETD_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(xdg))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert runtime_dir() == Path(platformdirs.user_runtime_dir("sanet-style"))

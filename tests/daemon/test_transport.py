@@ -54,3 +54,21 @@ def test_a_client_that_stops_reading_does_not_hold_up_others(daemon):
             assert c.hello()["protocol"] == 1
     finally:
         stuck.close()
+
+
+def test_hello_and_pings_answer_while_the_device_is_busy(daemon):
+    busy = RawPeer(daemon.connection_file)
+    try:
+        raw_stylize(busy, "busy-1", rgba(384, 384, 120), rgba(32, 32, 121))
+        assert busy.recv_until(lambda h: h["type"] == "progress", 30) is not None
+        with Client(connection_file=daemon.connection_file, timeout=30) as c:
+            worst = 0.0
+            for _ in range(5):
+                t0 = time.monotonic()
+                c.ping()
+                worst = max(worst, time.monotonic() - t0)
+            assert c.status()["queue"]["running"] is True      # still busy while it answered
+        assert worst < 1.0, f"a ping took {worst:.2f} s while the worker was busy"
+        assert busy.recv_until(lambda h: h.get("job_id") == "busy-1" and h["type"] == "result", 120)
+    finally:
+        busy.close()
