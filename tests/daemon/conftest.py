@@ -1,7 +1,14 @@
 """Fixtures of the daemon tests: one real sanetd per test module, and a client of it."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+# daemon_kit sits next to this file; make it importable under --import-mode=importlib too
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sanet_client import Client
 from sanetd_process import running_sanetd
