@@ -112,12 +112,12 @@ class Server:
         self.router = r
         return r.getsockopt_string(zmq.LAST_ENDPOINT), public
 
-    def _send(self, identity: bytes, frames: list, terminal: bool = False) -> None:
+    def _send(self, identity: bytes, frames: list, terminal: bool = False, expiry: float | None = None) -> None:
         try:
             self.router.send_multipart([identity, *frames], flags=zmq.NOBLOCK, copy=False)
         except zmq.Again:
-            if terminal:  # the client is not reading right now; keep its result, drop progress
-                self.pending.append((identity, frames, time.monotonic() + PENDING_RETRY_S))
+            if terminal:  # the client is not reading right now; keep its result (for a while), drop progress
+                self.pending.append((identity, frames, expiry or time.monotonic() + PENDING_RETRY_S))
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
                 log.debug("peer %s is gone; event dropped", identity.hex()[:8])
@@ -236,7 +236,9 @@ class Server:
         now = time.monotonic()
         for identity, frames, expiry in items:
             if now < expiry:
-                self._send(identity, frames, terminal=True)
+                self._send(identity, frames, terminal=True, expiry=expiry)
+            else:
+                log.warning("peer %s did not read its result for %g s; dropped", identity.hex()[:8], PENDING_RETRY_S)
 
     # ------------------------------------------------------------ requests
 
