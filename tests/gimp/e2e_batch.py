@@ -37,8 +37,24 @@ def read(drawable, fmt, x=0, y=0, w=None, h=None):
 
 def layer_info(layer):
     _, x, y = layer.get_offsets()
-    return {"id": layer.get_id(), "name": layer.get_name(), "x": x, "y": y, "w": layer.get_width(),
+    info = {"id": layer.get_id(), "name": layer.get_name(), "x": x, "y": y, "w": layer.get_width(),
             "h": layer.get_height(), "has_mask": layer.get_mask() is not None}
+    if layer.is_group_layer():
+        info["children"] = [layer_info(c) for c in layer.get_children()]
+    return info
+
+
+def all_layers(img):
+    """Every layer, group members included, top to bottom."""
+    out = []
+
+    def walk(layers):
+        for x in layers:
+            out.append(x)
+            if x.is_group_layer():
+                walk(x.get_children())
+    walk(img.get_layers())
+    return out
 
 
 def run_procedure(name, image, drawables, args, run_mode=Gimp.RunMode.NONINTERACTIVE):
@@ -52,6 +68,10 @@ def run_procedure(name, image, drawables, args, run_mode=Gimp.RunMode.NONINTERAC
     for key, value in args.items():
         if key == "style-file":
             value = Gio.File.new_for_path(value) if value else None
+        elif key == "style-layer":  # "open:PATH": a layer of another open image
+            gfile = Gio.File.new_for_path(value[len("open:"):])
+            other = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, gfile)
+            value = other.get_layers()[0]
         cfg.set_property(key, value)
     t0 = time.monotonic()
     result = proc.run(cfg)
@@ -94,7 +114,14 @@ def run_case(case):
     content = Gimp.Layer.new(img, "content", L["w"], L["h"],
                              Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE,
                              100, Gimp.LayerMode.NORMAL)
-    img.insert_layer(content, None, 0)
+    parent = None
+    if case.get("in_group"):
+        # the active layer sits inside a layer group, under a sibling: the result must land in the group
+        parent = Gimp.GroupLayer.new(img, "group")
+        img.insert_layer(parent, None, 0)
+        sibling = Gimp.Layer.new(img, "sibling", 4, 4, Gimp.ImageType.RGBA_IMAGE, 100, Gimp.LayerMode.NORMAL)
+        img.insert_layer(sibling, parent, 0)
+    img.insert_layer(content, parent, 1 if parent is not None else 0)
     content.set_offsets(L["x"], L["y"])
     buf = content.get_buffer()
     buf.set(rect(0, 0, L["w"], L["h"]), L["babl"], open(L["data"], "rb").read())
@@ -117,6 +144,7 @@ def run_case(case):
     dump(f"{name}.selection.raw", img.get_selection().get_buffer().get(
         rect(L["x"], L["y"], L["w"], L["h"]), 1.0, "Y float", Gegl.AbyssPolicy.NONE))
     before = [layer_info(x) for x in img.get_layers()]
+    before_all = all_layers(img)
 
     if case.get("undo"):
         # GUI run only: a display, and one undoable step of our own before the filter, so that one Ctrl+Z
@@ -155,7 +183,8 @@ def run_case(case):
     if helper is not None:
         res["dialog_helper"] = helper_rc
     dump(f"{name}.orig_after.raw", read(content, None))
-    new_layers = [x for x in img.get_layers() if x.get_id() not in {b["id"] for b in before}]
+    before_ids = {x.get_id() for x in before_all}
+    new_layers = [x for x in all_layers(img) if x.get_id() not in before_ids]
     if new_layers:
         new = new_layers[0]
         res["new"] = layer_info(new)

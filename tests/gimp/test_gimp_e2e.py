@@ -81,6 +81,11 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
                             "style-weights": "1, 3", "alpha": 0.7, "preserve-colors": True}))
     # no selection: the whole layer, no layer mask
     cases.append(dict(cases[0], name="nosel", ellipse=None, repeat_args=None))
+    # the style taken from a layer of another open image (the same pixels as style.png)
+    cases.append(dict(cases[0], name="stylelayer", repeat_args=None,
+                      args={"style-layer": "open:/e2e/style.png"}))
+    # the active layer inside a layer group
+    cases.append(dict(cases[0], name="group", in_group=True, repeat_args=None))
     # a grayscale image
     gray = content_pixels(np.uint8, 9)
     gray[..., 1] = gray[..., 2] = gray[..., 0]
@@ -145,7 +150,7 @@ def test_new_layer_equals_library_inside_and_is_transparent_outside(gimp_e2e, or
     assert np.abs(visible - ref).max() <= vis_tol
 
 
-@pytest.mark.parametrize("name", list(CASES) + ["mix", "nosel", "gray"])
+@pytest.mark.parametrize("name", list(CASES) + ["mix", "nosel", "gray", "group", "stylelayer"])
 def test_original_layer_is_byte_identical(gimp_e2e, name):
     out, _ = case_result(gimp_e2e, name)
     assert (out / f"{name}.orig_after.raw").read_bytes() == (out / f"{name}.orig_before.raw").read_bytes()
@@ -171,6 +176,27 @@ def test_without_selection_the_whole_layer_is_stylized(gimp_e2e, oracle):
     pixels = load_f32(out / "nosel.new.raw", (LAYER["h"], LAYER["w"], 4))
     assert np.abs(pixels - ref).max() <= TOL[np.uint8]
     assert np.abs(pixels - content / 255.0).max() > 0.05, "nothing was stylized"
+
+
+def test_style_from_a_layer_of_another_open_image(gimp_e2e):
+    out, res = case_result(gimp_e2e, "stylelayer")
+    # an image loaded through the PDB is untitled, so the label is the layer's own name
+    assert res["new"]["name"] == "Style: Background"
+    # same content, same style pixels as the style-file run: the same result
+    assert (out / "stylelayer.new.raw").read_bytes() == (out / "u8.new.raw").read_bytes()
+
+
+def test_layer_inside_a_group(gimp_e2e, oracle):
+    out, res = case_result(gimp_e2e, "group")
+    top = [x["name"] for x in res["after"]]
+    assert top == ["top", "group", "background"], top
+    group = res["after"][1]
+    assert [x["name"] for x in group["children"]] == ["sibling", "Style: style", "content"]
+    new = group["children"][1]
+    assert (new["x"], new["y"], new["has_mask"]) == (LAYER["x"], LAYER["y"], True)
+    ref, _ = expected(oracle, out, "group", np.uint8, [np.asarray(Image.open(out.parent / "style.png"))])
+    pixels = load_f32(out / "group.new.raw", (LAYER["h"], LAYER["w"], 4))
+    assert np.abs(pixels - ref).max() <= TOL[np.uint8]
 
 
 def test_grayscale_image(gimp_e2e):

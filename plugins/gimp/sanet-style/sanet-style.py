@@ -27,7 +27,7 @@ from sanet_gimp_job import Job, PluginError, import_client  # noqa: E402
 from sanet_gimp_pixels import (check_size, footprint_u8, formats_for_precision, from_little_endian,  # noqa: E402
                                mask_is_empty, sample_bytes, to_little_endian)
 from sanet_gimp_settings import (SettingsError, build_settings, layer_name, load_last_values,  # noqa: E402
-                                 save_last_values)
+                                 save_last_values, style_label)
 
 PROC_MAIN = "python-fu-sanet-style-transfer"
 PROC_REPEAT = "python-fu-sanet-style-transfer-repeat"
@@ -48,14 +48,28 @@ def _error(procedure, status, message):
 
 # ----------------------------------------------------------------------------------------------- settings
 
-def settings_from_config(config, library_names=None):
+def style_layer_label(layer, image):
+    """A layer's name, prefixed by its image's name when it comes from another image with several layers
+    (a lone "Background" layer of an opened style file is named after the file)."""
+    owner = layer.get_image()
+    if owner is None or image is None or owner.get_id() == image.get_id():
+        return layer.get_name()
+    source = owner.get_file() or owner.get_imported_file()
+    name = source.get_basename() if source is not None else (owner.get_name() or "")
+    if not name or name.startswith("["):  # "[Untitled]": no file behind it
+        return layer.get_name()
+    stem = style_label(name)
+    return stem if len(owner.get_layers()) == 1 else f"{stem}/{layer.get_name()}"
+
+
+def settings_from_config(config, image=None, library_names=None):
     """The procedure arguments as a checked Settings (SettingsError names the wrong argument)."""
     style_file = config.get_property("style-file")
     style_layer = config.get_property("style-layer")
     return build_settings(
         style_file=style_file.get_path() if style_file is not None else None,
         style_files=config.get_property("style-files") or [],
-        style_layer=(style_layer.get_id(), style_layer.get_name()) if style_layer is not None else None,
+        style_layer=(style_layer.get_id(), style_layer_label(style_layer, image)) if style_layer is not None else None,
         library_styles=config.get_property("library-styles") or "",
         style_weights=config.get_property("style-weights") or "",
         alpha=config.get_property("alpha"),
@@ -462,7 +476,7 @@ def run_main(procedure, run_mode, image, drawables, config, data):
     if interactive and not run_dialog(procedure, config):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
-        settings = settings_from_config(config)
+        settings = settings_from_config(config, image)
         stylize_drawable(image, drawables[0], settings, interactive)
         try:
             save_last_values(last_values_path(), config_to_values(config))
