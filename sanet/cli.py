@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--style-max-side", type=int, default=None, metavar="PX", help="resize larger styles (default 1024)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
     s.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="fp16/bf16 on GPUs only")
+    s.add_argument("--content-labels", metavar="L", help="SCSA semantic transfer: content label map (integer label "
+                   "image, or colour-coded image); needs --style-labels")
+    s.add_argument("--style-labels", action="append", metavar="L", help="label map of each style, in --style order "
+                   "(repeat; 'none' for a style without one: plain SANet for it)")
+    s.add_argument("--label-palette", metavar="#RRGGBB,...", help="colours of colour-coded label maps "
+                   "(default: their distinct colours)")
+    s.add_argument("--scsa-weights", type=_floats, default=None, metavar="T1,T2", help="SCSA: weights of semantic "
+                   "continuous / sparse attention (default 0.7,0.3)")
     s.add_argument("--output", "-o", required=True, metavar="OUT")
 
     try:
@@ -102,6 +110,11 @@ def run_stylize(args) -> int:
     n = len(args.style)
     if args.style_weights is not None and len(args.style_weights) != n:
         raise InputError(f"--style-weights has {len(args.style_weights)} value(s) for {n} style(s)")
+    if args.style_labels is not None and len(args.style_labels) != n:
+        raise InputError(f"--style-labels given {len(args.style_labels)} time(s) for {n} style(s): give one label "
+                         f"map per style ('none' for a style without one)")
+    if args.scsa_weights is not None and len(args.scsa_weights) != 2:
+        raise InputError(f"--scsa-weights has {len(args.scsa_weights)} value(s): expected two (T1,T2)")
     if args.region is not None and len(args.region) != n:
         raise InputError(f"--region given {len(args.region)} time(s) for {n} style(s): give one mask per style")
 
@@ -110,15 +123,22 @@ def run_stylize(args) -> int:
     styles_img = [load_image(p) for p in args.style]
     regions = [load_image(p) for p in args.region] if args.region else [None] * n
     selection = load_image(args.selection) if args.selection else None
+    content_labels = load_image(args.content_labels) if args.content_labels else None
+    style_labels = ([None if p.lower() == "none" else load_image(p) for p in args.style_labels]
+                    if args.style_labels else [None] * n)
     weights = args.style_weights or [1.0] * n
     t1 = time.perf_counter()
     st = Stylizer(args.weights, device=args.device, precision=args.precision)
     t2 = time.perf_counter()
     _log(f"loaded {content.shape[1]}×{content.shape[0]} content, {n} style(s) in {t1 - t0:.2f}s; "
          f"model on {st.device} ({args.precision}) in {t2 - t1:.2f}s")
-    styles = [Style(img, w, r) for img, w, r in zip(styles_img, weights, regions)]
+    styles = [Style(img, w, r, labels=lab) for img, w, r, lab in zip(styles_img, weights, regions, style_labels)]
     kwargs = dict(alpha=args.alpha, preserve_color=args.preserve_color, selection=selection, preview=args.preview,
-                  style_max_side=args.style_max_side or DEFAULT_STYLE_MAX_SIDE, progress=_progress_printer())
+                  style_max_side=args.style_max_side or DEFAULT_STYLE_MAX_SIDE, progress=_progress_printer(),
+                  content_labels=content_labels,
+                  label_palette=args.label_palette.split(",") if args.label_palette else None)
+    if args.scsa_weights is not None:
+        kwargs["scsa_weights"] = tuple(args.scsa_weights)
     if out_path.suffix.lower() == ".npy":
         result = st.stylize_raw(content, styles, **kwargs)
     else:

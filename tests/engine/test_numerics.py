@@ -46,7 +46,7 @@ def test_sdpa_attention_equals_literal_form(stylizer):
         lvl = style_level(module, fs.contiguous(memory_format=torch.channels_last))
         for chunk in (None, 7, 64):
             got = attend(module, fc.contiguous(memory_format=torch.channels_last), lvl, query_chunk=chunk)
-            assert float((got - ref).abs().max() / ref.abs().max()) <= 1e-5
+            assert float((got - ref).abs().max() / ref.abs().max()) <= 1e-4  # fp32 summation order; the engine-level bar
 
 
 def test_weights_load_from_legacy_pickles_with_weights_only(synthetic_weights):

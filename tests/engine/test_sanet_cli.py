@@ -90,3 +90,20 @@ def test_missing_weights_says_how_to_install(files, tmp_path):
     r = sanet("stylize", "c.png", "--style", "s1.png", "--weights", tmp_path, "-o", "o.png", cwd=files)
     assert r.returncode == 2 and "vgg_normalised.pth: checkpoint file is missing" in r.stderr
     assert "sanet weights install" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_semantic_labels_from_the_cli_equal_the_library(files, synthetic_weights):
+    left = np.where(np.arange(70)[None, :] < 35, 1, 2).astype(np.uint8).repeat(50, 0)
+    top = np.where(np.arange(64)[:, None] < 32, 1, 2).astype(np.uint8).repeat(64, 1)
+    save_image(files / "cl.png", left)
+    save_image(files / "sl.png", top)
+    r = sanet("stylize", "c.png", "--style", "s1.png", "--content-labels", "cl.png", "--style-labels", "sl.png",
+              "--scsa-weights", "0.6,0.4", "--weights", synthetic_weights, "-o", "sem.png", cwd=files)
+    assert r.returncode == 0, r.stderr
+    st = Stylizer(synthetic_weights, device="cpu")
+    ref = st.stylize(load_image(files / "c.png"), [Style(load_image(files / "s1.png"), labels=top)],
+                     content_labels=left, scsa_weights=(0.6, 0.4))
+    np.testing.assert_array_equal(load_image(files / "sem.png"), ref)
+    bad = sanet("stylize", "c.png", "--style", "s1.png", "--content-labels", "cl.png", "--style-labels", "sl.png",
+                "--style-labels", "sl.png", "--weights", synthetic_weights, "-o", "sem.png", cwd=files)
+    assert bad.returncode == 2 and "--style-labels given 2 time(s) for 1 style(s)" in bad.stderr
