@@ -84,6 +84,8 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
     # the style taken from a layer of another open image (the same pixels as style.png)
     cases.append(dict(cases[0], name="stylelayer", repeat_args=None,
                       args={"style-layer": "open:/e2e/style.png"}))
+    # a style from the daemon's library (added below, the same pixels as style.png)
+    cases.append(dict(cases[0], name="library", repeat_args=None, args={"library-styles": "@LIBRARY_ID@"}))
     # the active layer inside a layer group
     cases.append(dict(cases[0], name="group", in_group=True, repeat_args=None))
     # a grayscale image
@@ -95,6 +97,13 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
                       ellipse=ELLIPSE, feather=FEATHER, args={"style-file": "/e2e/style.png"}))
 
     with running_sanetd(work / "daemon", synthetic_weights) as d:
+        from sanet_client import Client, StylePixels
+        rgba = np.asarray(Image.open(work / "style.png").convert("RGBA"))
+        with Client(d.connection_file) as c:
+            style_id = c.styles_add("Stripes", StylePixels(rgba.shape[1], rgba.shape[0], "rgba8", rgba.tobytes()))["id"]
+        for case in cases:
+            if case["args"].get("library-styles") == "@LIBRARY_ID@":
+                case["args"] = {"library-styles": style_id}
         results, output, seconds = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir],
                                             env={"SANETD_CONNECTION_FILE": str(d.connection_file)})
     print(f"GIMP e2e run: {seconds:.1f} s")
@@ -150,7 +159,7 @@ def test_new_layer_equals_library_inside_and_is_transparent_outside(gimp_e2e, or
     assert np.abs(visible - ref).max() <= vis_tol
 
 
-@pytest.mark.parametrize("name", list(CASES) + ["mix", "nosel", "gray", "group", "stylelayer"])
+@pytest.mark.parametrize("name", list(CASES) + ["mix", "nosel", "gray", "group", "stylelayer", "library"])
 def test_original_layer_is_byte_identical(gimp_e2e, name):
     out, _ = case_result(gimp_e2e, name)
     assert (out / f"{name}.orig_after.raw").read_bytes() == (out / f"{name}.orig_before.raw").read_bytes()
@@ -184,6 +193,14 @@ def test_style_from_a_layer_of_another_open_image(gimp_e2e):
     assert res["new"]["name"] == "Style: Background"
     # same content, same style pixels as the style-file run: the same result
     assert (out / "stylelayer.new.raw").read_bytes() == (out / "u8.new.raw").read_bytes()
+
+
+def test_style_from_the_daemon_library(gimp_e2e):
+    out, res = case_result(gimp_e2e, "library")
+    assert res["new"]["name"] == "Style: Stripes"  # the library name, not the id
+    pixels = load_f32(out / "library.new.raw", (LAYER["h"], LAYER["w"], 4))
+    same_style = load_f32(out / "u8.new.raw", (LAYER["h"], LAYER["w"], 4))
+    assert np.abs(pixels - same_style).max() <= TOL[np.uint8]
 
 
 def test_layer_inside_a_group(gimp_e2e, oracle):

@@ -144,6 +144,14 @@ def test_layer_name():
     assert st.layer_name(many) == "Style: s0 + s1 + s2 + …"
 
 
+def test_library_styles_are_named_after_the_daemon_library():
+    s = st.build_settings(style_file="/a.png", library_styles="0123abcd, ffff0000")
+    named = st.with_library_names(s, {"0123abcd": "Monet", "other": "x"})
+    assert [x.label for x in named.styles] == ["a", "Monet", "ffff0000"]
+    assert st.layer_name(named) == "Style: a + Monet + ffff0000"
+    assert [x.weight for x in named.styles] == [x.weight for x in s.styles]
+
+
 def test_last_values_round_trip_and_survive_bad_files(tmp_path):
     path = str(tmp_path / "sub" / "last.json")
     values = {"style-file": "/a.png", "style-files": ["/b.png"], "style-layer": 12, "library-styles": "x",

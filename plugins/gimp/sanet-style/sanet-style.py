@@ -27,7 +27,7 @@ from sanet_gimp_job import Job, PluginError, import_client  # noqa: E402
 from sanet_gimp_pixels import (check_size, footprint_u8, formats_for_precision, from_little_endian,  # noqa: E402
                                mask_is_empty, sample_bytes, to_little_endian)
 from sanet_gimp_settings import (SettingsError, build_settings, layer_name, load_last_values,  # noqa: E402
-                                 save_last_values, style_label)
+                                 save_last_values, style_label, with_library_names)
 
 PROC_MAIN = "python-fu-sanet-style-transfer"
 PROC_REPEAT = "python-fu-sanet-style-transfer-repeat"
@@ -210,9 +210,14 @@ def stylize_drawable(image, drawable, settings, interactive):
     layer = sanet_client.Layer(w, h, fmts.layer, to_little_endian(raw, sample_bytes(fmts.layer)))
     styles = gather_styles(sanet_client, settings)
 
+    library_names = {}
+
     def submit(on_progress, cancel_event):
         ensure_daemon(sanet_client, settings, on_progress, cancel_event)
         with sanet_client.Client(settings.connection_file, timeout=JOB_QUIET_TIMEOUT_S, retries=2) as c:
+            if any(s.kind == "library" for s in settings.styles):
+                # name the new layer after the library styles, not their ids (content hashes)
+                library_names.update({m.get("id"): m.get("name") for m in c.styles_list()})
             return c.stylize(layer, styles, selection=mask, alpha=settings.alpha,
                              preserve_color=settings.preserve_color, preview=settings.preview,
                              style_max_side=settings.style_max_side, on_progress=on_progress,
@@ -240,7 +245,8 @@ def stylize_drawable(image, drawable, settings, interactive):
 
     check_size("sanetd result", w, h, fmts.layer, result.data)
     pixels = from_little_endian(result.data, sample_bytes(fmts.layer))
-    return insert_result_layer(image, drawable, pixels, fmts.babl_layer, layer_name(settings),
+    name = layer_name(with_library_names(settings, library_names))
+    return insert_result_layer(image, drawable, pixels, fmts.babl_layer, name,
                                with_mask=selection is not None)
 
 

@@ -129,6 +129,14 @@ def build_settings(*, style_file=None, style_files=(), style_layer=None, library
                     start_daemon=bool(start_daemon))
 
 
+def with_library_names(settings: Settings, names: dict) -> Settings:
+    """The same settings with library styles labelled by their names (the ids are content hashes)."""
+    from dataclasses import replace
+    styles = tuple(replace(s, label=str(names.get(s.value) or s.label)) if s.kind == "library" else s
+                   for s in settings.styles)
+    return replace(settings, styles=styles)
+
+
 def layer_name(settings: Settings) -> str:
     """Name of the new layer: the style(s), and the strength when it is not full."""
     active = [s for s in settings.styles if s.weight > 0] or list(settings.styles)
