@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import zmq
 
-from sanet_client import Client, Layer, Mask, StylePixels
+from sanet_client import Layer, StylePixels
 from sanet_client import protocol as P
 from sanet_client.discovery import read_connection_file
 

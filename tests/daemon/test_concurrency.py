@@ -1,8 +1,6 @@
 """Many clients at once, a client that vanishes, and a daemon killed mid-job."""
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +8,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 from daemon_kit import array_of, layer_of, rgba, style_of
 from sanet_client import Client, Mask

@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 
 import msgpack
-import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from daemon_kit import RawPeer

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import pytest
 
-from daemon_kit import RawPeer, array_of, layer_of, raw_stylize, rgba, style_of, terminal_for
+from daemon_kit import RawPeer, layer_of, raw_stylize, rgba, style_of, terminal_for
 from sanet_client import Client, JobCancelled, Busy
 from sanetd_process import running_sanetd
 

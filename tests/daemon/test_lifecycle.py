@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pytest
 
 from daemon_kit import layer_of, rgba, style_of
 from sanet_client import Client, DaemonNotRunning, JobCancelled, JobFailed
-from sanetd_process import running_sanetd, sanetd_env, start_sanetd
+from sanetd_process import running_sanetd, sanetd_env
 
 
 def test_file_modes_and_second_instance_refused(tmp_path, synthetic_weights):
