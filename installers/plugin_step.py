@@ -95,6 +95,15 @@ def _fill_client(staging: str, source: str, wheels: list[str], client_in_vendor:
         extract_wheel(wheel, vendor)
 
 
+def _normalize_modes(root: str) -> None:
+    """Folders 0755, files 0644 (0755 if executable) whatever the clone's umask: the editor runs this code."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            os.chmod(path, 0o755 if os.stat(path).st_mode & 0o111 else 0o644)
+
+
 def install_editor(ctx: Context, editor: str, pip_python: str) -> None:
     a, act = ctx.args, ctx.act
     src_root = os.path.abspath(a.source)
@@ -129,6 +138,7 @@ def install_editor(ctx: Context, editor: str, pip_python: str) -> None:
         def build(staging: str, src=src, wheels=wheels) -> None:
             shutil.copytree(src, staging, ignore=COPY_IGNORE)
             _fill_client(staging, src_root, wheels, client_in_vendor=editor == "krita")
+            _normalize_modes(staging)
             if editor == "gimp":           # GIMP only runs plug-ins/<name>/<name>.py if it is executable
                 os.chmod(os.path.join(staging, GIMP_PLUGIN_NAME + ".py"), 0o755)
 

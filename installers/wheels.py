@@ -192,6 +192,8 @@ def pip_download_command(python: str, target: PythonTarget, dest: str,
 def extract_wheel(wheel_path: str, dest: str) -> list[str]:
     """Unpack a wheel the way an installer would (purelib/platlib at the top); returns top-level names."""
     tops: set[str] = set()
+    umask = os.umask(0o022)
+    os.umask(umask)
     with zipfile.ZipFile(wheel_path) as zf:
         for info in zf.infolist():
             name = info.filename
@@ -208,8 +210,9 @@ def extract_wheel(wheel_path: str, dest: str) -> list[str]:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with zf.open(info) as src, open(target, "wb") as out:
                 shutil.copyfileobj(src, out)
-            mode = (info.external_attr >> 16) & 0o777
-            if mode:
-                os.chmod(target, mode | 0o600)
+            # Like pip: only the executable bit comes from the archive, the rest from the umask, so a wheel
+            # cannot leave group/world-writable files in a folder the editor executes code from.
+            executable = (info.external_attr >> 16) & 0o111
+            os.chmod(target, (0o777 if executable else 0o666) & ~umask)
             tops.add(parts[0])
     return sorted(tops)

@@ -31,6 +31,14 @@ GIMP_PROFILES = {
 }
 
 
+SOURCES: dict = {}
+
+
+def _sources() -> dict:
+    files = list((ROOT / "plugins/gimp/sanet-style").glob("*.py")) + list((ROOT / "plugins/sanet_client").glob("*.py"))
+    return {str(f.relative_to(ROOT)): f.read_bytes() for f in files + [ROOT / "plugins/krita/sanet_style.desktop"]}
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory, synthetic_weights):
     home = tmp_path_factory.mktemp("home")
@@ -39,6 +47,7 @@ def installed(tmp_path_factory, synthetic_weights):
     (home / ".local" / "share" / "krita").mkdir(parents=True)
     (home / ".config" / "kritarc").write_text(KRITARC_BEFORE)
     before = snapshot(home)
+    SOURCES.update(_sources())      # the checkout as installed (others may edit it while the tests run)
     # With its dependencies (all satisfied through the linked torch environment): pip must resolve nothing new.
     proc = run_installer(home, "--torch", "existing", "--autostart", "--no-service-manager",
                          "--wheel-cache", str(WHEEL_CACHE), "--weights-from", str(synthetic_weights))
@@ -71,15 +80,17 @@ def test_every_action_is_logged_on_one_line(installed):
 def test_gimp_plugin_in_place_with_executable_main(installed, variant):
     home, _, _ = installed
     dest = home / GIMP_PROFILES[variant] / "plug-ins" / "sanet-style"
-    src = ROOT / "plugins" / "gimp" / "sanet-style"
-    for f in src.iterdir():
-        if f.suffix == ".py":
-            assert (dest / f.name).read_bytes() == f.read_bytes(), f.name
+    for rel, data in SOURCES.items():
+        if rel.startswith("plugins/gimp/"):
+            assert (dest / Path(rel).name).read_bytes() == data, rel
     main = dest / "sanet-style.py"
     assert main.stat().st_mode & 0o111 == 0o111
+    for p in dest.rglob("*"):               # code that GIMP executes must not be writable by others
+        assert not p.stat().st_mode & 0o022, (p, oct(p.stat().st_mode))
     # GIMP: sanet_client beside the plug-in's modules (its folder is on sys.path), wheels in vendor/
-    for f in (ROOT / "plugins" / "sanet_client").glob("*.py"):
-        assert (dest / "sanet_client" / f.name).read_bytes() == f.read_bytes()
+    for rel, data in SOURCES.items():
+        if rel.startswith("plugins/sanet_client/"):
+            assert (dest / "sanet_client" / Path(rel).name).read_bytes() == data, rel
     assert not (dest / "vendor" / "sanet_client").exists()
     assert (dest / "vendor" / "zmq" / "__init__.py").is_file()
     assert (dest / "vendor" / "msgpack" / "__init__.py").is_file()
@@ -183,7 +194,7 @@ def test_flatpak_gimp_may_reach_the_daemon_runtime_dir(installed):
 def test_krita_plugin_enabled_and_finds_its_client(installed):
     home, _, _ = installed
     pykrita = home / ".local/share/krita/pykrita"
-    assert (pykrita / "sanet_style.desktop").read_bytes() == (ROOT / "plugins/krita/sanet_style.desktop").read_bytes()
+    assert (pykrita / "sanet_style.desktop").read_bytes() == SOURCES["plugins/krita/sanet_style.desktop"]
     assert (pykrita / "sanet_style" / "__init__.py").is_file()
     rc = (home / ".config" / "kritarc").read_text()
     assert rc.startswith(KRITARC_BEFORE.rstrip("\n")) or "enable_comics_project_management_tools=true" in rc
