@@ -106,6 +106,10 @@ def install(ctx: Context) -> None:
 
 def _install_steps(ctx: Context) -> None:
     a, act = ctx.args, ctx.act
+    src = os.path.abspath(a.source)
+    if not (os.path.isfile(os.path.join(src, "pyproject.toml")) and os.path.isdir(os.path.join(src, "plugins"))):
+        raise InstallError(f"{src} is not a sanet-style checkout (no pyproject.toml and plugins/): run "
+                           f"installers/install.sh from a clone, or pass --source CLONE")
     if a.weights_from and a.skip_venv:
         raise InstallError("--weights-from needs the venv (leave out --skip-venv)")
     if a.autostart and a.skip_venv:

@@ -109,3 +109,8 @@ def test_a_failed_step_can_still_be_uninstalled(tmp_path):
     assert manifest["venv"]["created"] and manifest["paths"]
     run_installer(tmp_path, "--uninstall")
     assert snapshot(tmp_path) == before
+
+
+def test_a_folder_that_is_not_a_checkout_is_refused(tmp_path):
+    proc = run_installer(tmp_path, "--dry-run", "--source", str(tmp_path), check=False)
+    assert proc.returncode == 1 and "is not a sanet-style checkout" in proc.stderr
