@@ -226,7 +226,12 @@ def stylize_drawable(image, drawable, settings, interactive):
     Gimp.progress_init("Style transfer: connecting to sanetd…")
     progress_ui = ProgressDialog() if interactive else None
     try:
+        last_stage = [None]
+
         def on_progress(fraction, stage):
+            if stage != last_stage[0]:  # the status bar names the stage (encode styles, decode, …)
+                last_stage[0] = stage
+                Gimp.progress_set_text(f"Style transfer: {stage}")
             Gimp.progress_update(max(0.0, min(1.0, fraction)))
             if progress_ui is not None:
                 progress_ui.update(fraction, stage)
