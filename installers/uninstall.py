@@ -13,11 +13,9 @@ from .service_step import service_commands, uid
 
 
 def _daemon_user_files(ctx: Context) -> list[str]:
-    """What sanetd itself writes (not the installer): style library, logs, its config file's folder."""
-    out = [os.path.join(ctx.data_dir, "styles"), user_log_dir(ctx.os_name, ctx.home, ctx.env)]
-    config = user_config_dir(ctx.os_name, ctx.home, ctx.env)
-    if config != ctx.data_dir:
-        out.append(config)
+    """What sanetd itself writes (not the installer): style library, logs, sanetd.conf."""
+    config_file = os.path.join(user_config_dir(ctx.os_name, ctx.home, ctx.env), "sanetd.conf")
+    out = [os.path.join(ctx.data_dir, "styles"), user_log_dir(ctx.os_name, ctx.home, ctx.env), config_file]
     return [p for p in out if os.path.exists(p)]
 
 
@@ -31,8 +29,11 @@ def uninstall(ctx: Context) -> None:
     if kept and ctx.args.purge:
         for path in kept:
             act.remove(path, "sanetd's own files")
-        for path in (ctx.data_dir, os.path.dirname(user_log_dir(ctx.os_name, ctx.home, ctx.env))):
-            if os.path.isdir(path) and not os.listdir(path):
+        log_parent = os.path.dirname(user_log_dir(ctx.os_name, ctx.home, ctx.env))
+        ours = {user_config_dir(ctx.os_name, ctx.home, ctx.env), ctx.data_dir, log_parent,
+                os.path.dirname(ctx.data_dir)}     # Windows nests sanet-style\sanet-style
+        for path in sorted(ours, key=len, reverse=True):
+            if os.path.basename(path) == "sanet-style" and os.path.isdir(path) and not os.listdir(path):
                 act.log(f"remove empty folder {path}")
                 if not act.dry_run:
                     os.rmdir(path)

@@ -114,3 +114,22 @@ def test_a_failed_step_can_still_be_uninstalled(tmp_path):
 def test_a_folder_that_is_not_a_checkout_is_refused(tmp_path):
     proc = run_installer(tmp_path, "--dry-run", "--source", str(tmp_path), check=False)
     assert proc.returncode == 1 and "is not a sanet-style checkout" in proc.stderr
+
+
+def test_purge_removes_the_daemons_own_files_only_when_asked(tmp_path):
+    # What a user's sanetd leaves: a saved style, its settings file and its log.
+    styles = tmp_path / ".local/share/sanet-style/styles"
+    styles.mkdir(parents=True)
+    (styles / "monet.png").write_bytes(b"\x89PNG")
+    conf = tmp_path / ".config/sanet-style/sanetd.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("[sanetd]\nkeep_alive = 60\n")
+    log = tmp_path / ".local/state/sanet-style/log/sanetd.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("started\n")
+    proc = run_installer(tmp_path, "--uninstall")
+    assert "kept sanetd's own files" in proc.stdout and (styles / "monet.png").exists() and conf.exists()
+    run_installer(tmp_path, "--uninstall", "--purge")
+    for gone in (tmp_path / ".local/share/sanet-style", tmp_path / ".config/sanet-style",
+                 tmp_path / ".local/state/sanet-style"):
+        assert not gone.exists(), gone
