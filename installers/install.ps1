@@ -1,7 +1,8 @@
 # sanet-style installer for Windows: runs installers\install.py with a Python >= 3.10.
 #   powershell -ExecutionPolicy Bypass -File installers\install.ps1 [--torch cpu|cuda|existing] [--autostart] [--dry-run] [--uninstall] ...
 # Pick the interpreter with $env:PYTHON = "C:\path\to\python.exe".
-$ErrorActionPreference = "Stop"
+# Continue: Windows PowerShell 5.1 turns a native command's stderr into a terminating error under "Stop".
+$ErrorActionPreference = "Continue"
 $installer = Join-Path $PSScriptRoot "install.py"
 $candidates = @()
 if ($env:PYTHON) { $candidates += ,@($env:PYTHON) }
