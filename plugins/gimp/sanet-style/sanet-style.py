@@ -25,9 +25,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sanet_gimp_daemon import START_TIMEOUT_S, find_sanetd, sanetd_candidates, start_sanetd, wait_until_answering  # noqa: E402,E501
 from sanet_gimp_job import Job, PluginError, import_client  # noqa: E402
 from sanet_gimp_pixels import (check_size, footprint_u8, formats_for_precision, from_little_endian,  # noqa: E402
-                               mask_is_empty, sample_bytes, to_little_endian)
-from sanet_gimp_settings import (SettingsError, build_settings, layer_name, load_last_values,  # noqa: E402
-                                 save_last_values, style_label, with_library_names)
+                               label_map_size_error, labels_from_channels, mask_is_empty, sample_bytes,
+                               to_little_endian)
+from sanet_gimp_settings import (ALL_CHANNELS, SCSA_DEFAULT_WEIGHTS, SCSA_WEIGHT_MAX,  # noqa: E402
+                                 SettingsError, build_settings, layer_name, load_last_values, save_last_values,
+                                 style_label, with_library_names)
 
 PROC_MAIN = "python-fu-sanet-style-transfer"
 PROC_REPEAT = "python-fu-sanet-style-transfer-repeat"
@@ -40,6 +42,8 @@ JOB_QUIET_TIMEOUT_S = 10.0      # the daemon answers heartbeats while it works; 
 # the dialog's controls below the style sources (the sources get their own widgets, see run_dialog)
 DIALOG_CONTROLS = ["style-weights", "alpha", "preserve-colors", "preview", "only-in-selection", "style-max-side",
                    "start-daemon", "connection-file"]
+# the "Semantic (SCSA)" section (style-label-files gets its own text box, like style-files)
+DIALOG_SCSA = ["content-labels-layer", "content-labels-channels", "scsa-t1", "scsa-t2"]
 
 
 def _error(procedure, status, message):
@@ -66,6 +70,7 @@ def settings_from_config(config, image=None, library_names=None):
     """The procedure arguments as a checked Settings (SettingsError names the wrong argument)."""
     style_file = config.get_property("style-file")
     style_layer = config.get_property("style-layer")
+    labels_layer = config.get_property("content-labels-layer")
     return build_settings(
         style_file=style_file.get_path() if style_file is not None else None,
         style_files=config.get_property("style-files") or [],
@@ -80,6 +85,11 @@ def settings_from_config(config, image=None, library_names=None):
         connection_file=config.get_property("connection-file") or "",
         start_daemon=config.get_property("start-daemon"),
         library_names=library_names,
+        content_labels_layer=(labels_layer.get_id(), labels_layer.get_name()) if labels_layer is not None else None,
+        content_labels_channels=config.get_property("content-labels-channels") or "",
+        style_label_files=list(config.get_property("style-label-files") or []),
+        scsa_t1=config.get_property("scsa-t1"),
+        scsa_t2=config.get_property("scsa-t2"),
     )
 
 
@@ -92,10 +102,14 @@ def config_to_values(config):
     style_layer = config.get_property("style-layer")
     values = {k: config.get_property(k) for k in ("library-styles", "style-weights", "alpha", "preserve-colors",
                                                   "preview", "only-in-selection", "style-max-side",
-                                                  "connection-file", "start-daemon")}
+                                                  "connection-file", "start-daemon",
+                                                  "content-labels-channels", "scsa-t1", "scsa-t2")}
     values["style-files"] = list(config.get_property("style-files") or [])
+    values["style-label-files"] = list(config.get_property("style-label-files") or [])
     values["style-file"] = style_file.get_path() if style_file is not None else None
     values["style-layer"] = style_layer.get_id() if style_layer is not None else None
+    labels_layer = config.get_property("content-labels-layer")
+    values["content-labels-layer"] = labels_layer.get_id() if labels_layer is not None else None
     return values
 
 
@@ -104,7 +118,7 @@ def apply_values(config, values):
     for key, value in values.items():
         if key == "style-file":
             value = Gio.File.new_for_path(value) if value else None
-        elif key == "style-layer":
+        elif key in ("style-layer", "content-labels-layer"):
             value = Gimp.Layer.get_by_id(value) if Gimp.Item.id_is_layer(value) else None
         config.set_property(key, value)
 
@@ -121,49 +135,144 @@ def read_drawable(drawable, babl_format):
     return drawable.get_buffer().get(_rect(0, 0, w, h), 1.0, babl_format, Gegl.AbyssPolicy.CLAMP)
 
 
-def read_style_file(sanet_client, spec, max_side):
-    """Open a style image with GIMP's own loaders (any format GIMP reads), flattened to rgba8."""
-    path = spec.value
+def open_image(path, what):
+    """An image opened with GIMP's own loaders (any format GIMP reads); the caller deletes it."""
     if not os.path.isfile(path):
-        raise SettingsError(f"style image not found: {path}")
+        raise SettingsError(f"{what} not found: {path}")
     try:
         img = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
     except GLib.Error as exc:
-        raise PluginError(f"cannot open the style image {path}: {exc.message}") from None
+        raise PluginError(f"cannot open the {what} {path}: {exc.message}") from None
     if img is None:
-        raise PluginError(f"cannot open the style image {path}: GIMP could not load it")
+        raise PluginError(f"cannot open the {what} {path}: GIMP could not load it")
+    return img
+
+
+# how a style's label-map image is read: the same kind of labels as the content map (settings.label_format)
+LABEL_FILE_BABL = {"rgba8": "R'G'B'A u8",   # colour-coded, like a label layer
+                   "u8": "Y' u8"}           # grey values = label numbers, like saved channels (1 = channel 1)
+
+
+def read_label_file(sanet_client, path, size, what, fmt, scale_to=None):
+    """A style's label-map image as Labels in ``fmt`` ("rgba8" colours | "u8" grey values). It must be ``size``
+    (w, h) = the style's pixel size (None: any size, e.g. a library style, checked by sanetd); ``scale_to``:
+    shrink it like its style, with NEAREST (interpolated edges would invent colours that are no label)."""
+    img = open_image(path, what)
+    try:
+        w, h = img.get_width(), img.get_height()
+        if size is not None and (w, h) != tuple(size):
+            raise SettingsError(f"style-label-files: the {what} {path} is {w}x{h} pixels, but its style is "
+                                f"{size[0]}x{size[1]}; a style's label map must have the style's size")
+        if scale_to is not None and scale_to != (w, h):
+            Gimp.context_push()
+            try:
+                Gimp.context_set_interpolation(Gimp.InterpolationType.NONE)
+                img.scale(*scale_to)
+            finally:
+                Gimp.context_pop()
+        layer = img.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
+        lw, lh = layer.get_width(), layer.get_height()
+        data = read_drawable(layer, LABEL_FILE_BABL[fmt])
+        check_size(what, lw, lh, fmt, data)
+        return sanet_client.Labels(lw, lh, fmt, bytes(data))
+    finally:
+        img.delete()
+
+
+def read_style_file(sanet_client, spec, max_side, number, label_format):
+    """A style image flattened to rgba8 (shrunk when larger than ``max_side``), with its label map if any."""
+    img = open_image(spec.value, "style image")
     try:
         w, h = img.get_width(), img.get_height()
         if max(w, h) > max_side:
             scale = max_side / float(max(w, h))
             img.scale(max(1, round(w * scale)), max(1, round(h * scale)))
         layer = img.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
-        return _style_pixels(sanet_client, layer, spec.weight)
+        labels = None
+        if spec.labels_file:
+            labels = read_label_file(sanet_client, spec.labels_file, (w, h), f"label map of style {number}",
+                                     label_format, scale_to=(layer.get_width(), layer.get_height()))
+        return _style_pixels(sanet_client, layer, spec.weight, labels)
     finally:
         img.delete()
 
 
-def _style_pixels(sanet_client, layer, weight):
+def _style_pixels(sanet_client, layer, weight, labels=None):
     w, h = layer.get_width(), layer.get_height()
     data = read_drawable(layer, "R'G'B'A u8")
     check_size(f"style '{layer.get_name()}'", w, h, "rgba8", data)
-    return sanet_client.StylePixels(w, h, "rgba8", bytes(data), weight=weight)
+    if labels is None:  # keyword left out: works with a client that predates SCSA
+        return sanet_client.StylePixels(w, h, "rgba8", bytes(data), weight=weight)
+    return sanet_client.StylePixels(w, h, "rgba8", bytes(data), weight=weight, labels=labels)
 
 
 def gather_styles(sanet_client, settings):
     max_side = STYLE_DOWNSCALE_FACTOR * (settings.style_max_side or ENGINE_STYLE_MAX_SIDE)
     styles = []
-    for spec in settings.styles:
+    for number, spec in enumerate(settings.styles, 1):
+        what = f"label map of style {number}"
         if spec.kind == "file":
-            styles.append(read_style_file(sanet_client, spec, max_side))
+            styles.append(read_style_file(sanet_client, spec, max_side, number, settings.label_format))
         elif spec.kind == "layer":
             layer = Gimp.Layer.get_by_id(spec.value)
             if layer is None or not layer.is_valid():
                 raise SettingsError(f"style-layer: layer {spec.label!r} no longer exists")
-            styles.append(_style_pixels(sanet_client, layer, spec.weight))
+            labels = None
+            if spec.labels_file:
+                labels = read_label_file(sanet_client, spec.labels_file, (layer.get_width(), layer.get_height()),
+                                         what, settings.label_format)
+            styles.append(_style_pixels(sanet_client, layer, spec.weight, labels))
+        elif spec.labels_file:
+            # the library image's size is the daemon's to check (it names the style and both sizes)
+            labels = read_label_file(sanet_client, spec.labels_file, None, what, settings.label_format)
+            styles.append(sanet_client.StyleRef(spec.value, weight=spec.weight, labels=labels))
         else:
             styles.append(sanet_client.StyleRef(spec.value, weight=spec.weight))
     return styles
+
+
+def read_content_labels(sanet_client, image, drawable, settings):
+    """The layer's SCSA label map as Labels at the layer's size, or None: the colours of a label layer
+    (rgba8), or saved selection channels over the layer's area (u8: channel k above 50 % → label k + 1)."""
+    if settings.semantic and not hasattr(sanet_client, "Labels"):
+        raise PluginError("the installed sanet_client has no SCSA label maps (sanet_client.Labels); install "
+                          "matching versions of sanet-style")
+    w, h = drawable.get_width(), drawable.get_height()
+    if settings.content_labels_layer is not None:
+        layer_id, name = settings.content_labels_layer
+        layer = Gimp.Layer.get_by_id(layer_id)
+        if layer is None or not layer.is_valid():
+            raise SettingsError(f"content-labels-layer: layer {name!r} no longer exists")
+        problem = label_map_size_error(f"the label layer '{layer.get_name()}'",
+                                       (layer.get_width(), layer.get_height()), drawable.get_name(), (w, h))
+        if problem:
+            raise SettingsError(f"content-labels-layer: {problem}")
+        data = read_drawable(layer, "R'G'B'A u8")
+        check_size(f"label layer '{layer.get_name()}'", w, h, "rgba8", data)
+        return sanet_client.Labels(w, h, "rgba8", bytes(data))
+    if settings.content_labels_channels:
+        saved = list(image.get_channels())
+        if settings.content_labels_channels == (ALL_CHANNELS,):
+            channels = saved
+            if not channels:
+                raise SettingsError("content-labels-channels: '*' but the image has no saved channels (Select → "
+                                    "Save to Channel)")
+        else:
+            by_name = {c.get_name(): c for c in saved}
+            missing = [n for n in settings.content_labels_channels if n not in by_name]
+            if missing:
+                have = ", ".join(repr(n) for n in by_name) or "none"
+                raise SettingsError(f"content-labels-channels: no saved channel named "
+                                    f"{', '.join(repr(n) for n in missing)} (the image's channels: {have})")
+            channels = [by_name[n] for n in settings.content_labels_channels]
+        _, ox, oy = drawable.get_offsets()
+        # channels live in image coordinates; outside the image (abyss) is "not in the channel" = label 0
+        masks = [c.get_buffer().get(_rect(ox, oy, w, h), 1.0, "Y u8", Gegl.AbyssPolicy.NONE) for c in channels]
+        try:
+            return sanet_client.Labels(w, h, "u8", labels_from_channels(masks, w * h))
+        except ValueError as exc:
+            raise SettingsError(f"content-labels-channels: {exc}") from None
+    return None
 
 
 def read_selection(image, drawable, babl_mask):
@@ -208,7 +317,11 @@ def stylize_drawable(image, drawable, settings, interactive):
     raw = read_drawable(drawable, fmts.babl_layer)
     check_size(f"layer '{drawable.get_name()}'", w, h, fmts.layer, raw)
     layer = sanet_client.Layer(w, h, fmts.layer, to_little_endian(raw, sample_bytes(fmts.layer)))
+    content_labels = read_content_labels(sanet_client, image, drawable, settings)
     styles = gather_styles(sanet_client, settings)
+    # SCSA keywords only when labels are used: plain runs work with a client that predates them
+    semantic = {} if content_labels is None else dict(content_labels=content_labels,
+                                                      scsa_weights=settings.scsa_weights)
 
     library_names = {}
 
@@ -221,7 +334,7 @@ def stylize_drawable(image, drawable, settings, interactive):
             return c.stylize(layer, styles, selection=mask, alpha=settings.alpha,
                              preserve_color=settings.preserve_color, preview=settings.preview,
                              style_max_side=settings.style_max_side, on_progress=on_progress,
-                             cancel_event=cancel_event)
+                             cancel_event=cancel_event, **semantic)
 
     Gimp.progress_init("Style transfer: connecting to sanetd…")
     progress_ui = ProgressDialog() if interactive else None
@@ -459,6 +572,22 @@ def run_dialog(procedure, config):
                                 wrap=True, xalign=0.0))
     box.pack_start(lib_frame, False, False, 0)
     box.pack_start(controls, False, False, 0)
+
+    # "Semantic (SCSA)": the layer's label map (layer or channels), one label map per style, t1/t2
+    scsa_frame = Gtk.Frame(label="Semantic (SCSA): region-to-region style with label maps")
+    scsa_box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
+    scsa_box.set_border_width(6)
+    scsa_box.pack_start(dialog.fill_box("scsa", DIALOG_SCSA), False, False, 0)
+    scsa_box.pack_start(Gtk.Label(label="Style label maps, one line per style in the order above ('none' for a "
+                                        "style without one):", xalign=0.0, wrap=True), False, False, 0)
+    label_text = Gtk.TextView()
+    label_text.get_buffer().set_text("\n".join(p or "none" for p in config.get_property("style-label-files") or []))
+    label_scroller = Gtk.ScrolledWindow()
+    label_scroller.set_size_request(-1, 50)
+    label_scroller.add(label_text)
+    scsa_box.pack_start(label_scroller, True, True, 0)
+    scsa_frame.add(scsa_box)
+    box.pack_start(scsa_frame, False, False, 0)
     box.show_all()
 
     ok = dialog.run()
@@ -466,6 +595,11 @@ def run_dialog(procedure, config):
         tb = text.get_buffer()
         paths = tb.get_text(tb.get_start_iter(), tb.get_end_iter(), False)
         config.set_property("style-files", [p.strip() for p in paths.splitlines() if p.strip()])
+        tb = label_text.get_buffer()
+        lines = [p.strip() for p in tb.get_text(tb.get_start_iter(), tb.get_end_iter(), False).splitlines()]
+        while lines and not lines[-1]:
+            lines.pop()
+        config.set_property("style-label-files", lines)
     dialog.destroy()
     return ok
 
@@ -579,6 +713,27 @@ def add_arguments(proc):
                               False, rw)
     proc.add_string_argument("connection-file", "sanetd conn_ection file",
                              "Path of sanetd.json (empty: find the running daemon automatically)", "", rw)
+    # SCSA semantic style transfer: region-to-region style with label maps (content and styles)
+    proc.add_layer_argument("content-labels-layer", "Label _layer",
+                            "SCSA: a layer of the image painted with one flat colour per region (sky, face, …); "
+                            "it must have the active layer's size. The same colour in a style's label map means "
+                            "the same region", True, rw)
+    proc.add_string_argument("content-labels-channels", "Label _channels",
+                             "SCSA, instead of a label layer: saved selection channels, comma-separated "
+                             "(channel k above 50 % = region k, later channels win; '*' = every saved channel). "
+                             "Style label maps are then greyscale images whose values are the labels "
+                             "(0 = outside every channel, 1 = the first channel, …)", "", rw)
+    proc.add_string_array_argument("style-label-files", "Style label maps",
+                                   "SCSA: one label-map image per style, in the style order (style image, more "
+                                   "style images, style layer, library styles), each at its style's size: "
+                                   "colours like the label layer, or grey values = channel numbers with label "
+                                   "channels; '' or 'none' for a style without one", rw)
+    proc.add_double_argument("scsa-t1", "SCSA t_1 (region attention)",
+                             "SCSA weight of the semantic continuous attention (SCA)",
+                             0.0, SCSA_WEIGHT_MAX, SCSA_DEFAULT_WEIGHTS[0], rw)
+    proc.add_double_argument("scsa-t2", "SCSA t_2 (sparse attention)",
+                             "SCSA weight of the semantic sparse attention (SSA, the best-matching style pixel)",
+                             0.0, SCSA_WEIGHT_MAX, SCSA_DEFAULT_WEIGHTS[1], rw)
 
 
 Gimp.main(SanetStyle.__gtype__, sys.argv)

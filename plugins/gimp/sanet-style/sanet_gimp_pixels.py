@@ -98,3 +98,40 @@ def check_size(what: str, width: int, height: int, fmt: str, data) -> None:
     have = memoryview(data).nbytes
     if have != need:
         raise ValueError(f"{what}: got {have} bytes, a {width}x{height} {fmt} buffer needs {need}")
+
+
+# ----------------------------------------------------------------------------------------------- SCSA label maps
+# Content label maps go to sanetd either as the colours of a label layer ("rgba8", the engine snaps colours to
+# labels) or as integer labels built from saved selection channels ("u8": channel k above 50 % -> label k + 1).
+
+MAX_LABEL_CHANNELS = 255   # u8 labels: 0 is "no channel", 1..255 the channels
+_ABOVE_HALF = bytes(range(256)).translate(bytes([0] * 128 + [255] * 128))  # u8 value >= 128 (> 50 %) -> 0xFF
+
+
+def labels_from_channels(channels, n_pixels: int) -> bytes:
+    """u8 labels from channel masks ("Y u8" bytes, one per pixel, all ``n_pixels`` long): channel k (0-based)
+    above 50 % (value >= 128 of 255) gives label k + 1, else 0. Where channels overlap the LATER one wins, like
+    paint on top. Big-int byte-plane ops run in C: no per-pixel Python loop."""
+    channels = [bytes(c) for c in channels]
+    if len(channels) > MAX_LABEL_CHANNELS:
+        raise ValueError(f"{len(channels)} label channels; at most {MAX_LABEL_CHANNELS} fit in u8 labels")
+    n = int(n_pixels)
+    result = 0
+    for k, data in enumerate(channels):
+        if len(data) != n:
+            raise ValueError(f"label channel {k + 1}: got {len(data)} bytes, expected {n} (one per pixel)")
+        if n == 0:
+            continue
+        above = int.from_bytes(data.translate(_ABOVE_HALF), "little")       # 0xFF where above 50 %
+        label = int.from_bytes(bytes([k + 1]) * n, "little")
+        result = (result & ~above) | (label & above)
+    return result.to_bytes(n, "little") if n else b""
+
+
+def label_map_size_error(what: str, size, layer_name: str, layer_size) -> str | None:
+    """The message when a label map is not at the layer's size (None when it is): both sizes named."""
+    (w, h), (lw, lh) = size, layer_size
+    if (int(w), int(h)) == (int(lw), int(lh)):
+        return None
+    return (f"{what} is {w}x{h} pixels, but the layer '{layer_name}' is {lw}x{lh}; a content label map must "
+            f"have exactly the layer's size")

@@ -10,6 +10,10 @@ import re
 from dataclasses import dataclass, field
 
 MAX_STYLES = 8  # the daemon's limit (protocol Limits.max_styles)
+SCSA_DEFAULT_WEIGHTS = (0.7, 0.3)   # t1 (SCA), t2 (SSA): the engine's defaults (sanet/scsa.py)
+SCSA_WEIGHT_MAX = 10.0              # the protocol's range for each of t1, t2
+ALL_CHANNELS = "*"                  # content-labels-channels: every saved channel, in the Channels panel order
+NO_LABELS = ("", "none", "-")       # a style-label-files item that means "this style has no label map"
 
 
 class SettingsError(ValueError):
@@ -22,6 +26,7 @@ class StyleSpec:
     value: object    # path (str) | layer id (int) | library style id (str)
     label: str       # short name for the new layer
     weight: float = 1.0
+    labels_file: str | None = None   # SCSA: this style's label-map image (at the style's size), or None
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,21 @@ class Settings:
     style_max_side: int | None = None
     connection_file: str | None = None
     start_daemon: bool = False
+    # SCSA semantic transfer: the content label map comes from ONE of these (None / () = none)
+    content_labels_layer: tuple | None = None      # (layer id, layer name): a colour-coded label layer
+    content_labels_channels: tuple = ()            # saved channel names, label k+1 = channel k; ("*",) = all
+    scsa_weights: tuple = SCSA_DEFAULT_WEIGHTS
+
+    @property
+    def semantic(self) -> bool:
+        """True when the run uses label maps (SCSA)."""
+        return self.content_labels_layer is not None or bool(self.content_labels_channels)
+
+    @property
+    def label_format(self) -> str:
+        """How every label map is sent: colours ("rgba8") with a label layer, integers ("u8") with channels,
+        so that content and style labels mean the same thing."""
+        return "u8" if self.content_labels_channels else "rgba8"
 
 
 def split_list(text) -> list:
@@ -78,6 +98,45 @@ def parse_weights(text, count: int) -> list:
     return weights
 
 
+def parse_label_files(value, count: int) -> list:
+    """One label-map path (or None) per style from a string list, or a string with one item per line.
+
+    Empty (or only ''/none items): no style has labels. Otherwise exactly ``count`` items, in the style order;
+    '' / 'none' / '-' marks a style without a label map."""
+    if value is None:
+        return [None] * count
+    items = list(value) if isinstance(value, (list, tuple)) else str(value).splitlines()
+    paths = [None if str(p).strip().lower() in NO_LABELS else str(p).strip() for p in items]
+    if not any(paths):
+        return [None] * count
+    if len(paths) != count:
+        raise SettingsError(f"style-label-files: {len(paths)} item(s) given for {count} style(s); give one label "
+                            f"map per style in the order style-file, style-files…, style-layer, library-styles… "
+                            f"('' or 'none' for a style without one), or none at all")
+    return paths
+
+
+def parse_channel_names(text) -> tuple:
+    """Saved channel names for content-labels-channels ('*' alone: every saved channel)."""
+    names = split_list(text)
+    if ALL_CHANNELS in names and names != [ALL_CHANNELS]:
+        raise SettingsError("content-labels-channels: '*' (every saved channel) cannot be mixed with names")
+    return tuple(names)
+
+
+def parse_scsa_weights(t1, t2) -> tuple:
+    out = []
+    for name, v in (("scsa-t1", t1), ("scsa-t2", t2)):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name}: {v!r} is not a number") from None
+        if not (0.0 <= f <= SCSA_WEIGHT_MAX):
+            raise SettingsError(f"{name}: {f:g} is outside 0..{SCSA_WEIGHT_MAX:g}")
+        out.append(f)
+    return tuple(out)
+
+
 def style_label(path: str) -> str:
     """A layer-name friendly label for a style image path: its file name without extension."""
     base = os.path.basename(str(path).rstrip("/\\")) or str(path)
@@ -88,12 +147,15 @@ def style_label(path: str) -> str:
 def build_settings(*, style_file=None, style_files=(), style_layer=None, library_styles="",
                    style_weights="", alpha=1.0, preserve_color=False, preview=False,
                    only_in_selection=True, style_max_side=0, connection_file="", start_daemon=False,
-                   library_names=None) -> Settings:
+                   library_names=None, content_labels_layer=None, content_labels_channels="",
+                   style_label_files=(), scsa_t1=SCSA_DEFAULT_WEIGHTS[0],
+                   scsa_t2=SCSA_DEFAULT_WEIGHTS[1]) -> Settings:
     """Check every argument and gather the styles in a fixed order: style-file, style-files, style-layer,
     library-styles.
 
     ``style_layer`` is (layer id, layer name) or None. ``library_names`` maps library ids to display names
-    when the caller knows them.
+    when the caller knows them. SCSA: ``content_labels_layer`` is (layer id, layer name) or None;
+    ``content_labels_channels`` names saved channels; ``style_label_files`` has one item per style.
     """
     specs = []
     if style_file:
@@ -122,11 +184,28 @@ def build_settings(*, style_file=None, style_files=(), style_layer=None, library
     side = int(style_max_side or 0)
     if side < 0:
         raise SettingsError(f"style-max-side: {side} must be 0 (daemon default) or a positive size")
-    styles = tuple(StyleSpec(k, v, label, w) for (k, v, label), w in zip(specs, weights))
+    label_files = parse_label_files(style_label_files, len(specs))
+    channels = parse_channel_names(content_labels_channels)
+    if content_labels_layer is not None:
+        layer_id, layer_name_ = content_labels_layer
+        content_labels_layer = (int(layer_id), str(layer_name_ or f"layer {layer_id}"))
+    if content_labels_layer is not None and channels:
+        raise SettingsError("content-labels-layer and content-labels-channels are both set; the content label "
+                            "map comes from one of them: clear the other")
+    has_content = content_labels_layer is not None or bool(channels)
+    if has_content and not any(label_files):
+        raise SettingsError("a content label map is set but no style has one: give style-label-files (one label "
+                            "map per style), or clear content-labels-layer / content-labels-channels")
+    if any(label_files) and not has_content:
+        raise SettingsError("style-label-files is set but the layer has no label map: set content-labels-layer "
+                            "(a colour-coded label layer) or content-labels-channels (saved selections)")
+    scsa = parse_scsa_weights(scsa_t1, scsa_t2)
+    styles = tuple(StyleSpec(k, v, label, w, f) for (k, v, label), w, f in zip(specs, weights, label_files))
     return Settings(styles=styles, alpha=alpha, preserve_color=bool(preserve_color), preview=bool(preview),
                     only_in_selection=bool(only_in_selection), style_max_side=side or None,
                     connection_file=(str(connection_file).strip() or None) if connection_file else None,
-                    start_daemon=bool(start_daemon))
+                    start_daemon=bool(start_daemon), content_labels_layer=content_labels_layer,
+                    content_labels_channels=channels, scsa_weights=scsa)
 
 
 def with_library_names(settings: Settings, names: dict) -> Settings:
@@ -149,6 +228,8 @@ def layer_name(settings: Settings) -> str:
         extra.append("colours kept")
     if settings.preview:
         extra.append("preview")
+    if settings.semantic:
+        extra.append("semantic")
     return f"Style: {name}" + (f" ({', '.join(extra)})" if extra else "")
 
 
@@ -160,6 +241,8 @@ LAST_VALUE_TYPES = {
     "style-file": str, "style-files": list, "style-layer": int, "library-styles": str, "style-weights": str,
     "alpha": float, "preserve-colors": bool, "preview": bool, "only-in-selection": bool, "style-max-side": int,
     "connection-file": str, "start-daemon": bool,
+    "content-labels-layer": int, "content-labels-channels": str, "style-label-files": list, "scsa-t1": float,
+    "scsa-t2": float,
 }
 
 
