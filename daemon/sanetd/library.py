@@ -47,6 +47,13 @@ class StyleLibrary:
     def exists(self, style_id: str) -> bool:
         return (self._dir(style_id) / "meta.json").is_file()
 
+    def meta(self, style_id: str) -> dict | None:
+        """A style's metadata (id, name, width, height, bits, added), or None when it is not (readably) there."""
+        try:
+            return json.loads((self._dir(style_id) / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
     def add(self, name: str, rgba: np.ndarray) -> dict:
         """Store an H×W×4 uint8/uint16/float32 image; returns its metadata."""
         digest = hashlib.sha256(f"{rgba.shape}{rgba.dtype.str}".encode())

@@ -7,12 +7,19 @@ from sanet_client.protocol import PixelRef
 
 LAYER_DTYPES = {"rgba8": np.dtype("<u1"), "rgba16": np.dtype("<u2"), "rgbaf32": np.dtype("<f4")}
 MASK_DTYPES = {"u8": np.dtype("<u1"), "f32": np.dtype("<f4")}
+LABEL_DTYPES = {"u8": np.dtype("<u1"), "u16": np.dtype("<u2"), "rgba8": np.dtype("<u1")}
 FORMAT_OF_DTYPE = {np.dtype(np.uint8): "rgba8", np.dtype(np.uint16): "rgba16", np.dtype(np.float32): "rgbaf32"}
 
 
 def layer_array(ref: PixelRef, buf) -> np.ndarray:
     """H×W×4 array viewing the buffer (read-only for zmq frames)."""
     return np.frombuffer(buf, dtype=LAYER_DTYPES[ref.format]).reshape(ref.height, ref.width, 4)
+
+
+def label_array(ref: PixelRef, buf) -> np.ndarray:
+    """An SCSA label map for the engine: H×W integer labels (u8/u16) or H×W×4 colour-coded (rgba8) view."""
+    arr = np.frombuffer(buf, dtype=LABEL_DTYPES[ref.format])
+    return arr.reshape(ref.height, ref.width, 4) if ref.format == "rgba8" else arr.reshape(ref.height, ref.width)
 
 
 def mask_plane(ref: PixelRef, buf, width: int, height: int) -> np.ndarray:

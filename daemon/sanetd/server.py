@@ -292,8 +292,9 @@ class Server:
                            "weights": str(self.worker.weights_dir)},
                     capabilities={"formats": list(P.LAYER_FORMATS), "mask_formats": list(P.MASK_FORMATS),
                                   "precisions": list(P.PRECISIONS), "style_library": True, "regions": True,
-                                  "preview": True, "cancel": True, "progress": True},
-                    limits=limits, session=req["session"])
+                                  "preview": True, "cancel": True, "progress": True,
+                                  "label_formats": list(P.LABEL_FORMATS)},
+                    features=list(P.FEATURES), limits=limits, session=req["session"])
 
     def _on_status(self, identity, req, buffers):
         mine = [{"job_id": j.job_id, "state": j.state, "position": self.queue.position(j)}
@@ -330,6 +331,8 @@ class Server:
                 self._error(identity, "unknown_style", f"style {s['id']!r} is not in the style library; "
                             "see styles.list", reply_to=req["msg_id"], job_id=req["job_id"], field=f"styles[{i}].id")
                 return
+            if "id" in s and s["labels"] is not None and not self._library_labels_fit(identity, req, i):
+                return
         job = Job(req["session"], req["job_id"], req, buffers)
         position = self.queue.try_put(job)
         if position is None:
@@ -339,6 +342,18 @@ class Server:
             return
         self.table.add(job)
         self._reply(identity, "accepted", req["msg_id"], job_id=job.job_id, position=position)
+
+    def _library_labels_fit(self, identity, req, i: int) -> bool:
+        """A library style's label map must have the stored image's size (the request cannot say it)."""
+        s, meta = req["styles"][i], self.library.meta(req["styles"][i]["id"])
+        size = None if meta is None else (meta.get("width"), meta.get("height"))
+        if size is None or (s["labels"].width, s["labels"].height) == size:
+            return True   # an unreadable entry fails later, in the worker, with unknown_style
+        field = f"styles[{i}].labels"
+        self._error(identity, "bad_request", f"field '{field}' is {s['labels'].width}x{s['labels'].height}; a label "
+                    f"map must have the size of library style {s['id']}, {size[0]}x{size[1]}",
+                    reply_to=req["msg_id"], job_id=req["job_id"], field=field)
+        return False
 
     def _on_cancel(self, identity, req, buffers):
         job = self.table.get(req["session"], req["job_id"])

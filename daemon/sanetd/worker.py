@@ -239,15 +239,32 @@ class Worker(threading.Thread):
             region = None
             if s["region"] is not None:
                 region = pixels.mask_plane(s["region"], job.buffers[s["region"].buf], w, h)
-            if "id" in s:
+            labels = None if s["labels"] is None else pixels.label_array(s["labels"], job.buffers[s["labels"].buf])
+            if "id" in s and labels is not None:
+                # SCSA encodes the style together with its label map: the engine needs the image, not features
+                source = self._library_image(s["id"], f"styles[{i}].id")
+            elif "id" in s:
                 source = self._library_features(st, s["id"], max_side, f"styles[{i}].id")
             else:
                 source = pixels.layer_array(s["pixels"], job.buffers[s["pixels"].buf])
-            styles.append(sanet.Style(source, weight=s["weight"], region=region))
+            styles.append(sanet.Style(source, weight=s["weight"], region=region, labels=labels))
+        semantic = {}
+        if req["content_labels"] is not None:
+            ref = req["content_labels"]
+            semantic["content_labels"] = pixels.label_array(ref, job.buffers[ref.buf])
+            semantic["label_palette"] = req["label_palette"]
+            if req["scsa_weights"] is not None:
+                semantic["scsa_weights"] = req["scsa_weights"]
         out = st.stylize(content, styles, alpha=req["alpha"], preserve_color=req["preserve_color"],
                          selection=selection, preview=req["preview"], style_max_side=max_side,
-                         progress=self._progress(job), cancel_check=job.cancel.is_set)
+                         progress=self._progress(job), cancel_check=job.cancel.is_set, **semantic)
         return pixels.as_layer_bytes(out, layer.format)
+
+    def _library_image(self, style_id: str, field: str):
+        if not self.library.exists(style_id):
+            raise JobError("unknown_style", f"style {style_id!r} is not in the style library "
+                                            f"(removed?); see styles.list", field)
+        return self.library.load(style_id)
 
     def _library_features(self, st, style_id: str, max_side: int, field: str):
         key = (style_id, max_side)

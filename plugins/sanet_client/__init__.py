@@ -6,7 +6,7 @@ docs/protocol.md for the wire protocol.
 from .client import Client
 from .discovery import ConnectionInfo, connection_file_path, read_connection_file, runtime_dir
 from .errors import Busy, DaemonNotRunning, JobCancelled, JobFailed, ProtocolMismatch, SanetClientError
-from .payloads import Layer, Mask, Result, StylePixels, StyleRef
+from .payloads import Labels, Layer, Mask, Result, StylePixels, StyleRef
 from .protocol import PROTOCOL_VERSION
 
 import logging as _logging
@@ -14,6 +14,6 @@ import logging as _logging
 # a library stays quiet unless the host application configures logging (editors may have no stderr)
 _logging.getLogger("sanet_client").addHandler(_logging.NullHandler())
 
-__all__ = ["Client", "Layer", "Mask", "StyleRef", "StylePixels", "Result", "SanetClientError",
+__all__ = ["Client", "Layer", "Mask", "Labels", "StyleRef", "StylePixels", "Result", "SanetClientError",
            "DaemonNotRunning", "Busy", "ProtocolMismatch", "JobFailed", "JobCancelled", "PROTOCOL_VERSION",
            "ConnectionInfo", "connection_file_path", "read_connection_file", "runtime_dir"]

@@ -1,10 +1,12 @@
 """`sanet-client`: stylize files through a running sanetd from scripts.
 
     sanet-client stylize photo.png --style starry.jpg -o out.png [--selection sel.png] [--alpha 0.8]
+    sanet-client stylize photo.png --style s.jpg --content-labels photo-map.png --style-labels s-map.png -o out.png
     sanet-client styles add "Starry night" starry.jpg ; sanet-client styles list ; sanet-client hello
 
 Image files are read and written with Pillow, imported here only (the editors' code path never needs it);
 images travel as 8-bit RGBA, masks as 8-bit gray. A style may be a file or ``id:STYLE_ID`` from the library.
+SCSA label maps: a gray file is integer labels (8-bit: u8, 16-bit: u16), anything else a colour-coded map (rgba8).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import sys
 
 from .client import Client
 from .errors import SanetClientError
-from .payloads import Layer, Mask, StylePixels, StyleRef
+from .payloads import Labels, Layer, Mask, StylePixels, StyleRef
 
 
 class CliError(Exception):
@@ -56,6 +58,39 @@ def read_mask(path: str, width: int, height: int, what: str) -> Mask:
         raise CliError(f"{path}: file not found") from None
     except OSError as exc:
         raise CliError(f"{path}: cannot read mask ({exc})") from None
+
+
+def read_labels(path: str, what: str) -> Labels:
+    """A label map file as the daemon takes it: gray 8/16-bit → integer labels (u8/u16), else colours (rgba8)."""
+    Image = _pil()
+    try:
+        with Image.open(path) as img:
+            if img.mode in ("1", "L"):
+                return Labels(img.width, img.height, "u8", img.convert("L").tobytes())
+            if img.mode.startswith("I"):      # 16-bit gray PNG ("I;16", or "I" with values 0..65535)
+                lo, hi = img.getextrema() if img.mode == "I" else (0, 0)
+                if lo < 0 or hi > 65535:
+                    raise CliError(f"{path}: {what} has labels {lo}..{hi}; integer labels must be 0..65535")
+                img16 = img if img.mode == "I;16" else img.convert("I;16")
+                return Labels(img.width, img.height, "u16", img16.tobytes("raw", "I;16"))
+            return Labels(img.width, img.height, "rgba8", img.convert("RGBA").tobytes())
+    except FileNotFoundError:
+        raise CliError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read {what} ({exc})") from None
+
+
+def _palette(text: str) -> list[list[int]]:
+    out = []
+    for entry in text.split(","):
+        e = entry.strip().lstrip("#")
+        try:
+            if len(e) != 6:
+                raise ValueError
+            out.append([int(e[j:j + 2], 16) for j in (0, 2, 4)])
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"palette entry {entry!r}: expected #RRGGBB") from None
+    return out
 
 
 def write_rgba(path: str, width: int, height: int, data: bytes) -> None:
@@ -100,6 +135,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--preview", action="store_true", help="fast low-resolution run, upscaled")
     s.add_argument("--style-max-side", type=int, default=None, metavar="PX", help="resize larger styles")
     s.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default=None)
+    s.add_argument("--content-labels", metavar="L", help="SCSA semantic transfer: the content's label map (gray "
+                   "integer labels, or a colour-coded image); needs --style-labels")
+    s.add_argument("--style-labels", action="append", metavar="L", help="label map of each style, in --style order "
+                   "(repeat; 'none' for a style without one: plain SANet for it)")
+    s.add_argument("--label-palette", type=_palette, metavar="#RRGGBB,...", help="colours of colour-coded label "
+                   "maps (default: their distinct colours)")
+    s.add_argument("--scsa-weights", type=_floats, metavar="T1,T2", help="SCSA: weights of semantic continuous / "
+                   "sparse attention (default 0.7,0.3)")
     s.add_argument("--progress", action="store_true", help="print progress to stderr")
     s.add_argument("--output", "-o", required=True, metavar="OUT")
     sub.add_parser("hello", help="print the daemon's hello (versions, device, limits)")
@@ -125,15 +168,32 @@ def _stylize(c: Client, args) -> None:
     regions = args.region or []
     if regions and len(regions) != n:
         raise CliError(f"--region was given {len(regions)} time(s) for {n} style(s); give one per style")
+    style_labels = args.style_labels or []
+    if style_labels and len(style_labels) != n:
+        raise CliError(f"--style-labels was given {len(style_labels)} time(s) for {n} style(s); give one label map "
+                       f"per style ('none' for a style without one)")
+    if bool(args.content_labels) != any(p.lower() != "none" for p in style_labels):
+        raise CliError("SCSA needs both --content-labels and --style-labels (a label map for at least one style)")
+    if args.scsa_weights is not None and len(args.scsa_weights) != 2:
+        raise CliError(f"--scsa-weights has {len(args.scsa_weights)} value(s); expected two (T1,T2)")
     styles = []
     for i, spec in enumerate(args.style):
         region = read_mask(regions[i], w, h, f"region {i + 1}") if regions else None
+        labels = (read_labels(style_labels[i], f"style {i + 1} label map")
+                  if style_labels and style_labels[i].lower() != "none" else None)
         if spec.startswith("id:"):
-            styles.append(StyleRef(spec[3:], weights[i], region))
+            styles.append(StyleRef(spec[3:], weights[i], region, labels))
         else:
             sw, sh, sdata = read_rgba(spec)
-            styles.append(StylePixels(sw, sh, "rgba8", sdata, weights[i], region))
+            if labels is not None and (labels.width, labels.height) != (sw, sh):
+                raise CliError(f"{style_labels[i]}: style {i + 1} label map is {labels.width}x{labels.height}; it "
+                               f"must match the style image {spec}, {sw}x{sh}")
+            styles.append(StylePixels(sw, sh, "rgba8", sdata, weights[i], region, labels))
     selection = read_mask(args.selection, w, h, "selection") if args.selection else None
+    content_labels = read_labels(args.content_labels, "content label map") if args.content_labels else None
+    if content_labels is not None and (content_labels.width, content_labels.height) != (w, h):
+        raise CliError(f"{args.content_labels}: content label map is {content_labels.width}x{content_labels.height};"
+                       f" it must match the layer, {w}x{h}")
 
     def progress(fraction, stage):
         if args.progress:
@@ -141,7 +201,8 @@ def _stylize(c: Client, args) -> None:
     # Ctrl-C leaves the job to the daemon's lease, which cancels it once this process stops pinging
     result = c.stylize(layer, styles, selection=selection, alpha=args.alpha, preserve_color=args.preserve_color,
                        preview=args.preview, style_max_side=args.style_max_side, precision=args.precision,
-                       on_progress=progress)
+                       on_progress=progress, content_labels=content_labels, label_palette=args.label_palette,
+                       scsa_weights=args.scsa_weights)
     write_rgba(args.output, result.width, result.height, result.data)
     print(json.dumps({"output": args.output, **result.info}))
 

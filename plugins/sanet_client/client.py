@@ -15,7 +15,7 @@ import zmq
 from . import protocol as P
 from .discovery import START_HINT, read_connection_file
 from .errors import Busy, DaemonNotRunning, JobCancelled, JobFailed, ProtocolMismatch, SanetClientError
-from .payloads import Layer, Mask, Result, StylePixels, StyleRef
+from .payloads import Labels, Layer, Mask, Result, StylePixels, StyleRef
 
 log = logging.getLogger("sanet_client")
 
@@ -189,7 +189,7 @@ class Client:
 
     # ------------------------------------------------------------ stylize
 
-    def _stylize_message(self, layer: Layer, styles, selection, **controls):
+    def _stylize_message(self, layer: Layer, styles, selection, content_labels=None, **controls):
         buffers = [layer.data]
 
         def add(obj, with_offset=True):
@@ -213,23 +213,45 @@ class Client:
                 raise TypeError(f"styles[{i}] must be a StyleRef or StylePixels, not {type(s).__name__}")
             if s.region is not None:
                 e["region"] = add(s.region)
+            if getattr(s, "labels", None) is not None:
+                if not isinstance(s.labels, Labels):
+                    raise TypeError(f"styles[{i}].labels must be a sanet_client.Labels")
+                e["labels"] = add(s.labels, with_offset=False)
             entries.append(e)
         if not entries:
             raise ValueError("give at least one style")
         fields["styles"] = entries
+        if content_labels is not None:
+            if not isinstance(content_labels, Labels):
+                raise TypeError("content_labels must be a sanet_client.Labels")
+            if (content_labels.width, content_labels.height) != (layer.width, layer.height):
+                raise ValueError(f"content label map is {content_labels.width}x{content_labels.height}; it must "
+                                 f"have the layer's size, {layer.width}x{layer.height}")
+            fields["content_labels"] = add(content_labels, with_offset=False)
         fields.update({k: v for k, v in controls.items() if v is not None})
         return fields, buffers
 
     def stylize(self, layer: Layer, styles, *, selection: Mask | None = None, alpha: float = 1.0,
                 preserve_color: bool = False, preview: bool = False, style_max_side: int | None = None,
                 precision: str | None = None, job_id: str | None = None, on_progress=None,
-                cancel_event=None) -> Result:
-        """Run one job and block until its result. Raises Busy, JobCancelled, JobFailed, DaemonNotRunning."""
+                cancel_event=None, content_labels: Labels | None = None, label_palette=None,
+                scsa_weights=None) -> Result:
+        """Run one job and block until its result. Raises Busy, JobCancelled, JobFailed, DaemonNotRunning.
+
+        SCSA semantic transfer: content_labels (Labels at the layer size) plus ``labels`` on at least one style;
+        label_palette: [(r, g, b), ...] 0..255 for rgba8 maps; scsa_weights: (t1, t2), default (0.7, 0.3)."""
         job_id = job_id or P.new_id()
         fields, buffers = self._stylize_message(
-            layer, list(styles), selection, alpha=float(alpha), preserve_color=bool(preserve_color),
-            preview=bool(preview), style_max_side=style_max_side, precision=precision)
+            layer, list(styles), selection, content_labels, alpha=float(alpha), preserve_color=bool(preserve_color),
+            preview=bool(preview), style_max_side=style_max_side, precision=precision,
+            label_palette=None if label_palette is None else [[int(v) for v in c] for c in label_palette],
+            scsa_weights=None if scsa_weights is None else [float(v) for v in scsa_weights])
         fields["job_id"] = job_id
+        if content_labels is not None:
+            # a daemon without SCSA would ignore the label fields (unknown fields are ignored) and run plain SANet
+            if "scsa" not in (self.hello().get("features") or []):
+                raise ProtocolMismatch("this sanetd does not support SCSA label maps (its hello lists no 'scsa' "
+                                       "feature); install matching versions of sanet-style")
         cancel_sent = False
         last_error = None
         for attempt in range(self.retries):

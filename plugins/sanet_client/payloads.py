@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .protocol import LAYER_FORMATS, MASK_FORMATS
+from .protocol import LABEL_FORMATS, LAYER_FORMATS, MASK_FORMATS
 
 
 def _check(kind: str, width: int, height: int, fmt: str, data, formats: dict) -> None:
@@ -46,6 +46,21 @@ class Mask:
 
 
 @dataclass
+class Labels:
+    """An SCSA label map: integer labels u8 / u16 (LE), or a colour-coded rgba8 map (alpha ignored).
+
+    The layer's map has the layer's size; a style's map has that style image's size."""
+
+    width: int
+    height: int
+    format: str
+    data: object
+
+    def __post_init__(self):
+        _check("label map", self.width, self.height, self.format, self.data, LABEL_FORMATS)
+
+
+@dataclass
 class StylePixels:
     """A style image sent with the request (any layer format), with its weight and optional region."""
 
@@ -55,6 +70,7 @@ class StylePixels:
     data: object
     weight: float = 1.0
     region: Mask | None = None
+    labels: Labels | None = None   # SCSA: this style's label map, at the style's size
 
     def __post_init__(self):
         _check("style", self.width, self.height, self.format, self.data, LAYER_FORMATS)
@@ -67,6 +83,7 @@ class StyleRef:
     style_id: str
     weight: float = 1.0
     region: Mask | None = None
+    labels: Labels | None = None   # SCSA: at the library image's size (styles_list() width/height)
 
 
 @dataclass

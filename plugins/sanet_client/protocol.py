@@ -34,6 +34,12 @@ DIGEST_CHUNK = 4 * 1024 * 1024
 
 LAYER_FORMATS = {"rgba8": 4, "rgba16": 8, "rgbaf32": 16}  # bytes per pixel, little-endian samples
 MASK_FORMATS = {"u8": 1, "f32": 4}
+# SCSA label maps (optional, protocol v1 additions): integer labels (u8, u16 LE) or colour-coded rgba8 (alpha ignored)
+LABEL_FORMATS = {"u8": 1, "u16": 2, "rgba8": 4}
+_BYTES_PER_PIXEL = {**LAYER_FORMATS, **MASK_FORMATS, **LABEL_FORMATS}   # the shared names agree (u8 1, rgba8 4)
+MAX_PALETTE = 64             # label_palette entries
+SCSA_WEIGHT_MAX = 10.0       # each of scsa_weights [t1, t2] lies in [0, SCSA_WEIGHT_MAX]
+FEATURES = ("scsa",)         # optional request features this side understands (hello.reply "features")
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 REQUEST_TYPES = ("hello", "status", "ping", "styles.list", "styles.add", "styles.remove", "stylize", "cancel")
@@ -62,8 +68,8 @@ class Limits:
 
     @property
     def max_frames(self) -> int:
-        # signature + header + layer + selection + (pixels + region) per style
-        return 2 + 2 + 2 * self.max_styles
+        # signature + header + layer + selection + content labels + (pixels + region + labels) per style
+        return 2 + 3 + 3 * self.max_styles
 
     @property
     def max_frame_bytes(self) -> int:
@@ -338,7 +344,7 @@ class PixelRef:
 
     @property
     def nbytes(self) -> int:
-        return self.width * self.height * (LAYER_FORMATS.get(self.format) or MASK_FORMATS[self.format])
+        return self.width * self.height * _BYTES_PER_PIXEL[self.format]
 
 
 class _Buffers:
@@ -368,7 +374,10 @@ class _Buffers:
 
 
 def get_pixels(h: dict, key: str, formats: dict, limits: Limits, bufs: _Buffers, path: str = "",
-               required: bool = True, offset: bool = False) -> PixelRef | None:
+               required: bool = True, offset: bool = False, size: tuple[int, int] | None = None,
+               size_of: str = "") -> PixelRef | None:
+    """A pixel object; ``size`` (width, height): the size it must have, that of ``size_of`` (checked before the
+    buffer, so a wrong size is reported as such)."""
     m = get_map(h, key, path, required)
     if m is None:
         return None
@@ -378,12 +387,59 @@ def get_pixels(h: dict, key: str, formats: dict, limits: Limits, bufs: _Buffers,
     if w * ht > limits.max_pixels:
         raise ProtocolError("too_large", f"'{p}' is {w}x{ht} = {w * ht} pixels; the limit is "
                             f"{limits.max_pixels}", p)
+    if size is not None and (w, ht) != tuple(size):
+        raise ProtocolError("bad_request", f"field '{p}' is {w}x{ht}; it must have the size of {size_of}, "
+                            f"{size[0]}x{size[1]}", p)
     fmt = get_str(m, "format", p, choices=tuple(formats))
     ref = PixelRef(w, ht, fmt, get_int(m, "buf", 0, limits.max_frames, p))
     if offset:
         ref.x = get_int(m, "x", -limits.max_side, limits.max_side, p, required=False) or 0
         ref.y = get_int(m, "y", -limits.max_side, limits.max_side, p, required=False) or 0
     return bufs.claim(ref, p)
+
+
+def get_labels(h: dict, key: str, limits: Limits, bufs: _Buffers, path: str, size: tuple[int, int] | None,
+               what: str) -> PixelRef | None:
+    """An optional SCSA label map; ``size`` (width, height) it must have, when known here."""
+    return get_pixels(h, key, LABEL_FORMATS, limits, bufs, path, required=False, size=size, size_of=what)
+
+
+def get_palette(h: dict, key: str = "label_palette") -> list | None:
+    """Optional array of 1..MAX_PALETTE [r, g, b] integer colours 0..255 (for rgba8 label maps)."""
+    pal = _get(h, key, "", required=False)
+    if pal is None:
+        return None
+    if not isinstance(pal, list) or not pal:
+        raise ProtocolError("bad_request", f"field '{key}' must be a non-empty array of [r, g, b] colours", key)
+    if len(pal) > MAX_PALETTE:
+        raise ProtocolError("bad_request", f"field '{key}' has {len(pal)} colours; the limit is {MAX_PALETTE}", key)
+    out = []
+    for i, c in enumerate(pal):
+        name = f"{key}[{i}]"
+        if (not isinstance(c, list) or len(c) != 3
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in c)):
+            raise ProtocolError("bad_request", f"field '{name}' is {c!r}; expected [r, g, b] with integers 0..255",
+                                name)
+        out.append([int(v) for v in c])
+    return out
+
+
+def get_scsa_weights(h: dict, key: str = "scsa_weights") -> tuple[float, float] | None:
+    """Optional [t1, t2]: weights of semantic continuous / sparse attention, each in [0, SCSA_WEIGHT_MAX]."""
+    w = _get(h, key, "", required=False)
+    if w is None:
+        return None
+    if not isinstance(w, list) or len(w) != 2:
+        raise ProtocolError("bad_request", f"field '{key}' must be an array of two numbers [t1, t2]", key)
+    out = []
+    for i, v in enumerate(w):
+        name = f"{key}[{i}]"
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not (
+                math.isfinite(v) and 0.0 <= v <= SCSA_WEIGHT_MAX):
+            raise ProtocolError("bad_request", f"field '{name}' is {v!r}; expected a number in "
+                                f"[0.0, {SCSA_WEIGHT_MAX}]", name)
+        out.append(float(v))
+    return out[0], out[1]
 
 
 def check_envelope(header: dict, kinds) -> str:
@@ -431,6 +487,10 @@ def validate_request(header: dict, buffers: list, limits: Limits) -> dict:
             else:
                 style["pixels"] = get_pixels(s, "pixels", LAYER_FORMATS, limits, bufs, p)
             style["region"] = get_pixels(s, "region", MASK_FORMATS, limits, bufs, p, required=False, offset=True)
+            # a library style's size is known only to the daemon: it checks those labels itself
+            px = style.get("pixels")
+            style["labels"] = get_labels(s, "labels", limits, bufs, p, None if px is None else (px.width, px.height),
+                                         f"{p}.pixels")
             req["styles"].append(style)
         req["alpha"] = get_float(header, "alpha", 0.0, 1.0, required=False)
         if req["alpha"] is None:
@@ -439,6 +499,7 @@ def validate_request(header: dict, buffers: list, limits: Limits) -> dict:
         req["preview"] = get_bool(header, "preview")
         req["style_max_side"] = get_int(header, "style_max_side", 64, 8192, required=False)
         req["precision"] = get_str(header, "precision", required=False, choices=PRECISIONS)
+        _semantic_fields(header, req, limits, bufs)
     elif kind == "cancel":
         req["job_id"] = get_str(header, "job_id", pattern=ID_PATTERN)
     elif kind == "styles.add":
@@ -450,6 +511,23 @@ def validate_request(header: dict, buffers: list, limits: Limits) -> dict:
         req["style_id"] = get_str(header, "style_id", pattern=ID_PATTERN)
     bufs.all_used()
     return req
+
+
+def _semantic_fields(header: dict, req: dict, limits: Limits, bufs: _Buffers) -> None:
+    """SCSA (optional v1 additions): content_labels, label_palette, scsa_weights, and the pairing with
+    styles[i].labels. Palette and weights without any label map are accepted and have no effect."""
+    layer = req["layer"]
+    req["content_labels"] = get_labels(header, "content_labels", limits, bufs, "", (layer.width, layer.height),
+                                       "the layer")
+    req["label_palette"] = get_palette(header)
+    req["scsa_weights"] = get_scsa_weights(header)
+    labelled = [i for i, s in enumerate(req["styles"]) if s["labels"] is not None]
+    if labelled and req["content_labels"] is None:
+        raise ProtocolError("bad_request", f"missing field 'content_labels': styles[{labelled[0]}] has 'labels', "
+                            f"so the layer needs a label map too", "content_labels")
+    if req["content_labels"] is not None and not labelled:
+        raise ProtocolError("bad_request", "field 'content_labels' needs at least one style with 'labels' "
+                            "(styles[i].labels)", "content_labels")
 
 
 def validate_event(header: dict, buffers: list, limits: Limits) -> dict:

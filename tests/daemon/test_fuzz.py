@@ -25,18 +25,21 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=5)
                       | st.dictionaries(st.text(max_size=12), inner, max_size=5), max_leaves=25)
 FIELDS = ["v", "type", "msg_id", "session", "time", "job_id", "layer", "selection", "styles", "alpha",
           "preserve_color", "preview", "style_max_side", "precision", "name", "pixels", "style_id", "width",
-          "height", "format", "buf", "x", "y", "id", "weight", "region"]
+          "height", "format", "buf", "x", "y", "id", "weight", "region", "content_labels", "labels",
+          "label_palette", "scsa_weights"]
 
 
 def valid_stylize() -> dict:
     return P.envelope("stylize", session="s1", job_id="j1", layer=P.pixels_field(4, 3, "rgba8", 0),
                       selection=P.pixels_field(2, 2, "u8", 1, 1, 1),
                       styles=[{"pixels": P.pixels_field(2, 2, "rgba8", 2), "weight": 1.0,
-                               "region": P.pixels_field(4, 3, "f32", 3, 0, 0)}, {"id": "abc", "weight": 2}],
-                      alpha=0.5, precision="fp32")
+                               "region": P.pixels_field(4, 3, "f32", 3, 0, 0),
+                               "labels": P.pixels_field(2, 2, "rgba8", 5)}, {"id": "abc", "weight": 2}],
+                      alpha=0.5, precision="fp32", content_labels=P.pixels_field(4, 3, "u16", 4),
+                      label_palette=[[0, 0, 0], [255, 128, 1]], scsa_weights=[0.7, 0.3])
 
 
-VALID_BUFFERS = [bytes(48), bytes(4), bytes(16), bytes(48)]
+VALID_BUFFERS = [bytes(48), bytes(4), bytes(16), bytes(48), bytes(24), bytes(16)]
 
 
 def check(frames) -> None:
@@ -53,6 +56,9 @@ def test_the_valid_message_is_valid():
     header, buffers = P.Authenticator(KEY, 20, 65536).open(frames)
     req = P.validate_request(header, buffers, LIMITS)
     assert req["selection"].x == 1 and req["styles"][1]["id"] == "abc"
+    assert req["content_labels"].format == "u16" and req["styles"][0]["labels"].buf == 5
+    assert req["label_palette"] == [[0, 0, 0], [255, 128, 1]] and req["scsa_weights"] == (0.7, 0.3)
+    assert req["styles"][1]["labels"] is None
 
 
 @FUZZ
@@ -75,7 +81,8 @@ def test_signed_mutations_of_a_valid_stylize(mutations, data):
     for name, value in mutations:  # replace a field somewhere in the tree with anything
         target = header
         path = data.draw(st.sampled_from([[], ["layer"], ["selection"], ["styles", 0], ["styles", 0, "pixels"],
-                                          ["styles", 1], ["styles", 0, "region"]]))
+                                          ["styles", 1], ["styles", 0, "region"], ["content_labels"],
+                                          ["styles", 0, "labels"]]))
         for p in path:
             try:
                 target = target[p]
