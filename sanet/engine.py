@@ -228,6 +228,7 @@ class Stylizer:
                                                                     mode="area"), size)[0, 0]
                         for r in regions]
             coeffs = coefficient_maps(weights, region_t, (size[0] // 8, size[1] // 8), self.device, self.dtype)
+            del regions, region_t   # full-size masks: only their 1/8-grid coefficient maps are needed from here
             rest = 1.0 - alpha * torch.stack(coeffs).sum(0)
             job = tiled.Job(self, src, [(f.level4, f.level5) for f in feats], alpha, coeffs, rest,
                             use_own=float(rest.max()) > 1e-6,  # T(c, c) for the α trade-off / uncovered regions

@@ -6,8 +6,9 @@ peak at ~520-570 bytes per image pixel in fp32 (full-resolution 64-channel maps,
 We plan with 640 B/px so that allocator slack and the small feature maps fit too.
 
 Budget = bytes the engine may use beyond the caller's image buffers (input, float copy, output).
-Defaults: CPU 2 GiB (a 7680×4320 layer then peaks at ~3.5 GB RSS, 3840×2160 at ~2 GB); CUDA half the free device
-memory at planning time; MPS 4 GiB (unified memory, no free-memory query).
+Defaults: CPU 2 GiB; CUDA half the free device memory at planning time; MPS 4 GiB (unified memory, no query).
+Measured with the CPU default (bench/bench_memory.py under /usr/bin/time -v, 8-bit RGBA layer, 512² style):
+3840×2160 → tiles of 1024, peak RSS 1.96 GB; 7680×4320 → tiles of 960 with kept features, peak RSS 3.40 GB.
 """
 from __future__ import annotations
 
