@@ -72,6 +72,8 @@ def run_procedure(name, image, drawables, args, run_mode=Gimp.RunMode.NONINTERAC
             gfile = Gio.File.new_for_path(value[len("open:"):])
             other = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, gfile)
             value = other.get_layers()[0]
+        elif key == "content-labels-layer":  # "layer:NAME": a layer of this image
+            value = image.get_layer_by_name(value[len("layer:"):])
         cfg.set_property(key, value)
     t0 = time.monotonic()
     result = proc.run(cfg)
@@ -130,6 +132,26 @@ def run_case(case):
     top = Gimp.Layer.new(img, "top", 8, 8, Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE,
                          100, Gimp.LayerMode.NORMAL)
     img.insert_layer(top, None, 0)
+    if case.get("label_layer"):
+        # SCSA: a colour-coded label layer, hidden, at the bottom of the stack
+        LL = case["label_layer"]
+        regions = Gimp.Layer.new(img, "regions", LL["w"], LL["h"], Gimp.ImageType.RGBA_IMAGE, 100,
+                                 Gimp.LayerMode.NORMAL)
+        img.insert_layer(regions, None, len(img.get_layers()))
+        regions.set_offsets(L["x"], L["y"])
+        rbuf = regions.get_buffer()
+        rbuf.set(rect(0, 0, LL["w"], LL["h"]), LL["babl"], open(LL["data"], "rb").read())
+        rbuf.flush()
+        regions.set_visible(False)
+    for k, ch in enumerate(case.get("channels") or []):
+        # SCSA: saved selection channels (Select → Save to Channel), dumped over the layer's area
+        img.select_rectangle(Gimp.ChannelOps.REPLACE, *ch["rect"])
+        channel = Gimp.Selection.save(img)
+        channel.set_name(ch["name"])
+        dump(f"{case['name']}.channel{k}.raw", channel.get_buffer().get(
+            rect(L["x"], L["y"], L["w"], L["h"]), 1.0, "Y u8", Gegl.AbyssPolicy.NONE))
+    if case.get("channels"):
+        Gimp.Selection.none(img)
     img.set_selected_layers([content])
 
     if case.get("ellipse"):

@@ -55,6 +55,49 @@ def style_image(seed):
     return np.clip(stripes, 0, 255).astype(np.uint8)
 
 
+# SCSA label maps: flat colours (content: left / right / a block; style: top / middle / bottom bands)
+RED, GREEN, BLUE = (220, 30, 30), (30, 200, 40), (30, 40, 220)
+
+
+def content_regions(w=None):
+    h, w = LAYER["h"], w or LAYER["w"]
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[:, : w // 2, :3] = RED
+    rgba[:, w // 2:, :3] = BLUE
+    rgba[8:24, 30:44, :3] = GREEN
+    return rgba
+
+
+def region_style():
+    """A style whose bands look very different, so that which band a region may attend to shows."""
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[0:48, 0:48]
+    img = np.zeros((48, 48, 3), np.int64)
+    img[:16] = ((xx[:16] // 4) % 2)[..., None] * np.array([230, 40, 20]) + 20
+    img[16:32] = np.array([40, 190, 60]) + rng.integers(-30, 30, (16, 48, 3))
+    img[32:] = ((yy[32:] // 3) % 2)[..., None] * np.array([20, 60, 240]) + 10
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def style_regions():
+    rgb = np.zeros((48, 48, 3), np.uint8)
+    rgb[:16], rgb[16:32], rgb[32:] = RED, GREEN, BLUE
+    return rgb
+
+
+def style_region_ids():
+    """Integer labels as grey values: 1 top band, 2 middle band, 0 bottom band (for the channels case)."""
+    ids = np.zeros((48, 48), np.uint8)
+    ids[:16], ids[16:32] = 1, 2
+    return ids
+
+
+# two saved channels in image coordinates ("sky" covers the layer's top, "face" overlaps it lower right)
+CHANNELS = [dict(name="sky", rect=[0, 0, IMAGE[0], LAYER["y"] + 14]),
+            dict(name="face", rect=[LAYER["x"] + 20, LAYER["y"] + 10, 20, 30])]
+
+
 def load_f32(path, shape):
     return np.frombuffer(path.read_bytes(), np.float32).reshape(shape)
 
@@ -89,6 +132,23 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
     # the active layer inside a layer group
     cases.append(dict(cases[0], name="group", in_group=True, repeat_args=None))
     # a grayscale image
+    # SCSA: a label layer + a style label file; saved channels + an integer (grey) style label file
+    Image.fromarray(region_style()).save(work / "style_regions.png")
+    Image.fromarray(style_regions()).save(work / "style_regions.labels.png")
+    Image.fromarray(style_region_ids(), "L").save(work / "style_regions.ids.png")
+    (work / "regions.raw").write_bytes(content_regions().tobytes())
+    (work / "regions_narrow.raw").write_bytes(content_regions(LAYER["w"] - 8).tobytes())
+    labelled = dict(cases[0], repeat_args=None,
+                    label_layer=dict(w=LAYER["w"], h=LAYER["h"], data="/e2e/regions.raw", babl="R'G'B'A u8"),
+                    args={"style-file": "/e2e/style_regions.png", "content-labels-layer": "layer:regions",
+                          "style-label-files": ["/e2e/style_regions.labels.png"]})
+    cases.append(dict(labelled, name="labels"))
+    cases.append(dict(labelled, name="labels_plain", label_layer=None, args={"style-file": "/e2e/style_regions.png"}))
+    cases.append(dict(labelled, name="labels_size", label_layer=dict(labelled["label_layer"], w=LAYER["w"] - 8,
+                                                                     data="/e2e/regions_narrow.raw")))
+    cases.append(dict(cases[0], name="channels", repeat_args=None, ellipse=None, channels=CHANNELS,
+                      args={"style-file": "/e2e/style_regions.png", "content-labels-channels": "sky, face",
+                            "style-label-files": ["/e2e/style_regions.ids.png"], "scsa-t1": 0.9, "scsa-t2": 0.5}))
     gray = content_pixels(np.uint8, 9)
     gray[..., 1] = gray[..., 2] = gray[..., 0]
     (work / "gray.in.raw").write_bytes(gray.tobytes())
@@ -159,7 +219,8 @@ def test_new_layer_equals_library_inside_and_is_transparent_outside(gimp_e2e, or
     assert np.abs(visible - ref).max() <= vis_tol
 
 
-@pytest.mark.parametrize("name", list(CASES) + ["mix", "nosel", "gray", "group", "stylelayer", "library"])
+@pytest.mark.parametrize("name", list(CASES) + ["mix", "nosel", "gray", "group", "stylelayer", "library", "labels",
+                                  "channels"])
 def test_original_layer_is_byte_identical(gimp_e2e, name):
     out, _ = case_result(gimp_e2e, name)
     assert (out / f"{name}.orig_after.raw").read_bytes() == (out / f"{name}.orig_before.raw").read_bytes()
@@ -185,6 +246,53 @@ def test_without_selection_the_whole_layer_is_stylized(gimp_e2e, oracle):
     pixels = load_f32(out / "nosel.new.raw", (LAYER["h"], LAYER["w"], 4))
     assert np.abs(pixels - ref).max() <= TOL[np.uint8]
     assert np.abs(pixels - content / 255.0).max() > 0.05, "nothing was stylized"
+
+
+def test_semantic_labels_from_a_label_layer(gimp_e2e, oracle):
+    """SCSA: the label layer (rgba8) and the style's label file give the engine's semantic result."""
+    import sanet
+    out, res = case_result(gimp_e2e, "labels")
+    assert res["new"]["name"] == "Style: style_regions (semantic)" and res["new"]["has_mask"]
+    assert [x["name"] for x in res["after"]] == ["top", "Style: style_regions (semantic)", "content", "background",
+                                                 "regions"]
+    style = np.asarray(Image.open(out.parent / "style_regions.png"))
+    style_labels = np.asarray(Image.open(out.parent / "style_regions.labels.png").convert("RGBA"))
+    ref, _ = expected(oracle, out, "labels", np.uint8, [sanet.Style(style, labels=style_labels)],
+                      content_labels=content_regions())
+    pixels = load_f32(out / "labels.new.raw", (LAYER["h"], LAYER["w"], 4))
+    err = np.abs(pixels - ref)
+    assert err.max() <= TOL[np.uint8], f"differs from sanet.Stylizer with labels by {err.max():.6f}"
+    # and the labels matter: the same run without them is a different picture
+    plain = load_f32(out / "labels_plain.new.raw", (LAYER["h"], LAYER["w"], 4))
+    assert np.abs(plain - pixels).max() > 0.05, "the label maps changed nothing"
+
+
+def test_label_layer_of_another_size_is_one_clear_error(gimp_e2e):
+    _, results, _ = gimp_e2e
+    res = results["labels_size"]
+    assert res["status"] == "calling-error", res
+    assert (f"the label layer 'regions' is {LAYER['w'] - 8}x{LAYER['h']} pixels, but the layer 'content' is "
+            f"{LAYER['w']}x{LAYER['h']}") in res["error"], res["error"]
+    assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]], "a layer was added"
+
+
+def test_semantic_labels_from_saved_channels(gimp_e2e, oracle):
+    """SCSA from saved selections: channel k above 50 % = label k+1 (u8), the style's map in grey values."""
+    import sanet
+    out, res = case_result(gimp_e2e, "channels")
+    assert res["new"]["name"] == "Style: style_regions (semantic)" and not res["new"]["has_mask"]
+    h, w = LAYER["h"], LAYER["w"]
+    labels = np.zeros((h, w), np.uint8)
+    for k in range(len(CHANNELS)):
+        chan = np.frombuffer((out / f"channels.channel{k}.raw").read_bytes(), np.uint8).reshape(h, w)
+        labels[chan >= 128] = k + 1
+    assert set(np.unique(labels)) == {0, 1, 2}, "the channels do not give three regions on the layer"
+    content = np.frombuffer((out / "channels.content.raw").read_bytes(), np.uint8).reshape(h, w, 4)
+    style = np.asarray(Image.open(out.parent / "style_regions.png"))
+    ref = oracle.stylize(content, [sanet.Style(style, labels=style_region_ids())], content_labels=labels,
+                         scsa_weights=(0.9, 0.5)) / 255.0
+    pixels = load_f32(out / "channels.new.raw", (h, w, 4))
+    assert np.abs(pixels - ref).max() <= TOL[np.uint8]
 
 
 def test_style_from_a_layer_of_another_open_image(gimp_e2e):
