@@ -157,6 +157,66 @@ def library_scenario(args):
         json.dump(summary, fh, indent=1)
 
 
+LABEL_COLOURS = ((230, 40, 30), (20, 60, 220))   # the two regions of the labelled scenario
+
+
+def _label_layer_client(fmt):
+    """The content label layer in client format: colour 0 on the left 20 columns, colour 1 on the rest."""
+    import array
+    vals = []
+    for y in range(H):
+        for x in range(W):
+            vals.extend(LABEL_COLOURS[0 if x < 20 else 1] + (255,))
+    if fmt == "rgba8":
+        return bytes(vals)
+    if fmt == "rgba16":
+        return array.array("H", (v * 257 for v in vals)).tobytes()
+    return array.array("f", (v / 255.0 for v in vals)).tobytes()
+
+
+def labelled_scenario(args):
+    """args: OUT_DIR DEPTH STYLE_PNG STYLE_LABELS_PNG — semantic (SCSA) run: a label layer painted with two
+    colours gives the content label map; the style file has a label-map file; no selection."""
+    out, depth, style_png, style_labels_png = args[0], args[1], args[2], args[3]
+    summary = {"ok": False}
+    try:
+        from sanet_style import clientlib, formats, pipeline, widget
+        mod = clientlib.load()
+        doc, layer = _make_document(depth, select=False)
+        label_layer = doc.createNode("regions", "paintlayer")
+        fmt = formats.client_format(depth)
+        label_layer.setPixelData(formats.client_to_krita(_label_layer_client(fmt), depth), 0, 0, W, H)
+        layer.parentNode().addChildNode(label_layer, layer)
+        doc.refreshProjection()
+        doc.waitForDone()
+        _write(out, "original_before.bin", layer.pixelData(0, 0, W, H))
+        entry = widget.StyleEntry("file", "style", path=style_png, labels_path=style_labels_png)
+        style = entry.to_style(mod, with_labels=True)
+        summary["style_labels"] = [style.labels.width, style.labels.height, style.labels.format]
+        client = mod.Client(timeout=60.0)
+        try:
+            new = pipeline.stylize_active_layer(doc, [style], pipeline.Options(scsa_weights=(0.6, 0.4)), mod,
+                                                client, node=layer, label_layer="regions")
+            try:
+                pipeline.stylize_active_layer(doc, [style], pipeline.Options(), mod, client, node=layer,
+                                              label_layer="no such layer")
+                summary["missing_layer"] = "no exception"
+            except Exception as exc:
+                summary["missing_layer"] = "%s: %s" % (type(exc).__name__, exc)
+        finally:
+            client.close()
+        summary["new_name"] = new.name()
+        _write(out, "new_layer.bin", new.pixelData(0, 0, W, H))
+        _write(out, "original_after.bin", layer.pixelData(0, 0, W, H))
+        summary["ok"] = True
+    except Exception:
+        summary["error"] = traceback.format_exc()
+    finally:
+        _close_documents()
+    with open(os.path.join(out, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=1)
+
+
 def bad_document_scenario(args):
     """args: OUT_DIR — a grayscale document is refused with a message that says what to do."""
     out = args[0]

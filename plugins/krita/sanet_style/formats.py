@@ -132,6 +132,22 @@ def client_to_krita(data, color_depth):
     return arr.tobytes()
 
 
+def client_to_rgba8(data, fmt):
+    """Client-format RGBA bytes -> rgba8 bytes (how a label layer travels as a colour-coded label map).
+
+    rgba16 keeps the high byte, which maps a colour painted as 8-bit c (stored as c*257) back to c exactly;
+    rgbaf32 is clamped to [0, 1] and rounded (NaN -> 0). Label colours only need to stay distinct."""
+    if fmt == "rgba8":
+        return bytes(data)
+    if fmt == "rgba16":
+        raw = bytes(data)
+        return raw[1::2]          # little-endian uint16: the second byte of each sample is the high byte
+    if fmt == "rgbaf32":
+        px = _from_little(_as_array("f", data))
+        return bytes(0 if not v > 0.0 else 255 if v >= 1.0 else int(v * 255.0 + 0.5) for v in px)
+    raise FormatError("Unknown client format %r." % fmt)
+
+
 def _as_array(typecode, data):
     arr = array.array(typecode)
     arr.frombytes(bytes(data))

@@ -14,11 +14,16 @@ class StyleSourceError(Exception):
 
 
 def qimage_rgba8(image):
-    """(width, height, bytes) of a QImage as tightly packed RGBA8 rows."""
+    """(width, height, bytes) of a QImage (scaled to at most STYLE_MAX_SIDE) as tightly packed RGBA8 rows."""
     if image is None or image.isNull():
         raise StyleSourceError("The style image is empty.")
     if max(image.width(), image.height()) > STYLE_MAX_SIDE:
         image = image.scaled(STYLE_MAX_SIDE, STYLE_MAX_SIDE, Qt.KeepAspectRatio, Qt.SmoothTransformation)
+    return packed_rgba8(image)
+
+
+def packed_rgba8(image):
+    """(width, height, bytes) of a QImage as it is, as tightly packed RGBA8 rows."""
     image = image.convertToFormat(QImage.Format_RGBA8888)
     w, h, stride = image.width(), image.height(), image.bytesPerLine()
     ptr = image.constBits()

@@ -7,18 +7,19 @@ import os
 
 from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QIcon, QPixmap
-from PyQt5.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QFileDialog, QHBoxLayout,
-                             QHeaderView, QLabel, QMenu, QProgressBar, QPushButton, QRadioButton,
+from PyQt5.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QFileDialog, QGroupBox,
+                             QHBoxLayout, QHeaderView, QLabel, QMenu, QProgressBar, QPushButton, QRadioButton,
                              QSlider, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout,
                              QWidget)
 
-from . import clientlib, document, formats, pipeline, sources
+from . import clientlib, document, formats, labels, pipeline, sources
 from .worker import Task
 
 POLL_MS = 50                 # queue drain interval while something runs
 RECONNECT_MS = 5000          # retry interval while sanetd is unreachable
 JOB_QUIET_S = 10.0          # no word from sanetd (it answers pings even when busy) for this long = gone
 ICON = 40
+LABEL_FILES = "Images (*.png *.bmp *.tif *.tiff *.webp)"   # no JPEG: its noise invents label colours
 
 
 def _krita():
@@ -27,23 +28,44 @@ def _krita():
 
 
 class StyleEntry:
-    """One row of the style list: where the style comes from and its weight."""
+    """One row of the style list: where the style comes from, its weight and (SCSA) its label-map file."""
 
-    def __init__(self, kind, label, weight=1.0, path=None, doc=None, node=None, style_id=None, icon=None):
+    def __init__(self, kind, label, weight=1.0, path=None, doc=None, node=None, style_id=None, icon=None,
+                 labels_path=None, size=None):
         self.kind, self.label, self.weight = kind, label, weight
         self.path, self.doc, self.node, self.style_id, self.icon = path, doc, node, style_id, icon
+        self.labels_path = labels_path   # label-map image at the style's own size, or None
+        self.size = size                 # (width, height) of a library style, from styles.list
 
-    def to_style(self, mod):
+    def to_style(self, mod, with_labels=False):
         """The sanet_client style object (called on the main thread: Krita thumbnails need it)."""
+        use_labels = with_labels and bool(self.labels_path)
         if self.kind == "library":
-            return mod.StyleRef(self.style_id, weight=self.weight)
+            lab = None
+            if use_labels:   # sent at the stored image's size; without it, at the file's own size
+                own = self.size or _image_size(self.labels_path)
+                lab = labels.style_labels(mod, self.labels_path, own, own)
+            return mod.StyleRef(self.style_id, weight=self.weight, labels=lab) if lab else \
+                mod.StyleRef(self.style_id, weight=self.weight)
         if self.kind == "file":
             image = sources.image_from_file(self.path)
+            own = (image.width(), image.height())
         elif self.kind == "document":
             image = sources.image_from_document(self.doc)
+            own = (self.doc.width(), self.doc.height())
         else:
             image = sources.image_from_node(self.doc, self.node)
-        return sources.style_pixels(mod, image, self.weight)
+            own = (self.doc.width(), self.doc.height())
+        style = sources.style_pixels(mod, image, self.weight)
+        if use_labels:
+            style.labels = labels.style_labels(mod, self.labels_path, own, (style.width, style.height))
+        return style
+
+
+def _image_size(path):
+    from PyQt5.QtGui import QImageReader
+    size = QImageReader(path).size()
+    return size.width(), size.height()
 
 
 class StyleTransferWidget(QWidget):
@@ -78,8 +100,8 @@ class StyleTransferWidget(QWidget):
         box.addLayout(row)
 
         box.addWidget(QLabel("Styles"))
-        self.table = QTableWidget(0, 2)
-        self.table.setHorizontalHeaderLabels(["Style", "Weight"])
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["Style", "Weight", "Label map"])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
@@ -118,6 +140,8 @@ class StyleTransferWidget(QWidget):
         row.addWidget(self.strength_label)
         box.addLayout(row)
 
+        box.addWidget(self._build_semantic())
+
         self.preserve = QCheckBox("Preserve colours")
         self.only_selection = QCheckBox("Only inside the selection")
         self.only_selection.setChecked(True)
@@ -150,6 +174,79 @@ class StyleTransferWidget(QWidget):
         box.addWidget(self.message)
         box.addStretch(1)
 
+    def _build_semantic(self):
+        """Semantic (SCSA) group: region-to-region style from a label layer and per-style label maps."""
+        self.semantic = QGroupBox("Semantic (SCSA)")
+        self.semantic.setCheckable(True)
+        self.semantic.setChecked(False)
+        self.semantic.setToolTip("Paint flat colours on a label layer (sky, face, ...) and give a style a label "
+                                 "map with the same colours: each region takes style only from its own region.")
+        g = QVBoxLayout(self.semantic)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Label layer"))
+        self.label_layer_name = None
+        self.label_layer_button = QToolButton()
+        self.label_layer_button.setText("(choose) ▾")
+        self.label_layer_button.setPopupMode(QToolButton.InstantPopup)
+        self.label_layer_menu = QMenu(self.label_layer_button)
+        self.label_layer_menu.aboutToShow.connect(self._fill_label_layer_menu)
+        self.label_layer_button.setMenu(self.label_layer_menu)
+        row.addWidget(self.label_layer_button, 1)
+        g.addLayout(row)
+        row = QHBoxLayout()
+        pick = QPushButton("Style label map…")
+        pick.setToolTip("A label-map image for the selected style, at that style image's size")
+        pick.clicked.connect(self.style_labels_dialog)
+        clear = QPushButton("Clear")
+        clear.clicked.connect(lambda: self.set_style_labels(None))
+        row.addWidget(pick, 1)
+        row.addWidget(clear)
+        g.addLayout(row)
+        row = QHBoxLayout()
+        self.scsa_t1, self.scsa_t2 = QDoubleSpinBox(), QDoubleSpinBox()
+        for name, spin, value in (("SCA", self.scsa_t1, 0.7), ("SSA", self.scsa_t2, 0.3)):
+            spin.setRange(0.0, 10.0)
+            spin.setSingleStep(0.1)
+            spin.setValue(value)
+            row.addWidget(QLabel(name))
+            row.addWidget(spin)
+        g.addLayout(row)
+        hint = QLabel("Same colour = same region; unpainted parts of the label layer count as black.")
+        hint.setWordWrap(True)
+        g.addWidget(hint)
+        return self.semantic
+
+    def _fill_label_layer_menu(self):
+        self.label_layer_menu.clear()
+        doc = _krita().activeDocument()
+        names = [] if doc is None else _layer_names(doc.topLevelNodes())
+        if not names:
+            self.label_layer_menu.addAction("(no layers in the active document)").setEnabled(False)
+        for name in names:
+            self.label_layer_menu.addAction(name).triggered.connect(
+                lambda _=False, n=name: self.set_label_layer(n))
+
+    def set_label_layer(self, name):
+        self.label_layer_name = name
+        self.label_layer_button.setText("%s ▾" % name if name else "(choose) ▾")
+
+    def style_labels_dialog(self):
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        if not rows:
+            self.show_message("Select a style in the list first, then choose its label map.", error=True)
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Label map of the style", "", LABEL_FILES)
+        if path:
+            self.set_style_labels(path, rows)
+
+    def set_style_labels(self, path, rows=None):
+        """Attach a label-map file to the given (default: selected) style rows; None removes it."""
+        if rows is None:
+            rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        for r in rows:
+            self.entries[r].labels_path = path
+            self.table.setItem(r, 2, _readonly_item(os.path.basename(path) if path else ""))
+
     # ---- style list -------------------------------------------------------------------------
     def add_entry(self, entry):
         self.entries.append(entry)
@@ -166,6 +263,7 @@ class StyleTransferWidget(QWidget):
         spin.setValue(entry.weight)
         spin.valueChanged.connect(lambda v, e=entry: setattr(e, "weight", float(v)))
         self.table.setCellWidget(r, 1, spin)
+        self.table.setItem(r, 2, _readonly_item(os.path.basename(entry.labels_path or "")))
 
     def remove_selected(self):
         rows = sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True)
@@ -217,15 +315,31 @@ class StyleTransferWidget(QWidget):
             action = self.library_menu.addAction(name)
             if thumb is not None:
                 action.setIcon(QIcon(QPixmap.fromImage(thumb)))
-            action.triggered.connect(lambda _=False, s=style_id, n=name, t=thumb: self.add_entry(
-                StyleEntry("library", n, style_id=s, icon=t)))
+            size = (entry["width"], entry["height"]) if "width" in entry and "height" in entry else None
+            action.triggered.connect(lambda _=False, s=style_id, n=name, t=thumb, z=size: self.add_entry(
+                StyleEntry("library", n, style_id=s, icon=t, size=z)))
 
     # ---- options ------------------------------------------------------------------------------
     def options(self):
+        semantic = self.semantic.isChecked()
         return pipeline.Options(alpha=self.strength.value() / 100.0,
                                 preserve_color=self.preserve.isChecked(),
                                 preview=self.preview.isChecked(),
-                                only_selection=self.only_selection.isChecked())
+                                only_selection=self.only_selection.isChecked(),
+                                scsa_weights=(self.scsa_t1.value(), self.scsa_t2.value()) if semantic else None)
+
+    def semantic_problem(self, mod):
+        """Why the Semantic (SCSA) settings cannot run, or None (also None when the group is off)."""
+        if not self.semantic.isChecked():
+            return None
+        if not hasattr(mod, "Labels"):
+            return ("Semantic (SCSA) needs a newer sanet_client (with label maps): run the sanet-style "
+                    "installer for Krita again.")
+        if not self.label_layer_name:
+            return "Semantic (SCSA): choose the label layer (the layer painted with region colours)."
+        if not any(e.labels_path for e in self.entries):
+            return "Semantic (SCSA): give at least one style a label map (select it, then 'Style label map…')."
+        return None
 
     # ---- connection -------------------------------------------------------------------------
     def check_connection(self):
@@ -278,12 +392,18 @@ class StyleTransferWidget(QWidget):
         if not self.entries:
             self.show_message("Add at least one style (File…, Open image or Library).", error=True)
             return
+        problem = self.semantic_problem(mod)
+        if problem:
+            self.show_message(problem, error=True)
+            return
         options = self.options()
+        semantic = self.semantic.isChecked()
         try:
             doc = _krita().activeDocument()
             self.snap = document.snapshot(doc, options.only_selection)
-            styles = [e.to_style(mod) for e in self.entries]
-        except Exception as exc:  # DocumentError, FormatError, StyleSourceError: all artist messages
+            styles = [e.to_style(mod, with_labels=semantic) for e in self.entries]
+            content_labels = labels.read_label_layer(doc, self.label_layer_name) if semantic else None
+        except Exception as exc:  # DocumentError, FormatError, StyleSourceError, LabelError: artist messages
             self.show_message(str(exc), error=True)
             return
         names = [e.label for e in self.entries]
@@ -291,10 +411,10 @@ class StyleTransferWidget(QWidget):
 
         def run(mod, client, report, cancel):
             return pipeline.run_job(mod, client, snap, styles, options, on_progress=report,
-                                    cancel_event=cancel)
+                                    cancel_event=cancel, content_labels=content_labels)
 
         self.task = Task(mod, run, timeout=JOB_QUIET_S,
-                         expected=(document.DocumentError, formats.FormatError, ValueError))
+                         expected=(document.DocumentError, formats.FormatError, labels.LabelError, ValueError))
         self.layer_name = options.result_name(names)
         self.apply_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -354,3 +474,19 @@ class StyleTransferWidget(QWidget):
     def show_message(self, text, error=False):
         self.message.setText(text)
         self.message.setStyleSheet("color: #c0392b;" if error else "")
+
+
+def _readonly_item(text):
+    item = QTableWidgetItem(text)
+    item.setFlags(item.flags() & ~Qt.ItemIsEditable)
+    return item
+
+
+def _layer_names(nodes):
+    """Names of the layers among ``nodes`` and their children, top to bottom (masks left out)."""
+    out = []
+    for node in reversed(list(nodes)):
+        if node.type() in document.LAYER_TYPES:
+            out.append(node.name())
+        out.extend(_layer_names(node.childNodes()))
+    return out
