@@ -146,6 +146,15 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
     cases.append(dict(labelled, name="labels_plain", label_layer=None, args={"style-file": "/e2e/style_regions.png"}))
     cases.append(dict(labelled, name="labels_size", label_layer=dict(labelled["label_layer"], w=LAYER["w"] - 8,
                                                                      data="/e2e/regions_narrow.raw")))
+    # a library style with a label map (the daemon pairs it with the stored image), and a style map of the
+    # wrong size (refused by the plug-in, naming both sizes)
+    Image.fromarray(style_regions()[:, ::-1]).save(work / "style.labels.png")
+    Image.fromarray(style_regions()[:40, :40]).save(work / "small.labels.png")
+    cases.append(dict(labelled, name="labels_library",
+                      args=dict(labelled["args"], **{"style-file": None, "library-styles": "@LIBRARY_ID@",
+                                                     "style-label-files": ["/e2e/style.labels.png"]})))
+    cases.append(dict(labelled, name="labels_style_size",
+                      args=dict(labelled["args"], **{"style-label-files": ["/e2e/small.labels.png"]})))
     cases.append(dict(cases[0], name="channels", repeat_args=None, ellipse=None, channels=CHANNELS,
                       args={"style-file": "/e2e/style_regions.png", "content-labels-channels": "sky, face",
                             "style-label-files": ["/e2e/style_regions.ids.png"], "scsa-t1": 0.9, "scsa-t2": 0.5}))
@@ -163,7 +172,7 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
             style_id = c.styles_add("Stripes", StylePixels(rgba.shape[1], rgba.shape[0], "rgba8", rgba.tobytes()))["id"]
         for case in cases:
             if case["args"].get("library-styles") == "@LIBRARY_ID@":
-                case["args"] = {"library-styles": style_id}
+                case["args"] = {k: v for k, v in case["args"].items() if v is not None} | {"library-styles": style_id}
         results, output, seconds = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir],
                                             env={"SANETD_CONNECTION_FILE": str(d.connection_file)})
     print(f"GIMP e2e run: {seconds:.1f} s")
@@ -220,7 +229,7 @@ def test_new_layer_equals_library_inside_and_is_transparent_outside(gimp_e2e, or
 
 
 @pytest.mark.parametrize("name", list(CASES) + ["mix", "nosel", "gray", "group", "stylelayer", "library", "labels",
-                                  "channels"])
+                                  "channels", "labels_library"])
 def test_original_layer_is_byte_identical(gimp_e2e, name):
     out, _ = case_result(gimp_e2e, name)
     assert (out / f"{name}.orig_after.raw").read_bytes() == (out / f"{name}.orig_before.raw").read_bytes()
@@ -273,6 +282,27 @@ def test_label_layer_of_another_size_is_one_clear_error(gimp_e2e):
     assert res["status"] == "calling-error", res
     assert (f"the label layer 'regions' is {LAYER['w'] - 8}x{LAYER['h']} pixels, but the layer 'content' is "
             f"{LAYER['w']}x{LAYER['h']}") in res["error"], res["error"]
+    assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]], "a layer was added"
+
+
+def test_semantic_labels_with_a_library_style(gimp_e2e, oracle):
+    import sanet
+    out, res = case_result(gimp_e2e, "labels_library")
+    assert res["new"]["name"] == "Style: Stripes (semantic)"
+    style = np.asarray(Image.open(out.parent / "style.png"))
+    style_labels = np.asarray(Image.open(out.parent / "style.labels.png"))
+    ref, _ = expected(oracle, out, "labels_library", np.uint8, [sanet.Style(style, labels=style_labels)],
+                      content_labels=content_regions())
+    pixels = load_f32(out / "labels_library.new.raw", (LAYER["h"], LAYER["w"], 4))
+    assert np.abs(pixels - ref).max() <= TOL[np.uint8]
+
+
+def test_style_label_map_of_another_size_is_one_clear_error(gimp_e2e):
+    _, results, _ = gimp_e2e
+    res = results["labels_style_size"]
+    assert res["status"] == "calling-error", res
+    assert ("the label map of style 1 /e2e/small.labels.png is 40x40 pixels, but its style is 48x48"
+            in res["error"]), res["error"]
     assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]], "a layer was added"
 
 
