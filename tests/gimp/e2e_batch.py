@@ -183,7 +183,9 @@ def run_case(case):
         steps = case["dialog_keys"] if isinstance(case["dialog_keys"], list) else [case["dialog_keys"]]
         script = "seen=''; "
         for i, keys in enumerate(steps):
-            shot = (f"command -v xwd >/dev/null && xwd -id $w -out {OUT}/{name}.{i}.xwd; "
+            # the pointer off the dialog first: a tooltip under it would cover part of the picture
+            shot = ("xdotool mousemove 0 0; sleep 0.5; "
+                    f"command -v xwd >/dev/null && xwd -id $w -out {OUT}/{name}.{i}.xwd; "
                     if case.get("screenshot") else "")
             script += ("w=''; for t in $(seq 600); do for c in $(xdotool search --onlyvisible --name "
                        "'^Style Transfer$'); do case \" $seen \" in *\" $c \"*) ;; *) w=$c;; esac; done; "

@@ -579,7 +579,8 @@ def run_dialog(procedure, config):
     scsa_box.set_border_width(6)
     scsa_box.pack_start(dialog.fill_box("scsa", DIALOG_SCSA), False, False, 0)
     scsa_box.pack_start(Gtk.Label(label="Style label maps, one line per style in the order above ('none' for a "
-                                        "style without one):", xalign=0.0, wrap=True), False, False, 0)
+                                        "style without one):", xalign=0.0, wrap=True, max_width_chars=50),
+                        False, False, 0)
     label_text = Gtk.TextView()
     label_text.get_buffer().set_text("\n".join(p or "none" for p in config.get_property("style-label-files") or []))
     label_scroller = Gtk.ScrolledWindow()
