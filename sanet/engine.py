@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import threading
+from contextlib import contextmanager
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -85,6 +87,28 @@ def pad_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x
 
 
+_ftz = threading.local()
+
+
+@contextmanager
+def flush_denormals():
+    """Flush denormal floats to zero while the engine runs, then restore the default (per thread, re-entrant).
+
+    SANet's unscaled softmax is extremely peaked: most probabilities underflow to denormals, which x86 handles ~100×
+    slower. The flag is thread-wide, so it is switched off again afterwards instead of leaking into the caller's code.
+    """
+    depth = getattr(_ftz, "depth", 0)
+    if depth == 0:
+        torch.set_flush_denormal(True)
+    _ftz.depth = depth + 1
+    try:
+        yield
+    finally:
+        _ftz.depth = depth
+        if depth == 0:
+            torch.set_flush_denormal(False)
+
+
 def _image_key(arr: np.ndarray, max_side: int | None) -> str:
     h = hashlib.blake2b(np.ascontiguousarray(arr).data, digest_size=16)
     h.update(f"{arr.shape}{arr.dtype}{max_side}".encode())
@@ -138,7 +162,7 @@ class Stylizer:
             self._cache.move_to_end(key)
             return hit
         rgb = split_layer(image, "style image").rgb
-        with torch.inference_mode():
+        with torch.inference_mode(), flush_denormals():
             x = self._to_tensor(rgb)
             h, w = rgb.shape[:2]
             if max_side and max(h, w) > max_side:
@@ -191,11 +215,14 @@ class Stylizer:
         run.step(1.0, "done")
         return out
 
-    def _run(self, content, styles, alpha, preserve_color, selection, preview, style_max_side, run: _Run,
+    def _run(self, *args, **kwargs):
+        with flush_denormals():
+            return self._execute(*args, **kwargs)
+
+    def _execute(self, content, styles, alpha, preserve_color, selection, preview, style_max_side, run: _Run,
              semantic=None):
         """Validate, encode styles, plan (sanet.planner), execute whole or in tiles (sanet.tiled); on out-of-memory
         retry with a smaller plan. Colour preservation and the selection blend are per pixel: per tile when tiled."""
-        torch.set_flush_denormal(True)  # SANet's peaked softmax makes denormals; x86 is ~100× slower on them
         alpha = check_alpha(alpha)
         layer = split_layer(content, "content image")
         h, w = layer.rgb.shape[:2]

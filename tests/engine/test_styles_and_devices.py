@@ -49,3 +49,12 @@ def test_devices_and_precision_errors(synthetic_weights):
     with pytest.raises(DeviceError, match="precision 'fp16' is for GPUs"):
         Stylizer(synthetic_weights, device="cpu", precision="fp16")
     assert Stylizer(synthetic_weights, device="auto").device.type in ("cpu", "cuda", "mps")
+
+
+def test_flush_to_zero_does_not_leak_into_the_caller(stylizer):
+    """The engine flushes denormals while it runs (speed) and restores IEEE behaviour afterwards (Hypothesis and
+    any numeric code in the same thread rely on subnormals)."""
+    tiny = np.array([1e-39], dtype=np.float32)
+    stylizer.stylize(smooth_image(32, 32, seed=60), [smooth_image(32, 32, seed=61)])
+    stylizer.encode_style(smooth_image(40, 32, seed=62))
+    assert float(torch.from_numpy(tiny).mul(1.0)[0]) != 0.0
