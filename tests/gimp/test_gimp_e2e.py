@@ -387,7 +387,13 @@ def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
              # a big layer (≈20 s on CPU): OK, then Escape in the progress window after a few seconds
              dict(base, name="progress_cancel", dialog_keys=["Return", "Escape"], dialog_wait=4, image_size=BIG,
                   layer=dict(w=BIG[0], h=BIG[1], x=0, y=0, data="/e2e/big.in.raw", babl="R'G'B'A u8"),
-                  ellipse=(0, 0, BIG[0], BIG[1]))]
+                  ellipse=(0, 0, BIG[0], BIG[1])),
+             # SCSA through the dialog: a scripted run with label channels, then OK in the dialog, which shows
+             # the remembered channel names and style label maps in its Semantic section
+             dict(base, name="semantic_script", ellipse=None, channels=CHANNELS,
+                  args={"style-file": "/e2e/style_regions.png", "content-labels-channels": "sky, face",
+                        "style-label-files": ["/e2e/style_regions.ids.png"], "scsa-t1": 0.9, "scsa-t2": 0.5}),
+             dict(base, name="semantic_dialog", ellipse=None, channels=CHANNELS, dialog_keys="Return")]
     big = np.random.default_rng(5).integers(0, 256, (BIG[1], BIG[0], 4), dtype=np.uint8)
     big[..., 3] = 255
     (work / "big.in.raw").write_bytes(big.tobytes())
@@ -431,6 +437,17 @@ def test_interactive_dialog_cancel_changes_nothing(gimp_gui):
     assert res.get("dialog_helper") == 0, f"the dialog never appeared: {res}\n{output[-3000:]}"
     assert res["status"] == "cancel", res
     assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]]
+
+
+def test_interactive_dialog_keeps_the_semantic_settings(gimp_gui):
+    work, results, output = gimp_gui
+    for name in ("semantic_script", "semantic_dialog"):
+        assert results[name]["status"] == "success", f"{name}: {results[name].get('error')}\n{output[-3000:]}"
+    res = results["semantic_dialog"]
+    assert res.get("dialog_helper") == 0, f"the dialog never appeared: {res}\n{output[-3000:]}"
+    assert res["new"]["name"] == "Style: style_regions (semantic)"
+    out = work / "gui"
+    assert (out / "semantic_dialog.new.raw").read_bytes() == (out / "semantic_script.new.raw").read_bytes()
 
 
 def test_cancel_in_the_progress_window_stops_the_daemon_job(gimp_gui):
