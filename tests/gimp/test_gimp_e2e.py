@@ -143,6 +143,9 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
                     args={"style-file": "/e2e/style_regions.png", "content-labels-layer": "layer:regions",
                           "style-label-files": ["/e2e/style_regions.labels.png"]})
     cases.append(dict(labelled, name="labels"))
+    # a 16-bit image: the layer goes as rgba16, its label layer still as rgba8 colours
+    cases.append(dict(labelled, name="labels_u16", precision="U16_NON_LINEAR", read_format="R'G'B'A u16",
+                      layer=dict(LAYER, data="/e2e/u16.in.raw", babl="R'G'B'A u16")))
     cases.append(dict(labelled, name="labels_plain", label_layer=None, args={"style-file": "/e2e/style_regions.png"}))
     cases.append(dict(labelled, name="labels_size", label_layer=dict(labelled["label_layer"], w=LAYER["w"] - 8,
                                                                      data="/e2e/regions_narrow.raw")))
@@ -274,6 +277,17 @@ def test_semantic_labels_from_a_label_layer(gimp_e2e, oracle):
     # and the labels matter: the same run without them is a different picture
     plain = load_f32(out / "labels_plain.new.raw", (LAYER["h"], LAYER["w"], 4))
     assert np.abs(plain - pixels).max() > 0.05, "the label maps changed nothing"
+
+
+def test_semantic_labels_on_a_16_bit_image(gimp_e2e, oracle):
+    import sanet
+    out, res = case_result(gimp_e2e, "labels_u16")
+    style = np.asarray(Image.open(out.parent / "style_regions.png"))
+    style_labels = np.asarray(Image.open(out.parent / "style_regions.labels.png").convert("RGBA"))
+    ref, _ = expected(oracle, out, "labels_u16", np.uint16, [sanet.Style(style, labels=style_labels)],
+                      content_labels=content_regions())
+    pixels = load_f32(out / "labels_u16.new.raw", (LAYER["h"], LAYER["w"], 4))
+    assert np.abs(pixels - ref).max() <= TOL[np.uint16]
 
 
 def test_label_layer_of_another_size_is_one_clear_error(gimp_e2e):
