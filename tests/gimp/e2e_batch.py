@@ -68,7 +68,7 @@ def run_procedure(name, image, drawables, args, run_mode=Gimp.RunMode.NONINTERAC
     for key, value in args.items():
         if key == "style-file":
             value = Gio.File.new_for_path(value) if value else None
-        elif key == "style-layer":  # "open:PATH": a layer of another open image
+        elif key in ("style-layer", "style-label-layer"):  # "open:PATH": a layer of another open image
             gfile = Gio.File.new_for_path(value[len("open:"):])
             other = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, gfile)
             value = other.get_layers()[0]

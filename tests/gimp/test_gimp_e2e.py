@@ -146,6 +146,10 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
     # a 16-bit image: the layer goes as rgba16, its label layer still as rgba8 colours
     cases.append(dict(labelled, name="labels_u16", precision="U16_NON_LINEAR", read_format="R'G'B'A u16",
                       layer=dict(LAYER, data="/e2e/u16.in.raw", babl="R'G'B'A u16")))
+    # the style and its label map both from layers of other open images (the same pixels as the files)
+    cases.append(dict(labelled, name="labels_stylelayer",
+                      args={"style-layer": "open:/e2e/style_regions.png", "content-labels-layer": "layer:regions",
+                            "style-label-layer": "open:/e2e/style_regions.labels.png"}))
     cases.append(dict(labelled, name="labels_plain", label_layer=None, args={"style-file": "/e2e/style_regions.png"}))
     cases.append(dict(labelled, name="labels_size", label_layer=dict(labelled["label_layer"], w=LAYER["w"] - 8,
                                                                      data="/e2e/regions_narrow.raw")))
@@ -232,7 +236,7 @@ def test_new_layer_equals_library_inside_and_is_transparent_outside(gimp_e2e, or
 
 
 @pytest.mark.parametrize("name", list(CASES) + ["mix", "nosel", "gray", "group", "stylelayer", "library", "labels",
-                                  "channels", "labels_library"])
+                                  "channels", "labels_library", "labels_stylelayer"])
 def test_original_layer_is_byte_identical(gimp_e2e, name):
     out, _ = case_result(gimp_e2e, name)
     assert (out / f"{name}.orig_after.raw").read_bytes() == (out / f"{name}.orig_before.raw").read_bytes()
@@ -288,6 +292,13 @@ def test_semantic_labels_on_a_16_bit_image(gimp_e2e, oracle):
                       content_labels=content_regions())
     pixels = load_f32(out / "labels_u16.new.raw", (LAYER["h"], LAYER["w"], 4))
     assert np.abs(pixels - ref).max() <= TOL[np.uint16]
+
+
+def test_semantic_style_and_its_label_map_from_layers(gimp_e2e):
+    out, res = case_result(gimp_e2e, "labels_stylelayer")
+    assert res["new"]["name"] == "Style: Background (semantic)"
+    # the same style pixels and label maps as the files of the "labels" case: the same result
+    assert (out / "labels_stylelayer.new.raw").read_bytes() == (out / "labels.new.raw").read_bytes()
 
 
 def test_label_layer_of_another_size_is_one_clear_error(gimp_e2e):

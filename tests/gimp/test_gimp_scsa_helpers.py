@@ -93,6 +93,17 @@ def test_channels_give_integer_labels_and_custom_weights():
     assert every.content_labels_channels == ("*",)
 
 
+def test_style_label_layer_belongs_to_the_style_layer():
+    s = st.build_settings(style_file="/a.png", style_layer=(3, "S"), library_styles="lib",
+                          style_label_layer=(4, "S labels"), content_labels_layer=(1, "r"))
+    assert [x.labels_layer for x in s.styles] == [None, (4, "S labels"), None]
+    assert [x.labels_file for x in s.styles] == [None, None, None] and s.semantic
+    # with a file for another style, too
+    both = st.build_settings(style_file="/a.png", style_layer=(3, "S"), style_label_layer=(4, "SL"),
+                             content_labels_channels="*", style_label_files=["/a-ids.png", ""])
+    assert [(x.labels_file, x.labels_layer) for x in both.styles] == [("/a-ids.png", None), (None, (4, "SL"))]
+
+
 def test_no_labels_is_a_plain_run():
     s = st.build_settings(style_file="/a.png", style_label_files=["", "none"][:1])
     assert not s.semantic and s.styles[0].labels_file is None
@@ -102,7 +113,11 @@ def test_no_labels_is_a_plain_run():
 @pytest.mark.parametrize("kwargs, message", [
     ({"content_labels_layer": (1, "r")}, "a content label map is set but no style has one"),
     ({"content_labels_channels": "sky"}, "a content label map is set but no style has one"),
-    ({"style_label_files": ["/l.png"]}, "style-label-files is set but the layer has no label map"),
+    ({"style_label_files": ["/l.png"]}, "a style label map is set but the layer has none"),
+    ({"style_layer": (3, "S"), "style_label_layer": (4, "SL")}, "a style label map is set but the layer has none"),
+    ({"style_label_layer": (4, "SL"), "content_labels_layer": (1, "r")}, "style-layer is not set"),
+    ({"style_layer": (3, "S"), "style_label_layer": (4, "SL"), "content_labels_layer": (1, "r"),
+      "style_label_files": ["", "/s.png"]}, r"both style-label-layer and style-label-files \(item 2\)"),
     ({"content_labels_layer": (1, "r"), "content_labels_channels": "sky", "style_label_files": ["/l.png"]},
      "content-labels-layer and content-labels-channels are both set"),
     ({"content_labels_layer": (1, "r"), "style_label_files": ["/l.png", "/m.png"]},
@@ -120,6 +135,6 @@ def test_bad_label_arguments_name_the_argument(kwargs, message):
 def test_label_values_are_remembered(tmp_path):
     path = str(tmp_path / "last.json")
     values = {"style-file": "/a.png", "content-labels-layer": 12, "content-labels-channels": "sky",
-              "style-label-files": ["/l.png", ""], "scsa-t1": 0.5, "scsa-t2": 1}
+              "style-label-files": ["/l.png", ""], "style-label-layer": 13, "scsa-t1": 0.5, "scsa-t2": 1}
     st.save_last_values(path, values)
     assert st.load_last_values(path) == values | {"scsa-t2": 1.0}

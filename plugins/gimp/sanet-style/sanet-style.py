@@ -43,7 +43,7 @@ JOB_QUIET_TIMEOUT_S = 10.0      # the daemon answers heartbeats while it works; 
 DIALOG_CONTROLS = ["style-weights", "alpha", "preserve-colors", "preview", "only-in-selection", "style-max-side",
                    "start-daemon", "connection-file"]
 # the "Semantic (SCSA)" section (style-label-files gets its own text box, like style-files)
-DIALOG_SCSA = ["content-labels-layer", "content-labels-channels", "scsa-t1", "scsa-t2"]
+DIALOG_SCSA = ["content-labels-layer", "content-labels-channels", "style-label-layer", "scsa-t1", "scsa-t2"]
 
 
 def _error(procedure, status, message):
@@ -71,6 +71,7 @@ def settings_from_config(config, image=None, library_names=None):
     style_file = config.get_property("style-file")
     style_layer = config.get_property("style-layer")
     labels_layer = config.get_property("content-labels-layer")
+    style_labels_layer = config.get_property("style-label-layer")
     return build_settings(
         style_file=style_file.get_path() if style_file is not None else None,
         style_files=config.get_property("style-files") or [],
@@ -88,6 +89,8 @@ def settings_from_config(config, image=None, library_names=None):
         content_labels_layer=(labels_layer.get_id(), labels_layer.get_name()) if labels_layer is not None else None,
         content_labels_channels=config.get_property("content-labels-channels") or "",
         style_label_files=list(config.get_property("style-label-files") or []),
+        style_label_layer=(style_labels_layer.get_id(), style_labels_layer.get_name())
+        if style_labels_layer is not None else None,
         scsa_t1=config.get_property("scsa-t1"),
         scsa_t2=config.get_property("scsa-t2"),
     )
@@ -108,8 +111,9 @@ def config_to_values(config):
     values["style-label-files"] = list(config.get_property("style-label-files") or [])
     values["style-file"] = style_file.get_path() if style_file is not None else None
     values["style-layer"] = style_layer.get_id() if style_layer is not None else None
-    labels_layer = config.get_property("content-labels-layer")
-    values["content-labels-layer"] = labels_layer.get_id() if labels_layer is not None else None
+    for key in ("content-labels-layer", "style-label-layer"):
+        layer = config.get_property(key)
+        values[key] = layer.get_id() if layer is not None else None
     return values
 
 
@@ -118,7 +122,7 @@ def apply_values(config, values):
     for key, value in values.items():
         if key == "style-file":
             value = Gio.File.new_for_path(value) if value else None
-        elif key in ("style-layer", "content-labels-layer"):
+        elif key in ("style-layer", "content-labels-layer", "style-label-layer"):
             value = Gimp.Layer.get_by_id(value) if Gimp.Item.id_is_layer(value) else None
         config.set_property(key, value)
 
@@ -179,6 +183,21 @@ def read_label_file(sanet_client, path, size, what, fmt, scale_to=None):
         img.delete()
 
 
+def read_label_layer(sanet_client, layer_ref, size, what, fmt):
+    """A style's label map from a layer (``layer_ref`` = (id, name)), exactly ``size``, as Labels in ``fmt``."""
+    layer_id, name = layer_ref
+    layer = Gimp.Layer.get_by_id(layer_id)
+    if layer is None or not layer.is_valid():
+        raise SettingsError(f"style-label-layer: layer {name!r} no longer exists")
+    w, h = layer.get_width(), layer.get_height()
+    if (w, h) != tuple(size):
+        raise SettingsError(f"style-label-layer: the {what}, layer '{layer.get_name()}', is {w}x{h} pixels, but "
+                            f"its style is {size[0]}x{size[1]}; a style's label map must have the style's size")
+    data = read_drawable(layer, LABEL_FILE_BABL[fmt])
+    check_size(what, w, h, fmt, data)
+    return sanet_client.Labels(w, h, fmt, bytes(data))
+
+
 def read_style_file(sanet_client, spec, max_side, number, label_format):
     """A style image flattened to rgba8 (shrunk when larger than ``max_side``), with its label map if any."""
     img = open_image(spec.value, "style image")
@@ -218,9 +237,11 @@ def gather_styles(sanet_client, settings):
             if layer is None or not layer.is_valid():
                 raise SettingsError(f"style-layer: layer {spec.label!r} no longer exists")
             labels = None
+            size = (layer.get_width(), layer.get_height())
             if spec.labels_file:
-                labels = read_label_file(sanet_client, spec.labels_file, (layer.get_width(), layer.get_height()),
-                                         what, settings.label_format)
+                labels = read_label_file(sanet_client, spec.labels_file, size, what, settings.label_format)
+            elif spec.labels_layer is not None:
+                labels = read_label_layer(sanet_client, spec.labels_layer, size, what, settings.label_format)
             styles.append(_style_pixels(sanet_client, layer, spec.weight, labels))
         elif spec.labels_file:
             # the library image's size is the daemon's to check (it names the style and both sizes)
@@ -729,6 +750,9 @@ def add_arguments(proc):
                                    "style images, style layer, library styles), each at its style's size: "
                                    "colours like the label layer, or grey values = channel numbers with label "
                                    "channels; '' or 'none' for a style without one", rw)
+    proc.add_layer_argument("style-label-layer", "St_yle label layer",
+                            "SCSA: a layer (of any open image) holding the label map of the style-layer style, at "
+                            "that layer's size; instead of its item in style-label-files", True, rw)
     proc.add_double_argument("scsa-t1", "SCSA t_1 (region attention)",
                              "SCSA weight of the semantic continuous attention (SCA)",
                              0.0, SCSA_WEIGHT_MAX, SCSA_DEFAULT_WEIGHTS[0], rw)

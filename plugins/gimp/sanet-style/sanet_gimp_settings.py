@@ -27,6 +27,7 @@ class StyleSpec:
     label: str       # short name for the new layer
     weight: float = 1.0
     labels_file: str | None = None   # SCSA: this style's label-map image (at the style's size), or None
+    labels_layer: tuple | None = None  # SCSA, style-layer only: (layer id, name) of its label-map layer
 
 
 @dataclass(frozen=True)
@@ -148,14 +149,15 @@ def build_settings(*, style_file=None, style_files=(), style_layer=None, library
                    style_weights="", alpha=1.0, preserve_color=False, preview=False,
                    only_in_selection=True, style_max_side=0, connection_file="", start_daemon=False,
                    library_names=None, content_labels_layer=None, content_labels_channels="",
-                   style_label_files=(), scsa_t1=SCSA_DEFAULT_WEIGHTS[0],
+                   style_label_files=(), style_label_layer=None, scsa_t1=SCSA_DEFAULT_WEIGHTS[0],
                    scsa_t2=SCSA_DEFAULT_WEIGHTS[1]) -> Settings:
     """Check every argument and gather the styles in a fixed order: style-file, style-files, style-layer,
     library-styles.
 
     ``style_layer`` is (layer id, layer name) or None. ``library_names`` maps library ids to display names
     when the caller knows them. SCSA: ``content_labels_layer`` is (layer id, layer name) or None;
-    ``content_labels_channels`` names saved channels; ``style_label_files`` has one item per style.
+    ``content_labels_channels`` names saved channels; ``style_label_files`` has one item per style;
+    ``style_label_layer`` is (layer id, layer name) or None: the label map of the style-layer style.
     """
     specs = []
     if style_file:
@@ -185,6 +187,18 @@ def build_settings(*, style_file=None, style_files=(), style_layer=None, library
     if side < 0:
         raise SettingsError(f"style-max-side: {side} must be 0 (daemon default) or a positive size")
     label_files = parse_label_files(style_label_files, len(specs))
+    label_layers = [None] * len(specs)
+    if style_label_layer is not None:
+        kinds = [k for k, _, _ in specs]
+        if "layer" not in kinds:
+            raise SettingsError("style-label-layer is the label map of the style-layer style, but style-layer is "
+                                "not set")
+        at = kinds.index("layer")
+        if label_files[at]:
+            raise SettingsError(f"the style layer has a label map from both style-label-layer and "
+                                f"style-label-files (item {at + 1}); give one of them")
+        label_layers[at] = (int(style_label_layer[0]), str(style_label_layer[1] or f"layer {style_label_layer[0]}"))
+    has_style_labels = any(label_files) or any(label_layers)
     channels = parse_channel_names(content_labels_channels)
     if content_labels_layer is not None:
         layer_id, layer_name_ = content_labels_layer
@@ -193,14 +207,16 @@ def build_settings(*, style_file=None, style_files=(), style_layer=None, library
         raise SettingsError("content-labels-layer and content-labels-channels are both set; the content label "
                             "map comes from one of them: clear the other")
     has_content = content_labels_layer is not None or bool(channels)
-    if has_content and not any(label_files):
+    if has_content and not has_style_labels:
         raise SettingsError("a content label map is set but no style has one: give style-label-files (one label "
-                            "map per style), or clear content-labels-layer / content-labels-channels")
-    if any(label_files) and not has_content:
-        raise SettingsError("style-label-files is set but the layer has no label map: set content-labels-layer "
+                            "map per style) or style-label-layer, or clear content-labels-layer / "
+                            "content-labels-channels")
+    if has_style_labels and not has_content:
+        raise SettingsError("a style label map is set but the layer has none: set content-labels-layer "
                             "(a colour-coded label layer) or content-labels-channels (saved selections)")
     scsa = parse_scsa_weights(scsa_t1, scsa_t2)
-    styles = tuple(StyleSpec(k, v, label, w, f) for (k, v, label), w, f in zip(specs, weights, label_files))
+    styles = tuple(StyleSpec(k, v, label, w, f, ll)
+                   for (k, v, label), w, f, ll in zip(specs, weights, label_files, label_layers))
     return Settings(styles=styles, alpha=alpha, preserve_color=bool(preserve_color), preview=bool(preview),
                     only_in_selection=bool(only_in_selection), style_max_side=side or None,
                     connection_file=(str(connection_file).strip() or None) if connection_file else None,
@@ -241,8 +257,8 @@ LAST_VALUE_TYPES = {
     "style-file": str, "style-files": list, "style-layer": int, "library-styles": str, "style-weights": str,
     "alpha": float, "preserve-colors": bool, "preview": bool, "only-in-selection": bool, "style-max-side": int,
     "connection-file": str, "start-daemon": bool,
-    "content-labels-layer": int, "content-labels-channels": str, "style-label-files": list, "scsa-t1": float,
-    "scsa-t2": float,
+    "content-labels-layer": int, "content-labels-channels": str, "style-label-files": list,
+    "style-label-layer": int, "scsa-t1": float, "scsa-t2": float,
 }
 
 
