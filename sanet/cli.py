@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--style-max-side", type=int, default=None, metavar="PX", help="resize larger styles (default 1024)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
     s.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="fp16/bf16 on GPUs only")
+    s.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
+                   help="memory the engine may use; larger layers run in tiles (default: 2 on CPU, half the free GPU memory)")
     s.add_argument("--content-labels", metavar="L", help="SCSA semantic transfer: content label map (integer label "
                    "image, or colour-coded image); needs --style-labels")
     s.add_argument("--style-labels", action="append", metavar="L", help="label map of each style, in --style order "
@@ -128,7 +130,10 @@ def run_stylize(args) -> int:
                     if args.style_labels else [None] * n)
     weights = args.style_weights or [1.0] * n
     t1 = time.perf_counter()
-    st = Stylizer(args.weights, device=args.device, precision=args.precision)
+    if args.memory_budget is not None and not args.memory_budget > 0:
+        raise InputError(f"--memory-budget {args.memory_budget}: expected a positive number of GiB")
+    budget = None if args.memory_budget is None else int(args.memory_budget * 2**30)
+    st = Stylizer(args.weights, device=args.device, precision=args.precision, memory_budget=budget)
     t2 = time.perf_counter()
     _log(f"loaded {content.shape[1]}×{content.shape[0]} content, {n} style(s) in {t1 - t0:.2f}s; "
          f"model on {st.device} ({args.precision}) in {t2 - t1:.2f}s")
@@ -148,6 +153,8 @@ def run_stylize(args) -> int:
     t3 = time.perf_counter()
     save_image(out_path, result)
     _bar_open[0] = False
+    if st.last_plan is not None:
+        _log(f"\rplan: {st.last_plan.describe()}")
     _log(f"\rstylized in {t3 - t2:.2f}s, wrote {out_path} ({result.shape[1]}×{result.shape[0]}, {result.dtype}) "
          f"in {time.perf_counter() - t3:.2f}s")
     return 0

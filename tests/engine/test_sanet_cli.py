@@ -50,6 +50,15 @@ def test_stylize_all_controls_equals_the_library(files, synthetic_weights):
     np.testing.assert_array_equal(got, ref)
 
 
+def test_memory_budget_tiles_and_gives_the_same_image(files, synthetic_weights):
+    r = sanet("stylize", "c.png", "--style", "s1.png", "--memory-budget", "0.001", "--weights", synthetic_weights,
+              "-o", "tiny_budget.png", cwd=files)
+    assert r.returncode == 0, r.stderr
+    assert "plan: tiles of" in r.stderr
+    ref = Stylizer(synthetic_weights, device="cpu").stylize(load_image(files / "c.png"), [load_image(files / "s1.png")])
+    assert np.abs(load_image(files / "tiny_budget.png").astype(int) - ref).max() <= 1
+
+
 def test_output_formats(files, synthetic_weights):
     assert sanet("stylize", "c16.png", "--style", "s1.png", "--weights", synthetic_weights, "-o", "o16.png",
                  cwd=files).returncode == 0
@@ -75,6 +84,7 @@ def test_output_formats(files, synthetic_weights):
     (["c.png", "--style", "s1.png", "--device", "quantum"], "unknown device 'quantum'"),
     (["c.png", "--style", "s1.png", "--alpha", "2"], "out of range"),
     (["c.png", "--style", "s1.png", "-o", "x.gif"], "unsupported output format"),
+    (["c.png", "--style", "s1.png", "--memory-budget", "0"], "--memory-budget 0.0: expected a positive number of GiB"),
 ])
 def test_bad_input_one_line_exit_2(files, synthetic_weights, args, needle):
     if "-o" not in args:
