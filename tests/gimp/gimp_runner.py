@@ -78,7 +78,7 @@ def run_gimp(work: Path, spec: dict, binds=(), env=None, timeout=300, out_name="
     batch = f"--batch-interpreter python-fu-eval -b - --quit < {INSIDE}/e2e_batch.py"
     if gui:
         # -displayfd: Xvfb picks a free display (the abstract X socket is shared with the host's network ns)
-        script = ("Xvfb -displayfd 5 -screen 0 1280x1024x24 -nolisten tcp 5>/tmp/xdisplay 2>/tmp/xvfb.log & XV=$!; "
+        script = ("Xvfb -displayfd 5 -screen 0 1280x1400x24 -nolisten tcp 5>/tmp/xdisplay 2>/tmp/xvfb.log & XV=$!; "
                   "for i in $(seq 100); do [ -s /tmp/xdisplay ] && break; sleep 0.1; done; "
                   "export DISPLAY=:$(cat /tmp/xdisplay); "
                   f"gimp-3.0 -df --no-splash {batch}; rc=$?; kill $XV; exit $rc")

@@ -594,8 +594,11 @@ def run_dialog(procedure, config):
     box.pack_start(lib_frame, False, False, 0)
     box.pack_start(controls, False, False, 0)
 
-    # "Semantic (SCSA)": the layer's label map (layer or channels), one label map per style, t1/t2
-    scsa_frame = Gtk.Frame(label="Semantic (SCSA): region-to-region style with label maps")
+    # "Semantic (SCSA)": the layer's label map (layer or channels), one label map per style, t1/t2; folded
+    # away unless the current values use it (most runs do not)
+    in_use = bool(config.get_property("content-labels-layer") or config.get_property("content-labels-channels")
+                  or config.get_property("style-label-layer") or any(config.get_property("style-label-files") or []))
+    scsa_frame = Gtk.Expander(label="Semantic (SCSA): region-to-region style with label maps", expanded=in_use)
     scsa_box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
     scsa_box.set_border_width(6)
     scsa_box.pack_start(dialog.fill_box("scsa", DIALOG_SCSA), False, False, 0)
