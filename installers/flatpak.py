@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 from typing import Mapping
 
+from . import keyfile
 from .locations import APP_NAME, FLATPAK_GIMP, FLATPAK_KRITA, xdg_data_home
 
 RUNTIME_GRANT = f"xdg-run/{APP_NAME}"
@@ -24,48 +25,10 @@ def overrides_file(app_id: str, home: str, env: Mapping[str, str]) -> str:
 
 
 def _edit(text: str, change) -> str:
-    lines = text.splitlines()
-    out: list[str] = []
-    section = None
-    seen = False
-    insert_at = None
-    for line in lines:
-        s = line.strip()
-        if s.startswith("[") and s.endswith("]"):
-            section = s
-            out.append(line)
-            if s == SECTION:
-                insert_at = len(out)
-            continue
-        if section == SECTION and "=" in s and s.split("=", 1)[0].strip() == KEY:
-            seen = True
-            values = change([v for v in s.split("=", 1)[1].split(";") if v])
-            if values:
-                out.append(f"{KEY}={';'.join(values)};")
-            continue
-        out.append(line)
-    if not seen:
-        values = change([])
-        if values:
-            entry = f"{KEY}={';'.join(values)};"
-            if insert_at is None:
-                if out and out[-1].strip():
-                    out.append("")
-                out += [SECTION, entry]
-            else:
-                out.insert(insert_at, entry)
-    # a [Context] header left with nothing under it is dropped
-    cleaned: list[str] = []
-    for i, line in enumerate(out):
-        if line.strip() == SECTION:
-            rest = out[i + 1:]
-            nxt = next((r.strip() for r in rest if r.strip()), "")
-            if not nxt or nxt.startswith("["):
-                continue
-        cleaned.append(line)
-    while cleaned and not cleaned[-1].strip():
-        cleaned.pop()
-    return "\n".join(cleaned) + "\n" if cleaned else ""
+    """Apply ``change`` to the list of [Context] filesystems; an emptied entry, then an empty [Context], goes."""
+    values = change([v for v in (keyfile.get_value(text, SECTION, KEY) or "").split(";") if v])
+    text = keyfile.set_value(text, SECTION, KEY, f"{';'.join(values)};" if values else None)
+    return keyfile.drop_empty_section(text, SECTION)
 
 
 def grant(text: str, token: str = RUNTIME_GRANT) -> str:
@@ -78,11 +41,4 @@ def revoke(text: str, token: str = RUNTIME_GRANT) -> str:
 
 
 def has_grant(text: str, token: str = RUNTIME_GRANT) -> bool:
-    section = None
-    for line in text.splitlines():
-        s = line.strip()
-        if s.startswith("[") and s.endswith("]"):
-            section = s
-        elif section == SECTION and s.split("=", 1)[0].strip() == KEY and "=" in s:
-            return token in s.split("=", 1)[1].split(";")
-    return False
+    return token in (keyfile.get_value(text, SECTION, KEY) or "").split(";")
