@@ -168,14 +168,10 @@ def test_gimp_plugin_loads_its_client_from_the_install(installed):
         pytest.skip("no /usr/bin/python3")
     proc = subprocess.run(["/usr/bin/python3", "-I", "-c", LOADER_CHECK, str(dest)], capture_output=True,
                           text=True, timeout=120)
-    if proc.returncode != 0 and "vendor" not in (ROOT / "plugins/gimp/sanet-style/sanet_gimp_job.py").read_text():
-        pytest.skip("the system python3 lacks pyzmq/msgpack and the GIMP plug-in does not add vendor/ yet")
     assert proc.returncode == 0, proc.stderr
 
 
 def test_gimp_plugin_loader_uses_the_vendored_wheels(installed):
-    if "vendor" not in (ROOT / "plugins/gimp/sanet-style/sanet_gimp_job.py").read_text():
-        pytest.skip("the GIMP plug-in does not put its vendor/ folder on sys.path yet (installers report)")
     home, _, _ = installed
     dest = home / GIMP_PROFILES["native"] / "plug-ins" / "sanet-style"
     # -I -S: an editor Python without pyzmq; zmq must come from the plug-in's vendor/ folder.
@@ -200,8 +196,6 @@ def test_krita_plugin_enabled_and_finds_its_client(installed):
     assert rc.startswith(KRITARC_BEFORE.rstrip("\n")) or "enable_comics_project_management_tools=true" in rc
     assert "[General]\nfirstRun=false" in rc
     assert rc.count("enable_sanet_style=true") == 1
-    if not (ROOT / "plugins/krita/sanet_style/clientlib.py").is_file():
-        pytest.skip("the Krita plug-in has no clientlib.py to load the client with")
     # The plug-in's own loader, in an interpreter that has nothing but pykrita on sys.path (no krita module).
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from sanet_style import clientlib; m = clientlib.load();"
             " import zmq; assert m.__file__.startswith(sys.argv[2]), m.__file__;"
