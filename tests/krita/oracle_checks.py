@@ -16,18 +16,21 @@ def content_for_library(orig, depth):
     return orig.astype(np.float32) if depth == "F16" else orig
 
 
-def check_result_layer(out, depth, w, h, engine, style_rgba, alpha):
+def check_result_layer(out, depth, w, h, engine, style_rgba, alpha, new_file="new_layer.bin", style=None,
+                       **engine_kwargs):
+    """style: a sanet.Style to use instead of Style(style_rgba); engine_kwargs: e.g. SCSA content_labels."""
     import sanet
     orig = kt.pixels((out / "original_before.bin").read_bytes(), depth, w, h)
     after = (out / "original_after.bin").read_bytes()
     assert after == (out / "original_before.bin").read_bytes(), "the original layer was modified"
     sel_u8 = np.frombuffer((out / "selection.bin").read_bytes(), np.uint8).reshape(h, w)
     assert 0 < (sel_u8 == 255).sum() and 0 < ((sel_u8 > 0) & (sel_u8 < 255)).sum(), "selection not feathered"
-    new = kt.pixels((out / "new_layer.bin").read_bytes(), depth, w, h)
+    new = kt.pixels((out / new_file).read_bytes(), depth, w, h)
 
     content = content_for_library(orig, depth)
     sel = sel_u8.astype(np.float32) / 255.0
-    want = kt.to_unit(engine.stylize(content, [sanet.Style(style_rgba)], alpha=alpha, selection=sel))
+    want = kt.to_unit(engine.stylize(content, [style or sanet.Style(style_rgba)], alpha=alpha, selection=sel,
+                                     **engine_kwargs))
     o, n = kt.to_unit(orig), kt.to_unit(new)
 
     # Outside the selection: fully transparent (the original shows through unchanged).

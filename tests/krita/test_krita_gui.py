@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import kritatools as kt
-from krita_scenarios import H, W
+from krita_scenarios import LABEL_COLOURS, H, W
 from oracle_checks import check_result_layer
 from sanetd_process import running_sanetd
 
@@ -42,6 +42,21 @@ def _tail(log, n=3000):
     return "\n".join(keep)[-n:]
 
 
+def _style_labels(style_rgba):
+    """The style's label map for the semantic step: top rows colour 0, the rest colour 1."""
+    sl = np.zeros(style_rgba.shape[:2] + (3,), np.uint8)
+    sl[:] = LABEL_COLOURS[0]
+    sl[18:] = LABEL_COLOURS[1]
+    return sl
+
+
+def _style_labels_png(tmp_path, style_rgba):
+    from PIL import Image
+    path = tmp_path / "style-labels.png"
+    Image.fromarray(_style_labels(style_rgba), "RGB").save(path)
+    return path
+
+
 def test_docker_action_apply_undo_cancel_and_daemon_restart(tmp_path, synthetic_weights, engine, style_png):
     kt.require_krita("xvfb-run")
     home = tmp_path / "home"
@@ -53,6 +68,7 @@ def test_docker_action_apply_undo_cancel_and_daemon_restart(tmp_path, synthetic_
     env.pop("QT_QPA_PLATFORM")                       # a real X display (Xvfb), not offscreen
     env.update(SANET_PROBE_OUT=str(out), SANET_PROBE_TESTS_DIR=str(kt.HERE),
                SANET_PROBE_STYLE=str(style_png[0]), SANET_PROBE_DEPTH="U8",
+               SANET_PROBE_STYLE_LABELS=str(_style_labels_png(tmp_path, style_png[1])),
                SANETD_CONNECTION_FILE=str(run_dir / "sanetd.json"), SANETD_RUNTIME_DIR=str(run_dir))
     log = tmp_path / "krita.log"
     with open(log, "wb") as fh:
@@ -108,6 +124,21 @@ def test_docker_action_apply_undo_cancel_and_daemon_restart(tmp_path, synthetic_
     undone = steps["undone"]
     assert "Style Transfer (style.png)" not in undone["layers"] and "painting" in undone["layers"]
     assert undone["original_same"]
+
+    # Semantic (SCSA) from the docker: label layer + the style's label map; equals the library with labels.
+    semantic = steps["semantic"]
+    assert "regions" in semantic["label_menu"] and "painting" in semantic["label_menu"]
+    assert semantic["label_button"] == "regions ▾" and semantic["label_cell"] == "style-labels.png"
+    assert semantic["added"] == ["Style Transfer (style.png)"] and "Added layer" in semantic["message"], semantic
+    assert (out / "semantic_selection.bin").read_bytes() == (out / "selection.bin").read_bytes()
+    assert (out / "semantic_layer.bin").read_bytes() != (out / "new_layer.bin").read_bytes()   # labels mattered
+    import sanet
+    cl = np.zeros((H, W, 3), np.uint8)
+    cl[:] = LABEL_COLOURS[1]
+    cl[:, :20] = LABEL_COLOURS[0]
+    check_result_layer(out, "U8", W, H, engine, style_png[1], 1.0, new_file="semantic_layer.bin",
+                       style=sanet.Style(style_png[1], labels=_style_labels(style_png[1])), content_labels=cl,
+                       scsa_weights=(0.6, 0.4))
 
     # An open document's layer can be a style source (Open image menu), as a scaled RGBA8 image.
     source = steps["open_image_source"]

@@ -10,7 +10,8 @@ Krita event loop (and the docker's own polling timer) keep running between steps
  4. it asks the test for a daemon (flag files) and presses Reconnect until the docker says connected;
  5. Apply from the docker on a painted document with a feathered selection -> a new layer, with
     progress and no frozen UI (the step loop keeps ticking while the job runs);
- 6. Edit > Undo (the real action) removes the new layer and leaves the original untouched.
+ 6. Edit > Undo (the real action) removes the new layer and leaves the original untouched;
+ 6b. Semantic (SCSA): a label layer chosen in the group's menu + a label map for the style -> a new layer.
 
 Everything observed goes to $SANET_PROBE_OUT/probe.json (+ raw pixel files); then Krita quits.
 """
@@ -27,6 +28,7 @@ from krita import Extension, Krita, Selection
 OUT = os.environ.get("SANET_PROBE_OUT", "")
 TESTS_DIR = os.environ.get("SANET_PROBE_TESTS_DIR", "")
 STYLE_PNG = os.environ.get("SANET_PROBE_STYLE", "")
+STYLE_LABELS_PNG = os.environ.get("SANET_PROBE_STYLE_LABELS", "")
 DEPTH = os.environ.get("SANET_PROBE_DEPTH", "U8")
 BIG = int(os.environ.get("SANET_PROBE_BIG", "768"))
 STEP_TIMEOUT = float(os.environ.get("SANET_PROBE_TIMEOUT", "120"))
@@ -186,6 +188,36 @@ class Probe:
         doc.waitForDone()
         self.step("undone", layers=_layers(doc),
                   original_same=bytes(layer.pixelData(0, 0, ks.W, ks.H)) == before)
+
+        # 7a. Semantic (SCSA) through the docker's own controls: label layer from the group's menu, the
+        # style row's label-map file, SCA/SSA weights; the new layer goes above "painting" as before
+        if STYLE_LABELS_PNG:
+            regions = doc.createNode("regions", "paintlayer")
+            regions.setPixelData(formats.client_to_krita(ks._label_layer_client(fmt), DEPTH), 0, 0, ks.W, ks.H)
+            doc.rootNode().addChildNode(regions, layer)
+            doc.waitForDone()
+            yield 0.3
+            doc.setActiveNode(layer)
+            yield ("active node for SCSA", lambda: doc.activeNode() is not None
+                   and doc.activeNode().name() == "painting")
+            names_before = set(_layers(doc))
+            controls.semantic.setChecked(True)
+            controls.label_layer_menu.aboutToShow.emit()          # what opening the menu does
+            label_menu = [a.text() for a in controls.label_layer_menu.actions()]
+            [a for a in controls.label_layer_menu.actions() if a.text() == "regions"][0].trigger()
+            controls.set_style_labels(STYLE_LABELS_PNG, [0])
+            controls.scsa_t1.setValue(0.6)
+            controls.scsa_t2.setValue(0.4)
+            controls.apply_button.click()
+            yield ("SCSA job", lambda: controls.task is None)
+            added = [n for n in _layers(doc) if n not in names_before]
+            self.step("semantic", message=controls.message.text(), layers=_layers(doc), added=added,
+                      label_menu=label_menu, label_button=controls.label_layer_button.text(),
+                      label_cell=controls.table.item(0, 2).text())
+            if added:
+                _write("semantic_layer.bin", doc.nodeByName(added[0]).pixelData(0, 0, ks.W, ks.H))
+            _write("semantic_selection.bin", doc.selection().pixelData(0, 0, ks.W, ks.H))
+            controls.semantic.setChecked(False)
 
         # 7b. "Open image" menu: an open document's layer as a style source (then removed again)
         controls._fill_open_menu()
