@@ -14,15 +14,6 @@ from sanet_client import Client
 from sanetd_process import running_sanetd
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _denormals_restored():
-    """sanet.Stylizer.stylize turns on torch.set_flush_denormal(True) for the calling thread and leaves it on;
-    a module that runs the engine in-process must not change how later modules (Hypothesis floats) compute."""
-    yield
-    import torch
-    torch.set_flush_denormal(False)
-
-
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory, synthetic_weights):
     """One sanetd for a whole test module (start-up costs a few seconds)."""
