@@ -126,7 +126,6 @@ class Worker(threading.Thread):
                 self._run_job(job)
             finally:
                 self.queue.finished(job)
-                self.jobs_done += 1
             idle_since = time.monotonic()
             if keep_alive == 0:
                 self._unload("keep-alive 0")
@@ -135,8 +134,10 @@ class Worker(threading.Thread):
     # ------------------------------------------------------------ one job
 
     def _post_terminal(self, job: Job, header: dict, buffers=()) -> None:
-        # done before the client can see the outcome, so a cancel racing the result says "finished"
+        # done (and counted) before the client can see the outcome, so a cancel racing the result says "finished"
+        # and a status request right after the result already counts this job
         self.queue.finished(job)
+        self.jobs_done += 1
         self.outbox.post(job.session, header, buffers, job=job, terminal=True)
 
     def _post_error(self, job: Job, code: str, message: str, field: str | None = None) -> None:

@@ -225,7 +225,9 @@ def test_missing_client_library_gives_an_actionable_message(tmp_path):
         (lone / name).write_bytes((PLUGIN / name).read_bytes())
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import sanet_gimp_job as j\n"
             "try:\n    j.import_client()\nexcept j.PluginError as e:\n    print('MSG', e)\n")
-    out = subprocess.run([sys.executable, "-I", "-c", code, str(lone)], capture_output=True, text=True, timeout=60)
+    # -S as well as -I: an editable install of this project puts sanet_client on site-packages' path
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(lone)], capture_output=True, text=True,
+                         timeout=60)
     assert "MSG Style Transfer cannot find its client library 'sanet_client'" in out.stdout, out.stderr
     assert "installer" in out.stdout
     # the installer's layout: <plug-in>/vendor/sanet_client
