@@ -32,6 +32,7 @@ class Settings:
     max_pixels: int = 8192 * 8192    # per layer, style or mask
     lease: float = 15.0              # a client silent this long has its jobs cancelled
     precision: str = "fp32"
+    memory_budget: float | None = None   # GiB the engine may use before it tiles; None: the engine's per-device default
     data_dir: str | None = None      # style library lives in <data_dir>/styles
     log_dir: str | None = None
     curve: bool = False              # CURVE encryption (required for a non-loopback tcp endpoint)
@@ -53,7 +54,7 @@ def config_file_path() -> Path:
 def _convert(name: str, raw, source: str):
     """Turn a string (file/env) or CLI value into the field's type, naming the source on error."""
     try:
-        if name in ("keep_alive", "lease"):
+        if name in ("keep_alive", "lease", "memory_budget"):
             value = float(raw)
         elif name in ("max_queue", "max_pixels"):
             value = int(raw)
@@ -77,6 +78,8 @@ def _convert(name: str, raw, source: str):
         raise ConfigError(f"{source}: max_queue = {raw!r}; expected 0 or more")
     if name == "max_pixels" and value < 1:
         raise ConfigError(f"{source}: max_pixels = {raw!r}; expected 1 or more")
+    if name == "memory_budget" and not value > 0:
+        raise ConfigError(f"{source}: memory_budget = {raw!r}; expected a positive number of GiB")
     if name == "lease" and value <= 0:
         raise ConfigError(f"{source}: lease = {raw!r}; expected more than 0 seconds")
     return value
@@ -103,6 +106,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lease", type=float, metavar="SECONDS",
                    help="cancel the jobs of a client silent this long (default 15)")
     p.add_argument("--precision", choices=PRECISIONS, help="default model precision (default fp32)")
+    p.add_argument("--memory-budget", dest="memory_budget", type=float, metavar="GIB",
+                   help="memory the engine may use; larger layers run in tiles (default: 2 on CPU, half the free "
+                        "GPU memory on CUDA)")
     p.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="where the style library is kept")
     p.add_argument("--log-dir", dest="log_dir", metavar="DIR", help="where sanetd.log is written")
     p.add_argument("--curve", action="store_true", default=None,

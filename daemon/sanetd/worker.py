@@ -67,7 +67,9 @@ class Worker(threading.Thread):
         if self.stylizer is not None and self.stylizer.precision == precision:
             return self.stylizer
         t0 = time.monotonic()
-        st = sanet.Stylizer(self.settings.weights, device=self.settings.device, precision=precision)
+        budget = self.settings.memory_budget
+        st = sanet.Stylizer(self.settings.weights, device=self.settings.device, precision=precision,
+                            memory_budget=None if budget is None else int(budget * 2**30))
         if self.stylizer is not None:
             self._unload("precision change")
         self.stylizer = st
@@ -207,6 +209,8 @@ class Worker(threading.Thread):
                     info["degraded"] = degraded
                 if getattr(job, "skipped", None):
                     info["skipped"] = job.skipped
+                elif getattr(self.stylizer, "last_plan", None) is not None:
+                    info["plan"] = self.stylizer.last_plan.describe()   # whole image or tiles, and the budget
                 return out, info
             # outside the except block: the traceback no longer pins the failed attempt's tensors
             log.warning("job %s: out of GPU memory (%s); trying a smaller plan", job.job_id, last)

@@ -125,6 +125,10 @@ def test_settings_precedence(tmp_path, monkeypatch):
     assert (s.max_queue, s.keep_alive, s.lease, s.device) == (7, 20.0, 4.0, "auto")   # CLI > env > file > default
     with pytest.raises(ConfigError, match="environment SANETD_MAX_QUEUE"):
         load_settings([], environ=dict(env, SANETD_MAX_QUEUE="many"))
+    assert load_settings(["--memory-budget", "0.5"], environ=env).memory_budget == 0.5
+    assert load_settings([], environ=dict(env, SANETD_MEMORY_BUDGET="3")).memory_budget == 3.0
+    with pytest.raises(ConfigError, match="memory_budget = '0'; expected a positive number of GiB"):
+        load_settings([], environ=dict(env, SANETD_MEMORY_BUDGET="0"))
     conf.write_text("[sanetd]\ncolour = blue\n")
     with pytest.raises(ConfigError, match="unknown setting 'colour'"):
         load_settings([], environ=env)

@@ -102,3 +102,19 @@ def test_bad_input_names_the_field(client):
         client.stylize(layer_of(content), [style_of(rgba(32, 32, 12))], alpha=1.5)
     assert err.value.code == "bad_request" and err.value.field == "alpha" and "[0.0, 1.0]" in str(err.value)
     assert client.hello()["protocol"] == 1
+
+
+def test_memory_budget_makes_the_daemon_tile_with_the_same_result(tmp_path, synthetic_weights, engine):
+    """`sanetd --memory-budget` reaches the engine's planner: a tiny budget tiles, and tiles agree with the whole."""
+    from sanet_client import Client
+    from sanetd_process import running_sanetd
+    content, style = rgba(96, 80, 41), rgba(32, 32, 42)
+    with running_sanetd(tmp_path, synthetic_weights, "--memory-budget", "0.0005") as d:
+        c = Client(connection_file=d.connection_file, timeout=60)
+        try:
+            result = c.stylize(layer_of(content), [style_of(style)])
+        finally:
+            c.close()
+    assert result.info["plan"].startswith("tiles of"), result.info
+    want = engine.stylize(content, [sanet.Style(style)])
+    assert np.abs(array_of(result, np.uint8).astype(int) - want).max() <= 1
