@@ -4,7 +4,6 @@ The 2048×1536 agreement and the 4K/8K memory figures are measured by bench/benc
 test on 2 shared cores); set SANET_SLOW_TESTS=1 to run the 2048×1536 comparison here as well.
 """
 import dataclasses
-import os
 
 import numpy as np
 import pytest
@@ -262,7 +261,7 @@ def test_large_styles_are_capped(st):
     assert max(feats.size) == 256
 
 
-@pytest.mark.skipif(os.environ.get("SANET_SLOW_TESTS") != "1", reason="minutes on 2 cores: bench/bench_memory.py --agreement")
+@pytest.mark.slow
 def test_2048x1536_tiled_vs_whole_within_1e3_of_range(synthetic_weights):
     big = Stylizer(synthetic_weights, device="cpu", memory_budget=8 * planner.GIB)
     c, s = smooth_image(1536, 2048, seed=28), smooth_image(256, 256, seed=29)
