@@ -139,14 +139,21 @@ class Client:
 
     # ------------------------------------------------------------ simple requests
 
+    def _try_connect(self, attempt: int) -> DaemonNotRunning | None:
+        """Connect (re-reading the connection file); on failure back off a little more each attempt and say why."""
+        try:
+            self._ensure()
+            return None
+        except DaemonNotRunning as exc:
+            time.sleep(min(0.5 * (attempt + 1), self.timeout))
+            return exc
+
     def _request(self, kind: str, buffers=(), **fields) -> dict:
         last_error = None
         for attempt in range(self.retries):
-            try:
-                self._ensure()
-            except DaemonNotRunning as exc:
-                last_error = exc
-                time.sleep(min(0.5 * (attempt + 1), self.timeout))
+            failure = self._try_connect(attempt)
+            if failure is not None:
+                last_error = failure
                 continue
             msg_id = self._send(kind, buffers, **fields)
             until = time.monotonic() + self.timeout
@@ -255,11 +262,9 @@ class Client:
         cancel_sent = False
         last_error = None
         for attempt in range(self.retries):
-            try:
-                self._ensure()
-            except DaemonNotRunning as exc:
-                last_error = exc
-                time.sleep(min(0.5 * (attempt + 1), self.timeout))
+            failure = self._try_connect(attempt)
+            if failure is not None:
+                last_error = failure
                 continue
             # a resubmission with the same job id re-attaches to the job; it never runs twice
             msg_id = self._send("stylize", buffers, **fields)
