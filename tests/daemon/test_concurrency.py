@@ -65,11 +65,12 @@ def test_a_vanished_client_has_its_jobs_cancelled(tmp_path, synthetic_weights):
             "import os, sys, numpy as np\n"
             "from sanet_client import Client, Layer, StylePixels\n"
             "c = Client(timeout=30, heartbeat=0.25)\n"
-            "a = np.random.default_rng(1).integers(0, 256, (512, 512, 4), dtype=np.uint8)\n"
+            # big enough that the job outlives the 1 s lease by seconds even on a fast, idle machine
+            "a = np.random.default_rng(1).integers(0, 256, (1024, 1024, 4), dtype=np.uint8)\n"
             "def progress(f, s):\n"
             "    print('running', flush=True)\n"
             "    os.kill(os.getpid(), 9)\n"       # dies mid-job without a word
-            "c.stylize(Layer(512, 512, 'rgba8', a.tobytes()), [StylePixels(32, 32, 'rgba8', a[:32, :32].tobytes())],\n"
+            "c.stylize(Layer(1024, 1024, 'rgba8', a.tobytes()), [StylePixels(32, 32, 'rgba8', a[:32, :32].tobytes())],\n"
             "          on_progress=progress)\n")
         p = subprocess.run([sys.executable, "-c", script], env=d.env, capture_output=True, text=True, timeout=120)
         assert p.returncode == -signal.SIGKILL and "running" in p.stdout
@@ -91,7 +92,7 @@ def test_kill_9_mid_job_then_restart_and_the_client_recovers(tmp_path, synthetic
     def submit():
         try:
             with Client(connection_file=d.connection_file, timeout=3, retries=8) as c:
-                r = c.stylize(layer_of(rgba(256, 256, 80)), [style_of(rgba(32, 32, 81))], job_id="survivor",
+                r = c.stylize(layer_of(rgba(768, 768, 80)), [style_of(rgba(32, 32, 81))], job_id="survivor",  # ~2 s
                               on_progress=lambda f, s: running.set())
                 outcome["result"] = r
         except Exception as exc:  # noqa: BLE001
@@ -109,7 +110,7 @@ def test_kill_9_mid_job_then_restart_and_the_client_recovers(tmp_path, synthetic
             t.join(180)
             assert "error" not in outcome, outcome.get("error")
             r = outcome["result"]
-            assert (r.width, r.height, r.format) == (256, 256, "rgba8")
+            assert (r.width, r.height, r.format) == (768, 768, "rgba8")
             assert second.log_text().count("job survivor:") == 1    # resubmitted once, run once
         finally:
             assert second.stop() == 0

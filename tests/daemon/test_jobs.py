@@ -9,7 +9,7 @@ from daemon_kit import RawPeer, layer_of, raw_stylize, rgba, style_of, terminal_
 from sanet_client import Client, JobCancelled, Busy
 from sanetd_process import running_sanetd
 
-LONG = (256, 256)   # a few seconds on CPU: long enough to cancel mid-job
+LONG = (768, 768)   # ~2 s on an idle 2-core CPU (the engine got faster): long enough to cancel mid-job
 
 
 @pytest.fixture

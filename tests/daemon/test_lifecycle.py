@@ -48,7 +48,7 @@ def test_sigterm_mid_job_cleans_up_and_tells_the_client(tmp_path, synthetic_weig
         def submit():
             with Client(connection_file=d.connection_file, timeout=5, retries=1) as c:
                 try:
-                    c.stylize(layer_of(rgba(256, 256, 50)), [style_of(rgba(32, 32, 51))],
+                    c.stylize(layer_of(rgba(768, 768, 50)), [style_of(rgba(32, 32, 51))],   # ~2 s: still running at SIGTERM
                               on_progress=lambda f, s: started.set())
                     outcome["result"] = "finished"
                 except (JobCancelled, JobFailed, DaemonNotRunning) as exc:
