@@ -24,7 +24,7 @@ IMAGE = (72, 60)
 LAYER = dict(w=48, h=36, x=14, y=10)
 ELLIPSE = (4, 2, 44, 34)
 FEATHER = 10
-BIG = (1024, 768)  # a layer big enough to cancel while it runs
+BIG = (1600, 1200)  # a layer whose job (~8 s on an idle 2-core CPU) is still running when Escape comes at 4 s
 
 # name -> (GIMP precision, base type, babl format the plug-in reads, numpy dtype of that format)
 CASES = {
@@ -409,7 +409,7 @@ def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
              # the dialog opens with the values of the last run (alpha 0.8 above); Return = OK
              dict(base, name="dialog_ok", dialog_keys="Return"),
              dict(base, name="dialog_cancel", dialog_keys="Escape"),
-             # a big layer (≈20 s on CPU): OK, then Escape in the progress window after a few seconds
+             # a big layer (≈8 s on an idle CPU): OK, then Escape in the progress window after a few seconds
              dict(base, name="progress_cancel", dialog_keys=["Return", "Escape"], dialog_wait=4, image_size=BIG,
                   layer=dict(w=BIG[0], h=BIG[1], x=0, y=0, data="/e2e/big.in.raw", babl="R'G'B'A u8"),
                   ellipse=(0, 0, BIG[0], BIG[1])),
