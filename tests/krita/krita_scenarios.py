@@ -6,6 +6,7 @@ Each writes what it saw to an output folder (raw Krita bytes + a JSON summary); 
 
 kritarunner calls `function(args)` with the extra command-line arguments as a list of strings.
 """
+import contextlib
 import json
 import os
 import sys
@@ -58,6 +59,21 @@ def _close_documents():
     gc.collect()
 
 
+@contextlib.contextmanager
+def _scenario(out, **initial):
+    """A scenario's body runs inside; whatever happens, summary.json is written (with the traceback on failure) and
+    the documents are closed (kritarunner segfaults at exit with a document left open)."""
+    summary = dict(initial, ok=False)
+    try:
+        yield summary
+    except Exception:
+        summary["error"] = traceback.format_exc()
+    finally:
+        _close_documents()
+        with open(os.path.join(out, "summary.json"), "w") as fh:
+            json.dump(summary, fh, indent=1)
+
+
 def _make_document(depth, select=True):
     from sanet_style import formats
     app = Krita.instance()
@@ -84,8 +100,7 @@ def apply_scenario(args):
     """args: OUT_DIR DEPTH STYLE_PNG [ALPHA] — paint, select, run the plug-in's apply path, dump."""
     out, depth, style_png = args[0], args[1], args[2]
     alpha = float(args[3]) if len(args) > 3 else 1.0
-    summary = {"depth": depth, "ok": False}
-    try:
+    with _scenario(out, depth=depth) as summary:
         from sanet_style import clientlib, pipeline, widget
         mod = clientlib.load()
         doc, layer = _make_document(depth)
@@ -111,20 +126,13 @@ def apply_scenario(args):
         _write(out, "new_layer.bin", new.pixelData(0, 0, W, H))
         _write(out, "original_after.bin", layer.pixelData(0, 0, W, H))
         summary["ok"] = True
-    except Exception:
-        summary["error"] = traceback.format_exc()
-    finally:
-        _close_documents()
-    with open(os.path.join(out, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
 
 
 def library_scenario(args):
     """args: OUT_DIR STYLE_A_PNG STYLE_B_PNG — add A to the daemon's library, then stylize the whole
     layer (no selection) with [library A weight 0.3, file B weight 0.7] and preserve colours."""
     out, style_a, style_b = args[0], args[1], args[2]
-    summary = {"ok": False}
-    try:
+    with _scenario(out) as summary:
         from sanet_style import clientlib, pipeline, sources, widget
         mod = clientlib.load()
         doc, layer = _make_document("U8", select=False)
@@ -149,12 +157,6 @@ def library_scenario(args):
         _write(out, "new_layer.bin", new.pixelData(0, 0, W, H))
         _write(out, "original_after.bin", layer.pixelData(0, 0, W, H))
         summary["ok"] = True
-    except Exception:
-        summary["error"] = traceback.format_exc()
-    finally:
-        _close_documents()
-    with open(os.path.join(out, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
 
 
 LABEL_COLOURS = ((230, 40, 30), (20, 60, 220))   # the two regions of the labelled scenario
@@ -178,8 +180,7 @@ def labelled_scenario(args):
     """args: OUT_DIR DEPTH STYLE_PNG STYLE_LABELS_PNG — semantic (SCSA) run: a label layer painted with two
     colours gives the content label map; the style file has a label-map file; no selection."""
     out, depth, style_png, style_labels_png = args[0], args[1], args[2], args[3]
-    summary = {"ok": False}
-    try:
+    with _scenario(out) as summary:
         from sanet_style import clientlib, formats, pipeline, widget
         mod = clientlib.load()
         doc, layer = _make_document(depth, select=False)
@@ -209,19 +210,12 @@ def labelled_scenario(args):
         _write(out, "new_layer.bin", new.pixelData(0, 0, W, H))
         _write(out, "original_after.bin", layer.pixelData(0, 0, W, H))
         summary["ok"] = True
-    except Exception:
-        summary["error"] = traceback.format_exc()
-    finally:
-        _close_documents()
-    with open(os.path.join(out, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
 
 
 def bad_document_scenario(args):
     """args: OUT_DIR — a grayscale document is refused with a message that says what to do."""
     out = args[0]
-    summary = {"ok": False}
-    try:
+    with _scenario(out) as summary:
         from sanet_style import document, formats
         app = Krita.instance()
         app.setBatchmode(True)
@@ -234,19 +228,12 @@ def bad_document_scenario(args):
             summary["error"] = "no exception"
         except formats.FormatError as exc:
             summary.update(ok=True, message=str(exc))
-    except Exception:
-        summary["error"] = traceback.format_exc()
-    finally:
-        _close_documents()
-    with open(os.path.join(out, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
 
 
 def no_daemon_scenario(args):
     """args: OUT_DIR — the apply path with sanetd absent must raise one clear, actionable error."""
     out = args[0]
-    summary = {"ok": False}
-    try:
+    with _scenario(out) as summary:
         from sanet_style import clientlib, pipeline
         mod = clientlib.load()
         doc, layer = _make_document("U8")
@@ -263,12 +250,6 @@ def no_daemon_scenario(args):
             if client is not None:
                 client.close()
         summary["layers_added"] = len(layer.parentNode().childNodes()) - n_before
-    except Exception:
-        summary["error"] = traceback.format_exc()
-    finally:
-        _close_documents()
-    with open(os.path.join(out, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=1)
 
 
 if __name__ == "__main__":
