@@ -8,26 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sanet_client.argtypes import floats as _floats, unit_float as _unit_float
+
 from .errors import SanetError
 
 EXIT_BAD_INPUT = 2
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from None
-
-
-def _unit_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"{v} is out of range: expected a value in [0, 1]")
-    return v
 
 
 class _Parser(argparse.ArgumentParser):

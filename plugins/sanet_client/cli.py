@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 
+from .argtypes import floats as _floats, unit_float as _unit
 from .client import Client
 from .errors import SanetClientError
 from .payloads import Labels, Layer, Mask, StylePixels, StyleRef
@@ -102,20 +103,6 @@ def write_rgba(path: str, width: int, height: int, data: bytes) -> None:
         img.save(path)
     except (OSError, ValueError) as exc:
         raise CliError(f"{path}: cannot write image ({exc})") from None
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
-
-
-def _unit(text: str) -> float:
-    v = float(text)
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1]")
-    return v
 
 
 def parser() -> argparse.ArgumentParser:
