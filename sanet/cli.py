@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sanet_client.argtypes import floats as _floats, unit_float as _unit_float
+from sanet_client.argtypes import add_stylize_controls
 
 from .errors import SanetError
 
@@ -32,25 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    ".png (8/16-bit like the input), .tif/.tiff, .npy (raw float32 H×W×3, unclamped).")
     s.add_argument("content", metavar="CONTENT")
     s.add_argument("--style", action="append", required=True, metavar="S", help="style image (repeat for several)")
-    s.add_argument("--style-weights", type=_floats, metavar="W1,W2", help="one weight per style (default: equal)")
-    s.add_argument("--region", action="append", metavar="M", help="one mask per style for spatial control")
-    s.add_argument("--selection", metavar="SEL", help="stylize only inside this soft mask; outside stays as it is")
-    s.add_argument("--alpha", type=_unit_float, default=1.0, help="content–style trade-off in [0,1] (default 1)")
-    s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
-    s.add_argument("--preview", action="store_true", help="fast low-resolution run (long side ~512), upscaled")
-    s.add_argument("--style-max-side", type=int, default=None, metavar="PX", help="resize larger styles (default 1024)")
+    add_stylize_controls(s)
     s.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
     s.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="fp16/bf16 on GPUs only")
     s.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
                    help="memory the engine may use; larger layers run in tiles (default: 2 on CPU, half the free GPU memory)")
-    s.add_argument("--content-labels", metavar="L", help="SCSA semantic transfer: content label map (integer label "
-                   "image, or colour-coded image); needs --style-labels")
-    s.add_argument("--style-labels", action="append", metavar="L", help="label map of each style, in --style order "
-                   "(repeat; 'none' for a style without one: plain SANet for it)")
     s.add_argument("--label-palette", metavar="#RRGGBB,...", help="colours of colour-coded label maps "
                    "(default: their distinct colours)")
-    s.add_argument("--scsa-weights", type=_floats, default=None, metavar="T1,T2", help="SCSA: weights of semantic "
-                   "continuous / sparse attention (default 0.7,0.3)")
     s.add_argument("--output", "-o", required=True, metavar="OUT")
 
     try:

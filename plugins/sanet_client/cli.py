@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from .argtypes import floats as _floats, unit_float as _unit
+from .argtypes import add_stylize_controls
 from .client import Client
 from .errors import SanetClientError
 from .payloads import Labels, Layer, Mask, StylePixels, StyleRef
@@ -114,22 +114,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("content", metavar="IN")
     s.add_argument("--style", action="append", required=True, metavar="S",
                    help="style image file, or id:STYLE_ID from the library (repeat for several)")
-    s.add_argument("--style-weights", type=_floats, metavar="W1,W2", help="one weight per style (default: equal)")
-    s.add_argument("--region", action="append", metavar="M", help="one mask per style for spatial control")
-    s.add_argument("--selection", metavar="SEL", help="stylize only inside this mask; outside stays as it is")
-    s.add_argument("--alpha", type=_unit, default=1.0, help="content-style trade-off in [0,1] (default 1)")
-    s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
-    s.add_argument("--preview", action="store_true", help="fast low-resolution run, upscaled")
-    s.add_argument("--style-max-side", type=int, default=None, metavar="PX", help="resize larger styles")
+    add_stylize_controls(s)
     s.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default=None)
-    s.add_argument("--content-labels", metavar="L", help="SCSA semantic transfer: the content's label map (gray "
-                   "integer labels, or a colour-coded image); needs --style-labels")
-    s.add_argument("--style-labels", action="append", metavar="L", help="label map of each style, in --style order "
-                   "(repeat; 'none' for a style without one: plain SANet for it)")
     s.add_argument("--label-palette", type=_palette, metavar="#RRGGBB,...", help="colours of colour-coded label "
                    "maps (default: their distinct colours)")
-    s.add_argument("--scsa-weights", type=_floats, metavar="T1,T2", help="SCSA: weights of semantic continuous / "
-                   "sparse attention (default 0.7,0.3)")
     s.add_argument("--progress", action="store_true", help="print progress to stderr")
     s.add_argument("--output", "-o", required=True, metavar="OUT")
     sub.add_parser("hello", help="print the daemon's hello (versions, device, limits)")
