@@ -24,7 +24,7 @@ USER_KRITARC = ("[General]\nautosavefileshistory=false\nshowCanvasMessages=false
 
 
 def test_installed_plugin_is_enabled_and_loads_in_real_krita(tmp_path):
-    kt.require_krita("xvfb-run")
+    kt.require_krita("Xvfb")
     home = tmp_path / "home"
     kt.seed_resources(home)
     pykrita = home / ".local/share/krita/pykrita"
@@ -47,7 +47,7 @@ def test_installed_plugin_is_enabled_and_loads_in_real_krita(tmp_path):
                PYTHONDONTWRITEBYTECODE="1")
     log = tmp_path / "krita.log"
     with open(log, "wb") as fh:
-        krita = subprocess.Popen(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "krita", "--nosplash"],
+        krita = subprocess.Popen([*kt.xvfb_run("1280x800x24"), "krita", "--nosplash"],
                                  env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         end = time.monotonic() + 420

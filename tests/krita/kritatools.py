@@ -17,6 +17,11 @@ INSTALL_HINT = "run tests/krita/krita_env.sh (apt-get install krita python3-pyqt
 DTYPES = {"U8": np.dtype("<u1"), "U16": np.dtype("<u2"), "F16": np.dtype("<f2"), "F32": np.dtype("<f4")}
 
 
+def xvfb_run(screen="1600x1000x24"):
+    """Command prefix that runs a program on its own Xvfb display (tests/krita/xvfb_run.sh, race-free)."""
+    return ["sh", str(HERE / "xvfb_run.sh"), screen]
+
+
 def require_krita(*tools):
     """Fail (not skip) when Krita is missing, unless SANET_SKIP_EDITORS=1 asks to skip editor tests."""
     missing = [t for t in ("kritarunner", "krita") + tuple(tools) if shutil.which(t) is None]

@@ -58,7 +58,7 @@ def _style_labels_png(tmp_path, style_rgba):
 
 
 def test_docker_action_apply_undo_cancel_and_daemon_restart(tmp_path, synthetic_weights, engine, style_png):
-    kt.require_krita("xvfb-run")
+    kt.require_krita("Xvfb")
     home = tmp_path / "home"
     kt.seed_resources(home)
     kt.install_gui_profile(home, [kt.HERE / "gui_probe"])
@@ -72,7 +72,7 @@ def test_docker_action_apply_undo_cancel_and_daemon_restart(tmp_path, synthetic_
                SANETD_CONNECTION_FILE=str(run_dir / "sanetd.json"), SANETD_RUNTIME_DIR=str(run_dir))
     log = tmp_path / "krita.log"
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
+        proc = subprocess.Popen([*kt.xvfb_run("1600x1000x24"), "krita", "--nosplash"],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_for(out / "need_daemon", proc, log, 240)
