@@ -134,21 +134,23 @@ def test_bad_arguments_name_the_argument(kwargs, message):
         st.build_settings(**kwargs)
 
 
-def test_layer_name():
+def test_result_layer_name_comes_from_the_shared_naming():
+    from sanet_client.naming import result_name
     one = st.build_settings(style_file="/x/Starry Night.jpg")
-    assert st.layer_name(one) == "Style: Starry Night"
+    assert st.result_layer_name(one, result_name) == "Style: Starry Night (SANet)"
     mix = st.build_settings(style_file="/a.png", style_files=["/b.png", "/c.png", "/d.png"], style_weights="1,1,1,0",
                             alpha=0.5, preserve_color=True, preview=True)
-    assert st.layer_name(mix) == "Style: a + b + c (α 0.50, colours kept, preview)"
+    assert st.result_layer_name(mix, result_name) == "Style: a + b + c (SANet, α 0.50, colours kept, preview)"
     many = st.build_settings(style_files=[f"/s{i}.png" for i in range(5)])
-    assert st.layer_name(many) == "Style: s0 + s1 + s2 + …"
+    assert st.result_layer_name(many, result_name) == "Style: s0 + s1 + s2 + … (SANet)"
 
 
 def test_library_styles_are_named_after_the_daemon_library():
+    from sanet_client.naming import result_name
     s = st.build_settings(style_file="/a.png", library_styles="0123abcd, ffff0000")
     named = st.with_library_names(s, {"0123abcd": "Monet", "other": "x"})
     assert [x.label for x in named.styles] == ["a", "Monet", "ffff0000"]
-    assert st.layer_name(named) == "Style: a + Monet + ffff0000"
+    assert st.result_layer_name(named, result_name) == "Style: a + Monet + ffff0000 (SANet)"
     assert [x.weight for x in named.styles] == [x.weight for x in s.styles]
 
 
