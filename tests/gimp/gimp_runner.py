@@ -64,6 +64,7 @@ def run_gimp(work: Path, spec: dict, binds=(), env=None, timeout=300, out_name="
     spec = dict(spec, out=f"{INSIDE}/{out_name}")
     (work / f"spec-{out_name}.json").write_text(json.dumps(spec))
     shutil.copy(HERE / "e2e_batch.py", work / "e2e_batch.py")
+    shutil.copy(HERE / "dialog_driver.py", work / "dialog_driver.py")
     profile = work / "profile"
     if not (profile / "plug-ins" / "sanet-style").exists():
         install_plugin(profile)
