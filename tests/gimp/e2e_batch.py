@@ -178,6 +178,11 @@ def run_case(case):
         Gimp.Display.new(img)
         content.set_name("content (renamed)")
         Gimp.displays_flush()
+    if case.get("last_values") is not None:   # what the plug-in remembers from its last run (its own file)
+        folder = os.path.join(Gimp.directory(), "sanet-style")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "last-values.json"), "w") as f:
+            json.dump(case["last_values"], f)
     helper = None
     run_mode = Gimp.RunMode.NONINTERACTIVE
     log = os.environ.get("SANET_GIMP_EVENT_LOG")

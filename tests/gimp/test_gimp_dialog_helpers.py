@@ -3,7 +3,6 @@ geometry and worker, sanetd's state and Start, and the watchdog that cancels a k
 daemon parts run against a real sanetd."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

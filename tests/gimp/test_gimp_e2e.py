@@ -10,13 +10,12 @@ import json
 import os
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from gimp_runner import ROOT, ensure_chroot, run_gimp
+from gimp_runner import ROOT, ensure_chroot, log_times, read_events, run_gimp
 from sanetd_process import running_sanetd
 
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
@@ -454,30 +453,6 @@ def add_library_style(connection_file, name, rgb):
         return c.styles_add(name, StylePixels(rgba.shape[1], rgba.shape[0], "rgba8", rgba.tobytes()))["id"]
 
 
-def read_events(path, case):
-    """The plug-in's events (SANET_GIMP_EVENT_LOG) of one case."""
-    events, current = [], None
-    if not path.exists():
-        return events
-    for line in path.read_text().splitlines():
-        e = json.loads(line)
-        if e["event"] == "case":
-            current = e["name"]
-        elif current == case:
-            events.append(e)
-    return events
-
-
-def log_times(log, pattern):
-    """Unix times of the sanetd log lines (asctime, local time) that contain ``pattern``."""
-    out = []
-    for line in log.splitlines():
-        if pattern in line:
-            stamp, ms = line[:23].split(",")
-            out.append(time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(ms) / 1000.0)
-    return out
-
-
 @pytest.fixture(scope="module")
 def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
     """One run of the full GIMP on Xvfb: Ctrl+Z after the filter, the dialog (preview, OK, Escape, Cancel of a
@@ -564,11 +539,17 @@ def test_one_undo_removes_the_new_layer(gimp_gui):
 
 
 def test_interactive_dialog_ok_runs_with_remembered_settings(gimp_gui):
-    work, results, output, _ = gimp_gui
+    work, results, output, events_path = gimp_gui
     res = results["dialog_ok"]
     assert res.get("dialog_helper") == 0, f"the dialog never appeared: {res}\n{output[-3000:]}"
     assert res["status"] == "success", f"{res.get('error')}\n{output[-3000:]}"
     assert [x["name"] for x in res["after"]] == ["top", "Style: style (SANet, α 0.80)", "content", "background"]
+    # the preview showed the selection's area (its bounding box inside the layer), not the whole layer
+    sel = load_f32(work / "gui" / "dialog_ok.selection.raw", (LAYER["h"], LAYER["w"]))
+    ys, xs = np.nonzero(sel)
+    previews = [e for e in read_events(events_path, "dialog_ok") if e["event"] == "preview"]
+    assert previews and previews[0]["size"] == [int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    assert previews[0]["layers"] == ["top", "content", "background"]
     # same content, same remembered settings (alpha 0.8) as the scripted run before it: same pixels
     out = work / "gui"
     assert (out / "dialog_ok.new.raw").read_bytes() == (out / "undo.new.raw").read_bytes()

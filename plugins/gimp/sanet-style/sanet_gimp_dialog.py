@@ -52,7 +52,6 @@ THUMB = 56                 # library thumbnails in the gallery
 ROW_THUMB = 40             # thumbnails in the list of styles in use
 CANCEL_GRACE_S = 3.0       # after Cancel, the dialog waits this long for sanetd to confirm, then moves on
 PREVIEW_CLIENT_TIMEOUT_S = 5.0
-RESPONSE_START = 1
 
 STYLE_PROPS = ("style-file", "style-files", "style-layer", "library-styles", "style-weights", "style-label-files")
 NO_PREVIEW_PROPS = ("connection-file", "start-daemon", "preview")
@@ -187,13 +186,22 @@ class StyleTransferDialog:
         content.pack_start(outer, True, True, 0)
 
         # sanetd's state, with Start
-        self.bar = Gtk.InfoBar()
+        self.bar = Gtk.Frame()
+        bar_box = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=8, border_width=6)
+        self.bar.add(bar_box)
+        self.bar_icon = Gtk.Image.new_from_icon_name("dialog-information", Gtk.IconSize.LARGE_TOOLBAR)
+        self.bar_spinner = Gtk.Spinner()
+        self.bar_spinner.set_no_show_all(True)
+        bar_box.pack_start(self.bar_icon, False, False, 0)
+        bar_box.pack_start(self.bar_spinner, False, False, 0)
         self.bar_label = _label("Looking for sanetd…", chars=90)
-        self.bar.get_content_area().pack_start(self.bar_label, True, True, 0)
-        self.start_button = self.bar.add_button("Start sanet_d", RESPONSE_START)
+        bar_box.pack_start(self.bar_label, True, True, 0)
+        self.start_button = Gtk.Button.new_with_mnemonic("Start sanet_d")
+        self.start_button.set_valign(Gtk.Align.CENTER)
         self.start_button.set_tooltip_text("Start the sanetd the sanet-style installer set up; it keeps running "
                                            "for later runs and other images")
-        self.bar.connect("response", self._on_bar_response)
+        self.start_button.connect("clicked", self._on_start_clicked)
+        bar_box.pack_end(self.start_button, False, False, 0)
         outer.pack_start(self.bar, False, False, 0)
 
         main = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=16)
@@ -856,33 +864,44 @@ class StyleTransferDialog:
             return False
         was_running = self.daemon.running
         self.daemon = state
-        self.bar_label.set_text(state.message)
+        where = f" (connection file {self.connection_file})" if self.connection_file and not state.running else ""
+        self.bar_label.set_text(state.message + where)
         self.bar_label.set_tooltip_text(state.detail or None)
-        kind = {RUNNING: Gtk.MessageType.INFO, STARTING: Gtk.MessageType.INFO,
-                NOT_RUNNING: Gtk.MessageType.WARNING}.get(state.kind, Gtk.MessageType.ERROR)
-        self.bar.set_message_type(kind)
+        busy = state.kind in (STARTING, "checking")
+        self.bar_spinner.set_visible(busy)
+        self.bar_spinner.set_property("active", busy)
+        icon = {RUNNING: "dialog-information", NOT_RUNNING: "dialog-warning"}.get(state.kind, "dialog-error")
+        self.bar_icon.set_from_icon_name(icon, Gtk.IconSize.LARGE_TOOLBAR)
+        self.bar_icon.set_visible(not busy)
         self.start_button.set_visible(state.kind in (NOT_RUNNING, "failed") and state.can_start)
         self.start_button.set_sensitive(state.kind != STARTING)
         if state.running and not was_running:
             self._load_library()
             self._schedule_preview(0)
-        elif not state.running and was_running:
+        elif not state.running:
+            self.worker.cancel()
             self.busy.hide()
-            self._status("The preview waits for sanetd.")
+            if self.live:
+                self._status("The preview starts when sanetd is running.")
         self._refresh_mix()
-        alloc = self.dialog.get_allocation()
-        _event("daemon", state=state.kind, message=state.message, width=alloc.width,
-               label_lines=self.bar_label.get_layout().get_line_count())
+        # reported once GTK has laid the new text out: its width and lines are what the artist sees
+        GLib.timeout_add(200, self._report_daemon, state.kind, self.bar_label.get_text(), time.time())
         return False
 
-    def _on_bar_response(self, _bar, response):
-        if response == RESPONSE_START:
-            env = None
-            if self.connection_file and os.path.basename(self.connection_file) == "sanetd.json":
-                env = dict(os.environ, SANETD_RUNTIME_DIR=os.path.dirname(self.connection_file))
-            self.start_button.set_sensitive(False)
-            self.monitor.start_daemon(env=env)
-            _event("start-pressed")
+    def _report_daemon(self, kind, text, at):
+        if not self._closed:
+            _event("daemon", state=kind, message=text, at=at, width=self.dialog.get_allocated_width(),
+                   label_lines=self.bar_label.get_layout().get_line_count())
+        return False
+
+    def _on_start_clicked(self, _button):
+        env = None
+        if self.connection_file and os.path.basename(self.connection_file) == "sanetd.json":
+            # the Advanced connection file names a runtime folder: the new sanetd writes its file there
+            env = dict(os.environ, SANETD_RUNTIME_DIR=os.path.dirname(self.connection_file))
+        self.start_button.set_sensitive(False)
+        self.monitor.start_daemon(env=env)
+        _event("start-pressed")
 
     # ------------------------------------------------------------------------------------------- preview
 
