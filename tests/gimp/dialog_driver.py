@@ -5,6 +5,7 @@
 STEPS_JSON is a list of steps, done in order:
     {"window": "^Style Transfer$"}      wait for a NEW visible window with that name; later keys go to it
                                         ("optional": true: go on without one after "timeout" seconds)
+    {"focus": "Untitled"}               later keys go to the (latest) window of that name, new or not
     {"close": "^Welcome to GIMP"}       press Escape in the windows of that name that are there
     {"click_br": [282, 18]}             a mouse click at (width - 282, height - 18) of the current window
     {"event": "preview", "count": 2, "where": {...}, "timeout": 120}
@@ -89,6 +90,11 @@ def main(steps_path, out_path):
                             break
                         raise TimeoutError(f"no new window named {step['window']!r}")
                     time.sleep(0.1)
+            elif "focus" in step:   # go back to a window seen before (the latest of that name)
+                found = windows(step["focus"])
+                if not found:
+                    raise TimeoutError(f"no window named {step['focus']!r}")
+                current = found[-1]
             elif "close" in step:   # press Escape in every window of that name that is there (e.g. Welcome)
                 for w in windows(step["close"]):
                     subprocess.run(["xdotool", "windowfocus", "--sync", w, "key", "--clearmodifiers", "Escape"],

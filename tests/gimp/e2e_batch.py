@@ -205,8 +205,17 @@ def run_case(case):
             f.write(json.dumps(steps).replace("@IMAGE@", str(img.get_id())))
         helper = subprocess.Popen(["python3", "/e2e/dialog_driver.py", spec_path,
                                    os.path.join(OUT, f"{name}.driver.json")])
-    status, error, elapsed = run_procedure(case.get("procedure", "python-fu-sanet-style-transfer"), img,
-                                           [content], case.get("args", {}), run_mode=run_mode)
+    if case.get("gui_only"):
+        # the artist drives GIMP's own menus (action search, Filters → Repeat): no procedure call here
+        t0 = time.monotonic()
+        try:
+            helper.wait(case.get("gui_timeout", 400))
+        except subprocess.TimeoutExpired:
+            pass
+        status, error, elapsed = "gui", "", time.monotonic() - t0
+    else:
+        status, error, elapsed = run_procedure(case.get("procedure", "python-fu-sanet-style-transfer"), img,
+                                               [content], case.get("args", {}), run_mode=run_mode)
     if helper is not None:
         try:
             helper_rc = helper.wait(60)
@@ -237,6 +246,8 @@ def run_case(case):
         vis = Gimp.Layer.new_from_visible(img, img, "visible")
         dump(f"{name}.visible.raw", read(vis, "R'G'B'A float", L["x"], L["y"], L["w"], L["h"]))
         vis.delete()
+        for i, extra in enumerate(new_layers[1:], 1):   # e.g. Filters → Repeat right after the run
+            dump(f"{name}.new{i}.raw", read(extra, "R'G'B'A float"))
     if case.get("undo"):
         res["undo"] = press_undo(img, len(after))
         res["undo"]["orig_after_undo_identical"] = bytes(read(content, None)) == open(

@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 
 from gimp_runner import ROOT, ensure_chroot, read_events, run_gimp
-from sanetd_process import PYTHONPATH, sanetd_env, start_sanetd, wait_ready
+from sanetd_process import sanetd_env, start_sanetd, wait_ready
 
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
 

@@ -500,7 +500,18 @@ def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
                         "style-label-files": ["/e2e/style_regions.ids.png"], "scsa-t1": 0.9, "scsa-t2": 0.5}),
              dict(base, name="semantic_dialog", ellipse=None, channels=CHANNELS,
                   steps=[{"window": "^Style Transfer$"}, {"event": "preview"}, {"sleep": 0.5},
-                         {"shot": "/e2e/gui/semantic.png"}, {"keys": "Return"}])]
+                         {"shot": "/e2e/gui/semantic.png"}, {"keys": "Return"}]),
+             # the artist's way in GIMP's own UI: the filter from the menus (action search "/"), OK in the
+             # dialog, then Filters → Repeat (Ctrl+F) at once: it must stylize the source layer again
+             dict(base, name="menu_repeat", display=True, gui_only=True,
+                  last_values={"style-file": "/e2e/style.png", "alpha": 0.8},
+                  steps=[{"close": "^Welcome to GIMP"}, {"window": r"\[Untitled\]-@IMAGE@\.0"}, {"sleep": 1},
+                         {"keys": "slash"}, {"window": "^Search Actions$", "timeout": 20}, {"sleep": 1},
+                         {"type": "Style Transfer"}, {"sleep": 1.5}, {"keys": "Return"},
+                         {"window": "^Style Transfer$", "timeout": 30}, {"event": "preview"}, {"keys": "Return"},
+                         {"event": "run-finished"}, {"sleep": 1}, {"focus": r"\[Untitled\]-@IMAGE@\.0"},
+                         {"keys": "ctrl+f"}, {"event": "run-finished", "count": 2, "timeout": 120}, {"sleep": 1},
+                         {"shot": "/e2e/gui/after-repeat.png"}])]
     big = np.random.default_rng(5).integers(0, 256, (BIG[1], BIG[0], 4), dtype=np.uint8)
     big[..., 3] = 255
     (work / "big.in.raw").write_bytes(big.tobytes())
@@ -640,6 +651,23 @@ def test_gimp_status_bar_cancel_kills_the_plug_in_and_the_watchdog_cancels_at_on
 def test_full_hd_cancel_ends_the_daemon_job_within_seconds(gimp_gui):
     dialog_delay, status_bar_delay = _cancel_delays(gimp_gui)
     assert dialog_delay < CANCEL_EFFECT_S and status_bar_delay < CANCEL_EFFECT_S, (dialog_delay, status_bar_delay)
+
+
+def test_filters_repeat_in_the_real_ui_right_after_a_dialog_run(gimp_gui):
+    """Style Transfer… from GIMP's menus (action search), OK, then Ctrl+F (Filters → Repeat): a second result
+    from the SOURCE layer, which stays the active layer (before, the result's mask was active and Repeat
+    failed with "works on a layer")."""
+    work, results, output, events_path = gimp_gui
+    res = results["menu_repeat"]
+    assert res.get("dialog_helper") == 0, f"the driver failed: {res.get('driver')}\n{output[-3000:]}"
+    assert [x["name"] for x in res["after"]] == ["top", "Style: style (SANet, α 0.80)",
+                                                 "Style: style (SANet, α 0.80) #1", "content", "background"]
+    assert res["selected"] == [res["content_id"]] and res["selected_drawables"] == [res["content_id"]]
+    out = work / "gui"
+    assert (out / "menu_repeat.new.raw").read_bytes() == (out / "menu_repeat.new1.raw").read_bytes()
+    assert (out / "menu_repeat.orig_after.raw").read_bytes() == (out / "menu_repeat.orig_before.raw").read_bytes()
+    finished = [e for e in read_events(events_path, "menu_repeat") if e["event"] == "run-finished"]
+    assert len(finished) == 2
 
 
 def test_preview_updates_after_a_slider_change_without_a_new_layer(gimp_gui):

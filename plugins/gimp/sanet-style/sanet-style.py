@@ -69,7 +69,9 @@ def stylize_drawable(image, drawable, settings):
         Gimp.progress_end()
         if watchdog is not None:
             watchdog.close()
-    return io.finish_run(sanet_client, image, drawable, run, result)
+    layer = io.finish_run(sanet_client, image, drawable, run, result)
+    emit_event("run-finished", job_id=run.job_id)
+    return layer
 
 
 def run_main(procedure, run_mode, image, drawables, config, data):

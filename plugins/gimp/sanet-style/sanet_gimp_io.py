@@ -23,8 +23,8 @@ from sanet_gimp_job import PluginError  # noqa: E402
 from sanet_gimp_pixels import (check_size, footprint_u8, formats_for_precision, from_little_endian,  # noqa: E402
                                label_map_size_error, labels_from_channels, mask_is_empty, sample_bytes,
                                to_little_endian)
-from sanet_gimp_settings import (ALL_CHANNELS, DIALOG_ONLY, SettingsError, build_settings,  # noqa: E402
-                                 result_layer_name, style_label, with_library_names)
+from sanet_gimp_settings import (ALL_CHANNELS, DIALOG_ONLY, LAST_VALUE_TYPES, SettingsError,  # noqa: E402
+                                 build_settings, result_layer_name, style_label, with_library_names)
 
 STYLE_DOWNSCALE_FACTOR = 2      # style images larger than 2× the engine's style size are shrunk in GIMP first
 ENGINE_STYLE_MAX_SIDE = 1024    # sanet.engine.DEFAULT_STYLE_MAX_SIDE (kept in step by hand; the plug-in has no torch)
@@ -105,16 +105,14 @@ def config_to_values(config):
     return values
 
 
-OBJECT_ARGS = ("style-file", "style-layer", "content-labels-layer", "style-label-layer")
-
-
 def apply_values(config, values):
     """Put remembered values into the config; a style layer that no longer exists is dropped (the dialog's
     own values are not procedure arguments: skipped here). The remembered values are the whole last run: an
-    image or layer argument it did not have is cleared (GIMP's own memory of the last dialog may still hold
-    one)."""
+    argument they lack takes its default (GIMP's own memory of the last dialog may hold another run's)."""
     if values:
-        values = dict({key: None for key in OBJECT_ARGS}, **values)
+        defaults = {key: config.find_property(key).get_default_value() for key in LAST_VALUE_TYPES
+                    if key not in DIALOG_ONLY and config.find_property(key) is not None}
+        values = dict(defaults, **values)
     for key, value in values.items():
         if key in DIALOG_ONLY:
             continue
