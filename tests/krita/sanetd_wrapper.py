@@ -58,3 +58,13 @@ def stop_started(connection_file, timeout=15.0):
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
     return True
+
+
+def kill_started(connection_file, sig=signal.SIGKILL):
+    """Send ``sig`` to the sanetd named in a connection file (a crash, for the test); returns its pid or None."""
+    try:
+        pid = json.loads(Path(connection_file).read_text())["pid"]
+        os.kill(pid, sig)
+        return pid
+    except (OSError, ValueError, KeyError):
+        return None

@@ -92,6 +92,7 @@ class Monitor:
         self._start_deadline = 0.0
         self._command = None
         self._start_failure = None     # why the sanetd we started did not come up (shown until the next try)
+        self._children = []            # every sanetd we started: polled so that an exited one is reaped
         self._status = Status(CONNECTING, can_start=self._can_start())
 
     # ---- for the UI (any thread) ---------------------------------------------------------------
@@ -137,6 +138,7 @@ class Monitor:
         with self._lock:
             self._proc, self._start_deadline = proc, time.monotonic() + self.launcher.START_TIMEOUT_S
             self._command, self._start_failure = command, None
+            self._children.append(proc)
         self._set(CONNECTING, "Loading the model can take a while the first time.")
         self._wake.set()
         return None
@@ -186,9 +188,15 @@ class Monitor:
             return None
         return self._start_failure
 
+    def _reap(self):
+        """A sanetd we started is our child: once it exits (crash, kill) reap it, or its pid would still look
+        alive to sanet_client's stale-connection-file check."""
+        self._children = [p for p in self._children if p.poll() is None]
+
     def _run(self):
         client = None
         while not self._stop.is_set():
+            self._reap()
             state = self.snapshot().state
             try:
                 if client is None:

@@ -136,7 +136,7 @@ class HistoryStrip(QListWidget):
         self.setSelectionMode(QAbstractItemView.SingleSelection)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.setFixedHeight(THUMB + 26)
+        self.setFixedHeight(THUMB + 34)
         self.setToolTip("Recent previews: click one to look at it again, then Apply it or Discard it.")
         self._items = {}
         self.currentItemChanged.connect(lambda cur, _prev: self.chosen.emit(self.item_of(cur)))
@@ -148,9 +148,9 @@ class HistoryStrip(QListWidget):
         self._items = {}
         for item in items:
             row = QListWidgetItem(QIcon(QPixmap.fromImage(item.image.scaled(
-                THUMB, THUMB, Qt.KeepAspectRatio, Qt.SmoothTransformation))), "")
+                THUMB, THUMB, Qt.KeepAspectRatio, Qt.SmoothTransformation))), item.short)
             row.setToolTip("%s\n%.1f s" % (item.name, item.seconds))
-            row.setSizeHint(QSize(THUMB + 6, THUMB + 6))
+            row.setSizeHint(QSize(THUMB + 8, THUMB + 22))
             self.addItem(row)
             self._items[id(row)] = item
             if item is current:

@@ -141,13 +141,14 @@ def rgba8_image(fmt, data, width, height):
 class HistoryItem:
     """One preview result: its picture, the settings that made it (to apply it at full size) and a name."""
 
-    def __init__(self, image, key, name, settings, before=None, seconds=0.0):
+    def __init__(self, image, key, name, settings, before=None, seconds=0.0, short=""):
         self.image = image          # QImage of the result at preview size
         self.before = before        # QImage of the layer at preview size (press-and-hold compare)
         self.key = key              # settings + input fingerprint: the same key is the same picture
         self.name = name            # result_name(..., preview=True)
         self.settings = settings    # what Apply needs to redo it at full resolution
         self.seconds = seconds      # how long the preview took (shown in the caption)
+        self.short = short          # a few characters under the thumbnail (the strength)
         self.created = time.time()
 
 

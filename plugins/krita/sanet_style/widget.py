@@ -226,22 +226,22 @@ class StyleTransferWidget(QWidget):
         self.table.setColumnHidden(COL_LABELS, True)
         v.addWidget(self.table)
         row = QHBoxLayout()
-        add_file = _tool("File…", "Add style images from files")
-        add_file.clicked.connect(self.add_file_dialog)
-        self.open_button = _tool("Open image", "An open document or one of its layers as a style")
-        self.open_button.setPopupMode(QToolButton.InstantPopup)
-        self.open_menu = QMenu(self.open_button)
+        # one "Add" menu (an image file, an open image or one of its layers, a library style) keeps the row
+        # narrow enough for a narrow docker
+        self.add_button = _tool("Add style", "Add a style: an image file, an open image or its layer, "
+                                             "or a style from sanetd's library")
+        self.add_button.setPopupMode(QToolButton.InstantPopup)
+        self.add_menu = QMenu(self.add_button)
+        self.add_menu.addAction("Image file…").triggered.connect(self.add_file_dialog)
+        self.open_menu = self.add_menu.addMenu("Open image")
         self.open_menu.aboutToShow.connect(self._fill_open_menu)
-        self.open_button.setMenu(self.open_menu)
-        self.library_button = _tool("Library", "A style from sanetd's library")
-        self.library_button.setPopupMode(QToolButton.InstantPopup)
-        self.library_menu = QMenu(self.library_button)
+        self.library_menu = self.add_menu.addMenu("Library")
         self.library_menu.aboutToShow.connect(self._fill_library_menu)
-        self.library_button.setMenu(self.library_menu)
+        self.add_button.setMenu(self.add_menu)
         remove = _tool("Remove", "Remove the selected styles from the list")
         remove.clicked.connect(self.remove_selected)
-        for w in (add_file, self.open_button, self.library_button, remove):
-            row.addWidget(w)
+        row.addWidget(self.add_button)
+        row.addWidget(remove)
         v.addLayout(row)
         self.tabs.addTab(page, "Styles")
 
@@ -263,16 +263,19 @@ class StyleTransferWidget(QWidget):
         row = QHBoxLayout()
         use = _tool("Use", "Add the selected library styles to the style list (or double-click one)")
         use.clicked.connect(self.use_library_selected)
-        add_layer = _tool("Add layer", "Store the active layer in the library as a style")
-        add_layer.clicked.connect(self.library_add_layer)
-        add_file = _tool("Add file…", "Store an image file in the library as a style")
-        add_file.clicked.connect(lambda: self.library_add_file())
+        store = _tool("Add", "Store the active layer or an image file in sanetd's library")
+        store.setPopupMode(QToolButton.InstantPopup)
+        store_menu = QMenu(store)
+        store_menu.addAction("Active layer").triggered.connect(self.library_add_layer)
+        store_menu.addAction("Image file…").triggered.connect(lambda: self.library_add_file())
+        store.setMenu(store_menu)
         delete = _tool("Delete", "Delete the selected styles from the library")
         delete.clicked.connect(lambda: self.library_remove_selected())
-        for w in (use, add_layer, add_file, delete):
+        for w in (use, store, delete):
             row.addWidget(w)
         v.addLayout(row)
         self.tabs.addTab(page, "Library")
+        self.tabs.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
         return self.tabs
 
     def _build_settings(self):
@@ -309,7 +312,12 @@ class StyleTransferWidget(QWidget):
         self.semantic.setToolTip("Paint flat colours on a label layer (sky, face, ...) and give a style a label "
                                  "map with the same colours: each region takes style only from its own region.")
         self.semantic.toggled.connect(self._semantic_toggled)
-        form = QFormLayout(self.semantic)
+        outer = QVBoxLayout(self.semantic)
+        outer.setContentsMargins(4, 4, 4, 4)
+        self.semantic_body = QWidget()          # hidden while the group is off: then only its title shows
+        outer.addWidget(self.semantic_body)
+        form = QFormLayout(self.semantic_body)
+        form.setContentsMargins(0, 0, 0, 0)
         form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
         self.label_layer_button = QToolButton()
         self.label_layer_button.setText("(choose)")
@@ -349,10 +357,9 @@ class StyleTransferWidget(QWidget):
     # ---- semantic (SCSA) ------------------------------------------------------------------------
     def _semantic_toggled(self, on):
         self.table.setColumnHidden(COL_LABELS, not on)
+        self.semantic.setFlat(not on)            # off: just the title, no empty frame
         # a checkable QGroupBox only disables its children; hide them so "off" takes no room
-        for child in self.semantic.findChildren(QWidget):
-            if child.parent() is self.semantic:
-                child.setVisible(on)
+        self.semantic_body.setVisible(on)
         self.schedule_preview()
 
     def _fill_label_layer_menu(self):
@@ -706,7 +713,8 @@ class StyleTransferWidget(QWidget):
                 item = preview.HistoryItem(value["image"], value["key"],
                                            settings.options.result_name(settings.names(), preview=True),
                                            settings, before=value["before"],
-                                           seconds=time.monotonic() - task.started)
+                                           seconds=time.monotonic() - task.started,
+                                           short="%d %%" % round(settings.options.alpha * 100))
                 self.history.add(item)
                 value["settings"] = settings
                 self.last_preview = value

@@ -29,6 +29,9 @@ class Task:
         self.thread = threading.Thread(target=self._run, name="sanet-style-task", daemon=True)
         self.finished = False
         self.abandoned = False
+        self.last_progress = None   # (fraction, stage) of the latest progress event from sanetd
+        self.outcome = None      # set when the thread ends: done, cancelled (sanetd confirmed), error,
+                                 # or "finished despite cancel" (the result came before the cancel took effect)
 
     def start(self):
         self.thread.start()
@@ -50,6 +53,7 @@ class Task:
         self.finished = True
 
     def _report(self, fraction, stage=""):
+        self.last_progress = (float(fraction), str(stage))
         self.events.put(("progress", float(fraction), str(stage)))
 
     def _run(self):
@@ -59,16 +63,22 @@ class Task:
             client = mod.Client(timeout=self.timeout, retries=self.retries)
             value = self.fn(mod, client, self._report, self.cancel_event)
             if self.cancel_event.is_set():
+                self.outcome = "finished despite cancel"
                 self.events.put(("cancelled", "Cancelled."))
             else:
+                self.outcome = "done"
                 self.events.put(("done", value))
         except mod.JobCancelled as exc:
+            self.outcome = "cancelled"
             self.events.put(("cancelled", str(exc) or "Cancelled."))
         except mod.SanetClientError as exc:
+            self.outcome = "error"
             self.events.put(("error", str(exc), exc))
         except self.expected as exc:
+            self.outcome = "error"
             self.events.put(("error", str(exc), exc))
         except Exception as exc:  # a bug must reach the artist, not vanish in a thread
+            self.outcome = "error"
             self.events.put(("error", "%s: %s" % (type(exc).__name__, exc), exc))
         finally:
             if client is not None:
