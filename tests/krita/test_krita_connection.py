@@ -45,6 +45,8 @@ def test_status_text_is_whole_sentences_before_retrying():
     assert with_start.endswith("try again. Press Start, or start it yourself. Retrying…")
     assert connection.Status(connection.CONNECTED, hello={"device": "cpu"}).headline() == "sanetd connected (cpu)"
     assert connection.Status(connection.CONNECTED).text() == ""
+    missing = connection.Status(connection.ERROR, "The sanet_client package was not found", retrying=False)
+    assert missing.text() == "The sanet_client package was not found."     # no retry promised: none will come
 
 
 def test_long_paths_get_break_points_and_nothing_else_changes():

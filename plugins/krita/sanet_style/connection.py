@@ -29,7 +29,7 @@ class Status:
     """One immutable snapshot of the connection, for the UI."""
 
     def __init__(self, state, detail="", hello=None, library=(), serial=0, library_serial=0, can_start=False,
-                 starting=False):
+                 starting=False, retrying=True):
         self.state = state
         self.detail = detail            # the reason (NOT_RUNNING, ERROR) or what is happening (CONNECTING)
         self.hello = hello or {}
@@ -38,6 +38,7 @@ class Status:
         self.library_serial = library_serial
         self.can_start = can_start      # a sanetd executable was found (the Start button makes sense)
         self.starting = starting        # we started one and wait for it to answer
+        self.retrying = retrying        # the heartbeat keeps trying (False: nothing will change by itself)
 
     @property
     def connected(self):
@@ -67,10 +68,10 @@ class Status:
             return ""
         if self.state == CONNECTING:
             return messages.sentence(self.detail) if self.detail else ""
-        tail = "Retrying…"
+        tail = "Retrying…" if self.retrying else ""
         if self.state == NOT_RUNNING and self.can_start:
-            tail = "Press Start, or start it yourself. Retrying…"
-        return messages.sentences(self.detail) + " " + tail if self.detail else tail
+            tail = "Press Start, or start it yourself. " + tail
+        return " ".join(t for t in (messages.sentences(self.detail), tail.strip()) if t)
 
 
 class Monitor:

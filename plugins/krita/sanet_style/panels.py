@@ -173,7 +173,9 @@ class WeightDelegate(QStyledItemDelegate):
         spin.setSingleStep(0.1)
         spin.setDecimals(2)
         spin.setFrame(False)
+        spin.setFocusPolicy(Qt.ClickFocus)   # never the docker's first focus (it would show all text selected)
         spin.valueChanged.connect(lambda _v, s=spin: self.commitData.emit(s))
+        spin.editingFinished.connect(lambda s=spin: s.lineEdit().deselect())
         return spin
 
     def setEditorData(self, editor, index):
@@ -182,6 +184,7 @@ class WeightDelegate(QStyledItemDelegate):
             editor.blockSignals(True)
             editor.setValue(float(value))
             editor.blockSignals(False)
+        editor.lineEdit().deselect()     # a persistent editor is not being edited: no highlighted text
 
     def setModelData(self, editor, model, index):
         model.setData(index, editor.value(), Qt.EditRole)

@@ -25,7 +25,8 @@ class Session:
 
     def status(self):
         if self.monitor is None:
-            return connection.Status(connection.ERROR, self.client_error or "sanet_client is missing.")
+            return connection.Status(connection.ERROR, self.client_error or "sanet_client is missing.",
+                                     retrying=False)
         return self.monitor.start().snapshot()
 
     def shutdown(self):

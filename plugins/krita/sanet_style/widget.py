@@ -400,7 +400,11 @@ class StyleTransferWidget(QWidget):
 
     def _open_weight_editors(self, *_):
         for row in range(self.model.rowCount()):
-            self.table.openPersistentEditor(self.model.index(row, COL_WEIGHT))
+            index = self.model.index(row, COL_WEIGHT)
+            self.table.openPersistentEditor(index)
+            editor = self.table.indexWidget(index)
+            if isinstance(editor, QDoubleSpinBox):   # the view selected all its text, as for a typed edit
+                editor.lineEdit().deselect()
 
     def add_entry(self, entry):
         self.model.add(entry)

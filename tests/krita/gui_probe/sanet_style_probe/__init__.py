@@ -435,11 +435,16 @@ class Probe:
             controls.strength.setValue(strength)
             yield ("showcase preview %d" % n, lambda n=n: len(controls.history) == n + 1
                    and controls.preview_task is None)
+        controls.apply_button.click()                   # one full-resolution result in the document too
+        yield ("showcase apply", lambda: controls.task is None)
         docker.setFloating(True)
         docker.resize(380, 980)
         yield ("showcase settled", lambda: controls.preview_task is None)
         yield 1.0
         controls.history_view.setCurrentRow(1)          # browsing the history: the 70 % result
+        focus = QApplication.focusWidget()
+        if focus is not None:                           # the artist's focus is on the canvas, not in a field
+            focus.clearFocus()
         yield 0.3
         docker.grab().save(os.path.join(OUT, "krita-docker.png"))
         window.qwindow().grab().save(os.path.join(OUT, "krita-window.png"))
