@@ -80,10 +80,11 @@ def scale_layer(raw, width, height, depth, out_w, out_h):
         small = image.scaled(out_w, out_h, Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
         return "rgba8", _packed(small.convertToFormat(QImage.Format_RGBA8888), 4)
     if depth == "U16" and hasattr(QImage, "Format_RGBA64"):
-        rgba = formats.swap_red_blue(raw, 2)
-        image = QImage(rgba, width, height, 8 * width, QImage.Format_RGBA64)
+        # B,G,R,A scaled as if it were R,G,B,A (scaling treats colour channels alike; alpha stays the 4th),
+        # then swapped: the swap touches the small image, not the full layer
+        image = QImage(raw, width, height, 8 * width, QImage.Format_RGBA64)
         small = image.scaled(out_w, out_h, Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
-        return "rgba16", _packed(small.convertToFormat(QImage.Format_RGBA64), 8)
+        return "rgba16", formats.swap_red_blue(_packed(small.convertToFormat(QImage.Format_RGBA64), 8), 2)
     small = nearest(raw, width, height, formats.krita_pixel_size(depth), out_w, out_h)
     return formats.krita_to_client(small, depth)
 
