@@ -45,6 +45,8 @@ def test_status_text_is_whole_sentences_before_retrying():
     assert with_start.endswith("try again. Press Start, or start it yourself. Retrying…")
     assert connection.Status(connection.CONNECTED, hello={"device": "cpu"}).headline() == "sanetd connected (cpu)"
     assert connection.Status(connection.CONNECTED).text() == ""
+    # a running but unusable sanetd (another protocol version): starting a second one would not help
+    assert not connection.Status(connection.ERROR, "other protocol", can_start=True).offer_start
     missing = connection.Status(connection.ERROR, "The sanet_client package was not found", retrying=False)
     assert missing.text() == "The sanet_client package was not found."     # no retry promised: none will come
 
@@ -129,7 +131,7 @@ def test_start_launches_sanetd_found_on_path(tmp_path, private_runtime, syntheti
     monitor = connection.Monitor(sanet_client, launcher=launch, env=env).start()
     try:
         status, _ = _wait_state(monitor, connection.NOT_RUNNING, NOTICE_S)
-        assert status.can_start and "Press Start" in status.text()
+        assert status.can_start and status.offer_start and "Press Start" in status.text()
         assert monitor.start_daemon() is None
         starting = monitor.snapshot()
         assert starting.state == connection.CONNECTING and starting.starting
@@ -156,6 +158,6 @@ def test_start_reports_a_sanetd_that_exits_at_once(tmp_path, private_runtime):
         assert "exited with code 3" in status.detail and "terminal" in status.detail
         assert status.headline() == "sanetd cannot be used" and status.text().endswith("Retrying…")
         time.sleep(2.5 * connection.RETRY_S)        # the reason stays on screen while the retries go on
-        assert monitor.snapshot().state == connection.ERROR and monitor.snapshot().can_start
+        assert monitor.snapshot().state == connection.ERROR and monitor.snapshot().offer_start   # try again
     finally:
         monitor.stop()

@@ -155,6 +155,7 @@ def test_docker_end_to_end(tmp_path, synthetic_weights, engine, style_png):
     assert first["pane"] == [W, H] and "Style: style.png (SANet, preview)" in first["caption"]
     assert slider["layers"] == ["Background", "painting"] and slider["history"] == 2
     assert slider["starts"] == 1 and slider["alpha"] == 0.6 and slider["pane_is_latest"]
+    assert slider["compare"] == [True, True]          # press and hold shows the layer before
     assert slider["names"] == ["Style: style.png (SANet, α 0.60, preview)", "Style: style.png (SANet, preview)"]
     # ... and the preview is exactly what the library gives for what was sent (this layer is below 512 px)
     import sanet

@@ -29,7 +29,7 @@ class Status:
     """One immutable snapshot of the connection, for the UI."""
 
     def __init__(self, state, detail="", hello=None, library=(), serial=0, library_serial=0, can_start=False,
-                 starting=False, retrying=True):
+                 starting=False, retrying=True, start_failed=False):
         self.state = state
         self.detail = detail            # the reason (NOT_RUNNING, ERROR) or what is happening (CONNECTING)
         self.hello = hello or {}
@@ -39,6 +39,12 @@ class Status:
         self.can_start = can_start      # a sanetd executable was found (the Start button makes sense)
         self.starting = starting        # we started one and wait for it to answer
         self.retrying = retrying        # the heartbeat keeps trying (False: nothing will change by itself)
+        self.start_failed = start_failed  # the ERROR is about a sanetd we started (Start may be tried again)
+
+    @property
+    def offer_start(self):
+        """Show Start: nothing answers and a sanetd can be launched (not when one runs but is unusable)."""
+        return self.can_start and (self.state == NOT_RUNNING or (self.state == ERROR and self.start_failed))
 
     @property
     def connected(self):
@@ -165,9 +171,12 @@ class Monitor:
                 lib_serial += 1
             starting = self._proc is not None and state == CONNECTING
             can_start = self._can_start() if state != CONNECTED else old.can_start
-            new = Status(state, detail, hello, library, old.serial, lib_serial, can_start, starting)
-            if (new.state, new.detail, new.hello, new.library_serial, new.can_start, new.starting) != \
-                    (old.state, old.detail, old.hello, old.library_serial, old.can_start, old.starting):
+            failed = state == ERROR and self._start_failure is not None
+            new = Status(state, detail, hello, library, old.serial, lib_serial, can_start, starting,
+                         start_failed=failed)
+            if (new.state, new.detail, new.hello, new.library_serial, new.can_start, new.starting, failed) != \
+                    (old.state, old.detail, old.hello, old.library_serial, old.can_start, old.starting,
+                     old.start_failed):
                 new.serial = old.serial + 1
                 self._status = new
 

@@ -627,8 +627,7 @@ class StyleTransferWidget(QWidget):
         detail = status.text()
         self.status_detail.setText(messages.wrappable(detail))
         self.status_detail.setVisible(bool(detail))
-        self.start_button.setVisible(status.state in (connection.NOT_RUNNING, connection.ERROR)
-                                     and status.can_start)
+        self.start_button.setVisible(status.offer_start)
         if status.library_serial != self._library_serial:
             self._library_serial = status.library_serial
             self._show_library(status.library)

@@ -27,7 +27,7 @@ import sys
 import time
 import traceback
 
-from PyQt5.QtCore import QRect, QTimer
+from PyQt5.QtCore import QTimer
 from PyQt5.QtWidgets import QApplication, QDockWidget, QMenu, QWidget
 from krita import Extension, Krita, Selection
 
@@ -199,6 +199,11 @@ class Probe:
         yield ("preview after the slider", lambda: len(controls.history) == n_before + 1
                and controls.preview_task is None and controls.last_preview is not first)
         p = controls.last_preview
+        pane = controls.pane                       # press and hold: the layer before; release: the result
+        pane.mousePressEvent(None)
+        compare = [pane.shown() is pane.before and pane.before is not None]
+        pane.mouseReleaseEvent(None)
+        compare.append(pane.shown() is pane.image)
         _write("preview_in.bin", p["prepared"].data)
         _write("preview_mask.bin", p["prepared"].mask or b"")
         _write("preview_out.bin", p["result"].data)
@@ -206,7 +211,7 @@ class Probe:
                   alpha=p["settings"].options.alpha, style_max_side=p["prepared"].style_max_side,
                   size=[p["prepared"].width, p["prepared"].height], format=p["prepared"].format,
                   names=[i.name for i in controls.history.items], pane_is_latest=controls.pane.image is
-                  controls.history.items[0].image)
+                  controls.history.items[0].image, compare=compare)
 
         # applied: a new layer above the original, and the ORIGINAL stays active
         controls.apply_button.click()
