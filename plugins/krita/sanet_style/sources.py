@@ -2,11 +2,9 @@
 
 Every pixel source goes through a QImage scaled to at most STYLE_MAX_SIDE, so a huge style document
 never travels to the daemon at full size (the model looks at styles at <= 1024 px anyway).
+Qt is imported inside the functions, so the constant is importable without Qt (tests of preview.py).
 """
-from PyQt5.QtCore import Qt
-from PyQt5.QtGui import QImage
-
-STYLE_MAX_SIDE = 1024
+STYLE_MAX_SIDE = 1024      # long side styles travel at (the model looks at styles at <= 1024 px anyway)
 
 
 class StyleSourceError(Exception):
@@ -15,6 +13,7 @@ class StyleSourceError(Exception):
 
 def qimage_rgba8(image):
     """(width, height, bytes) of a QImage (scaled to at most STYLE_MAX_SIDE) as tightly packed RGBA8 rows."""
+    from PyQt5.QtCore import Qt
     if image is None or image.isNull():
         raise StyleSourceError("The style image is empty.")
     if max(image.width(), image.height()) > STYLE_MAX_SIDE:
@@ -24,6 +23,7 @@ def qimage_rgba8(image):
 
 def packed_rgba8(image):
     """(width, height, bytes) of a QImage as it is, as tightly packed RGBA8 rows."""
+    from PyQt5.QtGui import QImage
     image = image.convertToFormat(QImage.Format_RGBA8888)
     w, h, stride = image.width(), image.height(), image.bytesPerLine()
     ptr = image.constBits()
@@ -35,6 +35,7 @@ def packed_rgba8(image):
 
 
 def image_from_file(path):
+    from PyQt5.QtGui import QImage
     image = QImage(path)
     if image.isNull():
         raise StyleSourceError("Could not read the style image %s (not an image Qt can open)." % path)
@@ -61,6 +62,7 @@ def style_pixels(client_module, image, weight):
 
 def library_thumbnail(entry):
     """A QImage for a styles.list entry's thumbnail (PNG/JPEG bytes or an rgba8 pixel map), or None."""
+    from PyQt5.QtGui import QImage
     thumb = entry.get("thumbnail")
     if isinstance(thumb, (bytes, bytearray)):
         image = QImage.fromData(bytes(thumb))
