@@ -76,6 +76,7 @@ class SanetdProcess:
 
 def wait_ready(d: SanetdProcess, timeout: float = START_TIMEOUT_S) -> None:
     from sanet_client import Client, SanetClientError
+    from sanet_client.connect import read_connection_file
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if d.proc.poll() is not None:
@@ -84,7 +85,7 @@ def wait_ready(d: SanetdProcess, timeout: float = START_TIMEOUT_S) -> None:
             try:
                 with Client(connection_file=d.connection_file, timeout=2.0, retries=1) as c:
                     c.hello()
-                d.endpoint = json.loads(d.connection_file.read_text())["endpoint"]
+                d.endpoint = read_connection_file(d.connection_file).endpoint
                 return
             except (SanetClientError, ValueError, OSError):
                 pass
