@@ -156,8 +156,6 @@ class ConnectionInfo:
         ours = _own_pid_namespace()
         if self.pid_namespace is not None and ours != self.pid_namespace:
             return "unknown"      # the pid means another process here (sandboxed editor)
-        if self.pid_namespace is None and ours is not None and sys.platform.startswith("linux"):
-            return "unknown"      # written by a daemon that did not say; cannot rule out another namespace
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
