@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sanet_client import imagefiles
 from sanet_client import protocol as P
-from sanet_client.argtypes import add_stylize_controls
+from sanet_client.argtypes import add_stylize_controls, check_stylize_args
 
 from . import __version__
 from .errors import InputError, SanetError
@@ -83,52 +83,9 @@ def _progress_printer():
     return show
 
 
-def _check_counts(args) -> None:
-    n = len(args.style)
-    if args.style_weights is not None and len(args.style_weights) != n:
-        raise InputError(f"--style-weights has {len(args.style_weights)} value(s) for {n} style(s)")
-    if args.style_labels is not None and len(args.style_labels) != n:
-        raise InputError(f"--style-labels given {len(args.style_labels)} time(s) for {n} style(s): give one label "
-                         f"map per style ('none' for a style without one)")
-    if args.scsa_weights is not None and len(args.scsa_weights) != 2:
-        raise InputError(f"--scsa-weights has {len(args.scsa_weights)} value(s): expected two (T1,T2)")
-    if args.region is not None and len(args.region) != n:
-        raise InputError(f"--region given {len(args.region)} time(s) for {n} style(s): give one mask per style")
-    if args.memory_budget is not None and not args.memory_budget > 0:
-        raise InputError(f"--memory-budget {args.memory_budget}: expected a positive number of GiB")
-    if args.style_max_side is not None and not P.STYLE_MAX_SIDE_MIN <= args.style_max_side <= P.STYLE_MAX_SIDE_MAX:
-        raise InputError(f"--style-max-side {args.style_max_side}: expected {P.STYLE_MAX_SIDE_MIN}.."
-                         f"{P.STYLE_MAX_SIDE_MAX} px")
-
-
-def _check_sizes(content, styles_img, regions, selection, content_labels, style_labels) -> None:
-    """The size checks the engine makes, before the model is loaded (same messages)."""
-    from .images import as_mask
-    hw = content.shape[:2]
-    if selection is not None:
-        as_mask(selection, hw, "selection")
-    for i, r in enumerate(regions):
-        if r is not None:
-            as_mask(r, hw, f"style {i + 1} region")
-    problem = P.scsa_pairing_problem(content_labels is not None, [s is not None for s in style_labels])
-    if problem == "content_labels_missing":
-        raise InputError("a style has a label map but the content has none: give a content label map too "
-                         "(content_labels, --content-labels) or drop the style label maps")
-    if problem == "style_labels_missing":
-        raise InputError("content label map given but no style has a label map: give one for at least one style "
-                         "(Style(labels=...), --style-labels)")
-    if content_labels is not None and content_labels.shape[:2] != hw:
-        raise InputError(f"content label map: size {content_labels.shape[1]}×{content_labels.shape[0]} does not "
-                         f"match the content size {hw[1]}×{hw[0]}")
-    for i, (lab, img) in enumerate(zip(style_labels, styles_img)):
-        if lab is not None and lab.shape[:2] != img.shape[:2]:
-            raise InputError(f"style {i + 1} label map: size {lab.shape[1]}×{lab.shape[0]} does not match the style "
-                             f"image size {img.shape[1]}×{img.shape[0]}")
-
-
 def run_stylize(args) -> int:
     kind = imagefiles.check_output_path(args.output, InputError)   # before anything is read or loaded
-    _check_counts(args)
+    check_stylize_args(args, InputError)
     from .images import load_image, save_image
     out_path = Path(args.output)
     n = len(args.style)
@@ -140,7 +97,7 @@ def run_stylize(args) -> int:
     content_labels = load_image(args.content_labels) if args.content_labels else None
     style_labels = ([None if p.lower() == "none" else load_image(p) for p in args.style_labels]
                     if args.style_labels else [None] * n)
-    _check_sizes(content, styles_img, regions, selection, content_labels, style_labels)
+    imagefiles.check_input_sizes(content, styles_img, regions, selection, content_labels, style_labels, InputError)
     weights = args.style_weights or [1.0] * n
     t1 = time.perf_counter()
 

@@ -104,11 +104,53 @@ def check_image_array(arr, what: str, error=ImageFileError) -> None:
     scale_of(arr.dtype, error)
 
 
+def check_input_sizes(content, styles, regions, selection, content_labels, style_labels,
+                      error=ImageFileError) -> None:
+    """Before any work: masks have the content's size, label maps their image's size, and the SCSA pairing rule
+    (a content label map if and only if some style has one). The engine says the same things, later."""
+    from .protocol import scsa_pairing_problem
+    h, w = content.shape[:2]
+
+    def mask(m, what):
+        if m.ndim not in (2, 3):
+            raise error(f"{what}: shape {m.shape} is not a mask: expected H×W")
+        if m.shape[:2] != (h, w):
+            raise error(f"{what}: size {m.shape[1]}×{m.shape[0]} does not match the content size {w}×{h}")
+    if selection is not None:
+        mask(selection, "selection")
+    for i, r in enumerate(regions):
+        if r is not None:
+            mask(r, f"style {i + 1} region")
+    problem = scsa_pairing_problem(content_labels is not None, [s is not None for s in style_labels])
+    if problem == "content_labels_missing":
+        raise error("a style has a label map but the content has none: give a content label map too "
+                    "(content_labels, --content-labels) or drop the style label maps")
+    if problem == "style_labels_missing":
+        raise error("content label map given but no style has a label map: give one for at least one style "
+                    "(Style(labels=...), --style-labels)")
+    if content_labels is not None and content_labels.shape[:2] != (h, w):
+        raise error(f"content label map: size {content_labels.shape[1]}×{content_labels.shape[0]} does not "
+                    f"match the content size {w}×{h}")
+    for i, (lab, img) in enumerate(zip(style_labels, styles)):
+        if lab is not None and img is not None and lab.shape[:2] != img.shape[:2]:
+            raise error(f"style {i + 1} label map: size {lab.shape[1]}×{lab.shape[0]} does not match the style "
+                        f"image size {img.shape[1]}×{img.shape[0]}")
+
+
+def mask_plane(mask, error=ImageFileError):
+    """A mask file's soft mask as the engine reads it: the first channel, scaled to [0, 1], NaN → 0, clamped."""
+    np = _np()
+    m = mask[:, :, 0] if mask.ndim == 3 else mask
+    out = m.astype(np.float32) if m.dtype == bool else to_float(m, error)
+    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 1.0)
+
+
 def content_for_output(content, kind: str):
     """What the engine is given for an output kind: PNG holds float content as 16-bit (rounded to nearest)."""
     np = _np()
     if kind == "png" and content.dtype not in (np.uint8, np.uint16):
-        return (np.clip(content, 0, 1) * 65535 + 0.5).astype(np.uint16)
+        # in float64: float16 content would overflow at 65535
+        return (np.clip(np.nan_to_num(content.astype(np.float64), nan=0.0), 0, 1) * 65535 + 0.5).astype(np.uint16)
     return content
 
 
@@ -132,7 +174,9 @@ def load_image(path, error=ImageFileError):
             arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             if arr is None:
                 raise ValueError("unreadable or unsupported image format")
-            if arr.ndim == 3 and arr.shape[2] == 3:
+            if arr.ndim == 3 and arr.shape[2] == 4 and _png_colour_type(path) == 4:
+                arr = arr[:, :, [0, 3]]   # a gray+alpha PNG (OpenCV expands it to BGRA): gray stays gray
+            elif arr.ndim == 3 and arr.shape[2] == 3:
                 arr = arr[:, :, ::-1]
             elif arr.ndim == 3 and arr.shape[2] == 4:
                 arr = arr[:, :, [2, 1, 0, 3]]
@@ -144,6 +188,18 @@ def load_image(path, error=ImageFileError):
         raise error(f"{path}: empty image")
     check_image_array(arr, str(path), error)
     return arr
+
+
+def _png_colour_type(path: Path) -> int | None:
+    """The colour type byte of a PNG's IHDR (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA), else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return None
+    if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return head[25]
+    return None
 
 
 def save_image(path, arr, error=ImageFileError) -> None:
@@ -163,6 +219,12 @@ def save_image(path, arr, error=ImageFileError) -> None:
             import cv2
             if arr.dtype not in (np.uint8, np.uint16):
                 raise error(f"{path}: PNG stores 8- or 16-bit pixels, got {arr.dtype}; use .tif or .npy for float")
+            if arr.ndim == 3 and arr.shape[2] == 2:   # gray+alpha: OpenCV cannot write it, Pillow can (8-bit)
+                if arr.dtype != np.uint8:
+                    raise error(f"{path}: a 16-bit gray+alpha PNG cannot be written here; use .tif (same pixels)")
+                from PIL import Image
+                Image.fromarray(np.ascontiguousarray(arr), "LA").save(path)
+                return
             out = arr
             if arr.ndim == 3 and arr.shape[2] == 3:
                 out = arr[:, :, ::-1]
@@ -174,6 +236,11 @@ def save_image(path, arr, error=ImageFileError) -> None:
             raise error(f"{path}: unsupported output format '{suffix}': expected .png, .tif, .tiff or .npy")
     except OSError as exc:
         raise error(f"{path}: cannot write: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001  an encoder's own error (e.g. cv2.error): one line naming the file
+        if isinstance(exc, error):
+            raise
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise error(f"{path}: cannot write image: {first}") from None
 
 
 # ------------------------------------------------------------------------------------------------ the wire
