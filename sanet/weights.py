@@ -704,8 +704,16 @@ def expected_layouts() -> dict[str, dict[str, tuple[int, ...]]]:
 
 
 def read_state_dict(path: Path):
+    """sanet.checkpoints.read_state_dict (weights_only=True), with any unpickling failure as one WeightsError."""
     from .checkpoints import read_state_dict as _read
-    return _read(path)
+    try:
+        return _read(path)
+    except WeightsError:
+        raise
+    except Exception as exc:  # noqa: BLE001  e.g. IndexError from a few garbage bytes: the file's problem
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise WeightsError(f"{path}: not a readable checkpoint (truncated or corrupt?): {type(exc).__name__}"
+                           f"{': ' + first if first else ''}") from None
 
 
 def validate_state_dict(name: str, state: dict, where) -> None:

@@ -56,8 +56,8 @@ def add_weights_commands(subparsers) -> argparse.ArgumentParser:
     _weights_option(src)
 
     stat = sub.add_parser("status", help="say which checkpoint files are present, missing or corrupt",
-                          description="Exit code 0 when every model asked for is usable (default: SANet, and every "
-                                      "other model with a file of its own present), 1 otherwise, 2 on error.")
+                          description="Exit code 0 when every model asked for is usable (default: every model with "
+                                      "a file of its own present, SANet when none is), 1 otherwise, 2 on error.")
     _model_option(stat, "only this model")
     stat.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     _weights_option(stat)
@@ -159,15 +159,14 @@ def _sources(args) -> int:
     return EXIT_OK
 
 
+def _has_own_files(folder, model: str) -> bool:
+    own = [n for n in W.MODELS[model] if W.models_of(n) == [model]]
+    return any((folder / n).exists() or (folder / (n + W.PART_SUFFIX)).exists() for n in own)
+
+
 def _models_to_check(folder) -> list[str]:
-    """SANet, and every other model with a file of its own present (a half-installed model needs attention)."""
-    out = [W.DEFAULT_MODEL]
-    for m, files in W.MODELS.items():
-        own = [n for n in files if W.models_of(n) == [m]]
-        if m != W.DEFAULT_MODEL and any((folder / n).exists() or (folder / (n + W.PART_SUFFIX)).exists()
-                                        for n in own):
-            out.append(m)
-    return out
+    """Every model with a file of its own present (a half-installed model needs attention); SANet when none is."""
+    return [m for m in W.MODELS if _has_own_files(folder, m)] or [W.DEFAULT_MODEL]
 
 
 def _status(args, explicit) -> int:
@@ -188,8 +187,7 @@ def _status(args, explicit) -> int:
     for m, st in states.items():
         if args.model and m != args.model:
             continue
-        state = "usable" if W.model_usable(st) else "not installed" if all(s.state == "missing" for s in st) \
-            else "NOT USABLE"
+        state = "usable" if W.model_usable(st) else "NOT USABLE" if _has_own_files(folder, m) else "not installed"
         print(f"{W.MODEL_TITLES[m]} [{m}]: {state}")
         for s in st:
             if s.name in shown:   # a shared file: said once
