@@ -204,8 +204,13 @@ class StyleTransferWidget(QWidget):
         g.addLayout(row)
         row = QHBoxLayout()
         self.scsa_t1, self.scsa_t2 = QDoubleSpinBox(), QDoubleSpinBox()
-        for name, spin, value in (("SCA", self.scsa_t1, 0.7), ("SSA", self.scsa_t2, 0.3)):
-            spin.setRange(0.0, 10.0)
+        try:   # the defaults and range are sanet_client.protocol's (one definition)
+            proto = clientlib.load().protocol
+            defaults, top = proto.DEFAULT_SCSA_WEIGHTS, proto.SCSA_WEIGHT_MAX
+        except clientlib.ClientMissing:
+            defaults, top = (0.0, 0.0), 0.0   # nothing can run without the client; the status line says why
+        for name, spin, value in (("SCA", self.scsa_t1, defaults[0]), ("SSA", self.scsa_t2, defaults[1])):
+            spin.setRange(0.0, top)
             spin.setSingleStep(0.1)
             spin.setValue(value)
             row.addWidget(QLabel(name))
