@@ -23,8 +23,8 @@ def test_preview_size_keeps_the_aspect_and_never_enlarges():
 
 
 def test_preview_styles_shrink_with_the_layer():
-    assert preview.preview_style_side(512, 300) == preview.STYLE_MAX_SIDE        # no scaling, full style
-    assert preview.preview_style_side(2048, 1024) == preview.STYLE_MAX_SIDE // 4 == 256
+    assert preview.preview_style_side(512, 300) == preview.style_max_side()        # no scaling, full style
+    assert preview.preview_style_side(2048, 1024) == preview.style_max_side() // 4 == 256
     assert preview.preview_style_side(8192, 8192) == preview.MIN_STYLE_SIDE     # floor
 
 

@@ -1,4 +1,4 @@
-"""Live preview: the layer scaled down in Krita to PREVIEW_LONG_SIDE, the image the docker shows, and the
+"""Live preview: the layer scaled down in Krita to preview_long_side(), the image the docker shows, and the
 short history of results to compare, apply or discard.
 
 The layer is scaled HERE, before it travels, so the daemon gets a small layer and has little to do (the issue's
@@ -7,7 +7,7 @@ documents (Qt 5 has no float images) by nearest-neighbour sampling of the raw va
 HDR values above 1 included — and cost no conversion of the full-size layer. The selection is scaled smoothly
 and sent along (the daemon blends it), a label layer by nearest neighbour (no new colours appear).
 
-Styles are sent for the preview at the same scale as the layer (STYLE_MAX_SIDE × scale, at least
+Styles are sent for the preview at the same scale as the layer (style_max_side() × scale, at least
 MIN_STYLE_SIDE): SANet's strokes have the size of the style's features, so a style at full size over a
 small layer would paint strokes several times too big compared with the full-resolution result.
 
@@ -18,15 +18,21 @@ import time
 import zlib
 
 from . import formats
-from .sources import STYLE_MAX_SIDE
+from . import clientlib
+from .sources import style_max_side
 
-PREVIEW_LONG_SIDE = 512     # long side of the preview (the engine's own preview mode uses the same 512)
 MIN_STYLE_SIDE = 256        # styles smaller than this lose their character; never scale a preview style below
 HISTORY_SIZE = 8            # results kept in the docker's history strip
 
 
-def preview_size(width, height, long_side=PREVIEW_LONG_SIDE):
+def preview_long_side():
+    """sanet_client.protocol.PREVIEW_LONG_SIDE: the long side of a preview (the engine's preview mode uses it too)."""
+    return clientlib.load().protocol.PREVIEW_LONG_SIDE
+
+
+def preview_size(width, height, long_side=None):
     """(w, h) of the preview: the layer's size scaled so that its long side is at most ``long_side``."""
+    long_side = long_side or preview_long_side()
     side = max(width, height)
     if side <= long_side:
         return width, height
@@ -34,8 +40,9 @@ def preview_size(width, height, long_side=PREVIEW_LONG_SIDE):
     return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
 
 
-def preview_style_side(width, height, long_side=PREVIEW_LONG_SIDE, full=STYLE_MAX_SIDE):
+def preview_style_side(width, height, long_side=None, full=None):
     """style_max_side for a preview of a width x height layer (see the module docstring)."""
+    full = full or style_max_side()
     pw, ph = preview_size(width, height, long_side)
     scale = max(pw, ph) / float(max(width, height))
     return max(min(MIN_STYLE_SIDE, full), min(full, int(round(full * scale))))
@@ -110,7 +117,7 @@ def scale_labels(raw, width, height, depth, out_w, out_h):
 class PreviewInput:
     """The small layer (+ selection, label map) a preview sends; built on the worker thread from a snapshot."""
 
-    def __init__(self, snap, content_labels=None, long_side=PREVIEW_LONG_SIDE):
+    def __init__(self, snap, content_labels=None, long_side=None):
         self.source_size = (snap.width, snap.height)
         self.width, self.height = preview_size(snap.width, snap.height, long_side)
         self.format, self.data = scale_layer(snap.raw, snap.width, snap.height, snap.depth,

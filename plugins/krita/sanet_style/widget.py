@@ -18,7 +18,7 @@ from PyQt5.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QFile
                              QListWidgetItem, QMenu, QMessageBox, QProgressBar, QPushButton, QScrollArea,
                              QSizePolicy, QSlider, QTableView, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
-from . import connection, document, formats, labels, messages, pipeline, preview, session, sources
+from . import clientlib, connection, document, formats, labels, messages, pipeline, preview, session, sources
 from .panels import HistoryStrip, PreviewPane, WeightDelegate
 from .styles import COL_LABELS, COL_STYLE, COL_WEIGHT, ICON, StyleEntry
 from .worker import Task
@@ -175,8 +175,11 @@ class StyleTransferWidget(QWidget):
         row = QHBoxLayout()
         self.live = QCheckBox("Live preview")
         self.live.setChecked(True)
-        self.live.setToolTip("Re-render a small preview (long side %d px) whenever a setting changes"
-                             % preview.PREVIEW_LONG_SIDE)
+        try:
+            self.live.setToolTip("Re-render a small preview (long side %d px) whenever a setting changes"
+                                 % preview.preview_long_side())
+        except clientlib.ClientMissing:   # the docker still loads and says what is missing
+            self.live.setToolTip("Re-render a small preview whenever a setting changes")
         self.live.toggled.connect(self._live_toggled)
         self.refresh_button = QToolButton()
         self.refresh_button.setText("Refresh")
@@ -339,8 +342,13 @@ class StyleTransferWidget(QWidget):
         form.addRow(row)
         row = QHBoxLayout()
         self.scsa_t1, self.scsa_t2 = QDoubleSpinBox(), QDoubleSpinBox()
-        for name, spin, value in (("SCA", self.scsa_t1, 0.7), ("SSA", self.scsa_t2, 0.3)):
-            spin.setRange(0.0, 10.0)
+        try:   # the defaults and range are sanet_client.protocol's (one definition)
+            proto = clientlib.load().protocol
+            defaults, top = proto.DEFAULT_SCSA_WEIGHTS, proto.SCSA_WEIGHT_MAX
+        except clientlib.ClientMissing:
+            defaults, top = (0.0, 0.0), 0.0   # nothing can run without the client; the status line says why
+        for name, spin, value in (("SCA", self.scsa_t1, defaults[0]), ("SSA", self.scsa_t2, defaults[1])):
+            spin.setRange(0.0, top)
             spin.setSingleStep(0.1)
             spin.setValue(value)
             spin.valueChanged.connect(self.schedule_preview)
@@ -485,7 +493,7 @@ class StyleTransferWidget(QWidget):
             self.add_entry(self._library_entry(entry))
 
     def library_add_layer(self):
-        """Store the active layer (scaled to at most STYLE_MAX_SIDE) in sanetd's library."""
+        """Store the active layer (scaled to at most the style size) in sanetd's library."""
         try:
             doc = _krita().activeDocument()
             node = document.active_layer(doc)
