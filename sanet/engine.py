@@ -30,8 +30,8 @@ from . import scsa
 from .weights import resolve_weights_dir
 from . import planner, tiled
 
-DEFAULT_STYLE_MAX_SIDE = 1024   # SANet was trained on 512-px-short-side styles; larger styles mostly cost time
-PREVIEW_LONG_SIDE = 512
+# shared with the daemon, the plug-ins and clients: one definition in sanet_client.protocol
+from sanet_client.protocol import DEFAULT_STYLE_MAX_SIDE, PREVIEW_LONG_SIDE  # noqa: E402
 MIN_SIDE = 32
 
 Progress = Callable[[float, str], None]

@@ -40,7 +40,9 @@ from .errors import InputError
 from .images import to_float
 from .network import SANet, mean_variance_norm
 
-T1, T2 = 0.7, 0.3          # SCA / SSA weights for the SANet backbone (official SANet+SCSA)
+from sanet_client.protocol import DEFAULT_SCSA_WEIGHTS  # noqa: E402  one definition for engine, daemon, plug-ins
+
+T1, T2 = DEFAULT_SCSA_WEIGHTS   # SCA / SSA weights for the SANet backbone (official SANet+SCSA)
 MAX_LABELS = 64            # colour maps without a palette: more distinct colours than this is noise, not labels
 MIN_LABEL_SHARE = 0.002    # ... then only colours covering ≥ 0.2 % of a map are labels (the rest: anti-aliasing)
 ADAIN_EPS = 1e-5           # inside the square root, as in the official semantic AdaIN

@@ -473,7 +473,7 @@ def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
              # no new layer; screenshots of both
              dict(scene_case, name="preview_setup",
                   args={"library-styles": "@SWIRLS@", "style-files": ["/e2e/style2.png"],
-                        "style-weights": "0.6, 1", "alpha": 1.0}),
+                        "style-weights": "0.6, 1", "alpha": 1.0, "preserve-colors": True}),
              dict(scene_case, name="preview", steps=[
                  {"window": "^Style Transfer$"}, {"event": "library"}, {"event": "preview"}, {"sleep": 1},
                  {"shot": "/e2e/gui/gimp-dialog.png"},

@@ -276,16 +276,18 @@ def test_job_with_a_real_daemon_progress_and_cancel(tmp_path, synthetic_weights)
 # ----------------------------------------------------------------------------------------------- start sanetd
 
 import sanet_gimp_daemon as dm  # noqa: E402
+from sanet_client import launch  # noqa: E402  (what the plug-in's Start uses: one search, shared with Krita)
 
 
 def test_data_dir_matches_platformdirs_layout():
-    assert dm.data_dir({}, "/h", "linux") == "/h/.local/share/sanet-style"
-    assert dm.data_dir({"XDG_DATA_HOME": "/x"}, "/h", "linux") == "/x/sanet-style"
-    assert dm.data_dir({}, "/h", "darwin") == "/h/Library/Application Support/sanet-style"
-    assert dm.data_dir({"LOCALAPPDATA": "C:/L"}, "C:/h", "win32").replace("\\", "/") == "C:/L/sanet-style/sanet-style"
+    assert launch.data_dir({}, "/h", "linux") == "/h/.local/share/sanet-style"
+    assert launch.data_dir({"XDG_DATA_HOME": "/x"}, "/h", "linux") == "/x/sanet-style"
+    assert launch.data_dir({}, "/h", "darwin") == "/h/Library/Application Support/sanet-style"
+    assert launch.data_dir({"LOCALAPPDATA": "C:/L"}, "C:/h", "win32").replace("\\", "/") == \
+        "C:/L/sanet-style/sanet-style"
 
 
-def test_sanetd_is_found_in_the_installer_venv_first(tmp_path):
+def test_sanetd_is_found_in_the_installer_venv_first(tmp_path, monkeypatch):
     home = tmp_path / "home"
     data = home / ".local" / "share" / "sanet-style"
     custom = tmp_path / "custom-venv" / "bin"
@@ -297,15 +299,18 @@ def test_sanetd_is_found_in_the_installer_venv_first(tmp_path):
         (d / "sanetd").chmod(0o755)
     env = {"PATH": str(on_path)}
     # no manifest: the default venv (absent) then PATH
-    assert dm.sanetd_candidates(env, str(home), "linux") == [str(data / "venv" / "bin" / "sanetd"),
-                                                              str(on_path / "sanetd")]
-    assert dm.find_sanetd(env, str(home), "linux") == str(on_path / "sanetd")
+    assert launch.sanetd_candidates(env, str(home), "linux") == [str(data / "venv" / "bin" / "sanetd"),
+                                                                  str(on_path / "sanetd")]
+    assert launch.find_sanetd(env, str(home), "linux") == str(on_path / "sanetd")
     data.mkdir(parents=True)
     (data / "install-manifest.json").write_text(json.dumps({"venv": {"path": str(custom.parent)}}))
-    assert dm.find_sanetd(env, str(home), "linux") == str(custom / "sanetd")
+    assert launch.find_sanetd(env, str(home), "linux") == str(custom / "sanetd")
+    # the plug-in's own entry point follows the environment GIMP gives it
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    assert dm.find_sanetd() == str(custom / "sanetd")
     (data / "install-manifest.json").write_text("{broken")
-    assert dm.find_sanetd(env, str(home), "linux") == str(on_path / "sanetd")
-    assert dm.find_sanetd({"PATH": ""}, str(home), "linux") is None
+    assert launch.find_sanetd(env, str(home), "linux") == str(on_path / "sanetd")
+    assert launch.find_sanetd({"PATH": ""}, str(home), "linux") is None
 
 
 def test_start_sanetd_detached_and_wait_until_it_answers(tmp_path, synthetic_weights):

@@ -26,8 +26,8 @@ from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sanet_gimp_job import Job, PluginError, emit_event, import_client  # noqa: E402
-from sanet_gimp_settings import (SCSA_DEFAULT_WEIGHTS, SCSA_WEIGHT_MAX, SettingsError,  # noqa: E402
-                                 load_last_values, save_last_values)
+from sanet_gimp_settings import (SCSA_DEFAULT_WEIGHTS, SCSA_WEIGHT_MAX, STYLE_MAX_SIDE,  # noqa: E402
+                                 STYLE_MAX_SIDE_MAX, SettingsError, load_last_values, save_last_values)
 
 PROC_MAIN = "python-fu-sanet-style-transfer"
 PROC_REPEAT = "python-fu-sanet-style-transfer-repeat"
@@ -189,7 +189,7 @@ def add_arguments(proc):
                               "nothing is selected", True, rw)
     proc.add_int_argument("style-max-side", "Style size",
                           "Longest side the styles are shrunk to: smaller gives a finer texture, larger a bolder "
-                          "one (0: the daemon's default, 1024)", 0, 8192, 0, rw)
+                          f"one (0: the daemon's default, {STYLE_MAX_SIDE})", 0, STYLE_MAX_SIDE_MAX, 0, rw)
     proc.add_boolean_argument("start-daemon", "Start sanetd _when needed",
                               "When sanetd is not running, start the one the installer set up (or `sanetd` on "
                               "PATH); for scripts and Repeat (the dialog has a Start button)", False, rw)

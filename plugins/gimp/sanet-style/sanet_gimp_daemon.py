@@ -1,84 +1,36 @@
-"""Start sanetd for the artist when it is not running (the dialog's Start button, or "Start sanetd when needed").
+"""sanetd for the artist: whether it is there (DaemonMonitor, the dialog's top line), and starting it (the
+dialog's Start button, or "Start sanetd when needed" for scripts and Repeat).
 
-Pure Python (stdlib): finds the `sanetd` the installer put in its venv (or one on PATH), starts it detached
-from GIMP, and waits until it answers; DaemonMonitor tells the dialog whether sanetd is there. Tested outside
-GIMP with a real sanetd.
+Finding and starting the installer's sanetd is sanet_client.launch's (shared with Krita); this module waits for
+it and follows its state. Pure Python; tested outside GIMP with a real sanetd.
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
-APP_NAME = "sanet-style"
-START_TIMEOUT_S = 90.0   # loading the model can take a while the first time (disk cache cold)
+def _launch():
+    """sanet_client.launch: the one definition of where the installer's sanetd is and how it is started."""
+    from sanet_gimp_job import import_client
+    import_client()
+    from sanet_client import launch
+    return launch
 
 
-def data_dir(env=None, home=None, platform=None) -> str:
-    """platformdirs.user_data_dir("sanet-style"), the installer's folder (venv + install manifest)."""
-    env = os.environ if env is None else env
-    home = os.path.expanduser("~") if home is None else home
-    platform = sys.platform if platform is None else platform
-    if env.get("XDG_DATA_HOME"):
-        return os.path.join(env["XDG_DATA_HOME"], APP_NAME)
-    if platform == "win32":
-        local = env.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
-        return os.path.join(local, APP_NAME, APP_NAME)
-    if platform == "darwin":
-        return os.path.join(home, "Library", "Application Support", APP_NAME)
-    return os.path.join(home, ".local", "share", APP_NAME)
+START_TIMEOUT_S = _launch().START_TIMEOUT_S   # loading the model can take a while the first time
 
 
-def _venv_sanetd(venv: str, platform: str) -> str:
-    if platform == "win32":
-        return os.path.join(venv, "Scripts", "sanetd.exe")
-    return os.path.join(venv, "bin", "sanetd")
+def find_sanetd():
+    return _launch().find_sanetd()
 
 
-def sanetd_candidates(env=None, home=None, platform=None) -> list:
-    """Where `sanetd` may be, best first: the installer's venv (from its manifest, then the default), PATH."""
-    env = os.environ if env is None else env
-    platform = sys.platform if platform is None else platform
-    base = data_dir(env, home, platform)
-    out = []
-    try:
-        with open(os.path.join(base, "install-manifest.json"), encoding="utf-8") as f:
-            venv = (json.load(f).get("venv") or {}).get("path")
-        if isinstance(venv, str) and venv:
-            out.append(_venv_sanetd(venv, platform))
-    except (OSError, ValueError, AttributeError):
-        pass
-    out.append(_venv_sanetd(os.path.join(base, "venv"), platform))
-    on_path = shutil.which("sanetd", path=env.get("PATH"))
-    if on_path:
-        out.append(on_path)
-    return out
+def sanetd_candidates():
+    return _launch().sanetd_candidates()
 
 
-def find_sanetd(env=None, home=None, platform=None):
-    for path in sanetd_candidates(env, home, platform):
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
-
-
-def start_sanetd(command: str, env=None) -> subprocess.Popen:
-    """Start sanetd detached from GIMP: it outlives the plug-in and serves later runs too."""
-    env = dict(os.environ if env is None else env)
-    for var in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"):  # GIMP's Python settings are not sanetd's
-        env.pop(var, None)
-    kwargs = {}
-    if sys.platform == "win32":
-        kwargs["creationflags"] = 0x00000008 | 0x08000000 | 0x00000200  # DETACHED, NO_WINDOW, NEW_GROUP
-    else:
-        kwargs["start_new_session"] = True
-    return subprocess.Popen([command], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, close_fds=True, **kwargs)
+def start_sanetd(command: str, env=None):
+    return _launch().start_sanetd(command, env=env)
 
 
 def wait_until_answering(hello, proc, timeout=START_TIMEOUT_S, cancel_event=None, poll_s=0.5):
@@ -168,9 +120,8 @@ class DaemonMonitor:
         command = self._find()
         with self._lock:
             if command is None:
-                self._start_error = ("No sanetd was found to start (looked in "
-                                     f"{', '.join(sanetd_candidates())}). Run the sanet-style installer, or "
-                                     "start sanetd yourself: this dialog connects as soon as it runs.")
+                self._start_error = (f"{_launch().not_found_message()}: this dialog connects as soon as it "
+                                     f"runs.")
             else:
                 try:
                     self._proc = self._start(command, env=env)

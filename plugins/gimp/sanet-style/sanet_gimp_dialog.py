@@ -896,9 +896,8 @@ class StyleTransferDialog:
 
     def _on_start_clicked(self, _button):
         env = None
-        if self.connection_file and os.path.basename(self.connection_file) == "sanetd.json":
-            # the Advanced connection file names a runtime folder: the new sanetd writes its file there
-            env = dict(os.environ, SANETD_RUNTIME_DIR=os.path.dirname(self.connection_file))
+        if self.connection_file:   # Advanced: the new sanetd writes its connection file where this dialog looks
+            env = dict(os.environ, SANETD_CONNECTION_FILE=self.connection_file)
         self.start_button.set_sensitive(False)
         self.monitor.start_daemon(env=env)
         _event("start-pressed")

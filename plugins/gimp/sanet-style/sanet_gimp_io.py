@@ -23,12 +23,12 @@ from sanet_gimp_job import PluginError  # noqa: E402
 from sanet_gimp_pixels import (check_size, footprint_u8, formats_for_precision, from_little_endian,  # noqa: E402
                                label_map_size_error, labels_from_channels, mask_is_empty, sample_bytes,
                                to_little_endian)
-from sanet_gimp_settings import (ALL_CHANNELS, DIALOG_ONLY, LAST_VALUE_TYPES, SettingsError,  # noqa: E402
-                                 build_settings, result_layer_name, style_label, with_library_names)
+from sanet_gimp_settings import (ALL_CHANNELS, DIALOG_ONLY, LAST_VALUE_TYPES, STYLE_MAX_SIDE,  # noqa: E402
+                                 STYLE_MAX_SIDE_MIN, SettingsError, build_settings, result_layer_name, style_label,
+                                 with_library_names)
 
 STYLE_DOWNSCALE_FACTOR = 2      # style images larger than 2× the engine's style size are shrunk in GIMP first
-ENGINE_STYLE_MAX_SIDE = 1024    # sanet.engine.DEFAULT_STYLE_MAX_SIDE (kept in step by hand; the plug-in has no torch)
-MIN_STYLE_SIDE = 64             # the protocol's lower bound of style_max_side
+ENGINE_STYLE_MAX_SIDE = STYLE_MAX_SIDE   # sanet_client.protocol.DEFAULT_STYLE_MAX_SIDE, which the engine uses too
 HELLO_TIMEOUT_S = 5.0           # a dead or stuck daemon is reported after at most ~2 × this
 JOB_QUIET_TIMEOUT_S = 10.0      # the daemon answers heartbeats while it works; silence this long = gone
 WATCHDOG_LOG_MAX = 100_000      # <GIMP profile>/sanet-style/watchdog.log starts afresh beyond this size
@@ -252,7 +252,7 @@ def style_limit(settings) -> int:
 def preview_style_side(settings, scale: float) -> int:
     """style_max_side of a preview at ``scale``: the style shrinks with the layer, so its texture keeps the
     size it will have on the full-size result (the preview is a faithful miniature)."""
-    return max(MIN_STYLE_SIDE, int(round(style_limit(settings) * min(1.0, scale))))
+    return max(STYLE_MAX_SIDE_MIN, int(round(style_limit(settings) * min(1.0, scale))))
 
 
 def gather_styles(sanet_client, settings, scale=1.0, cache=None):
@@ -280,7 +280,7 @@ def gather_styles(sanet_client, settings, scale=1.0, cache=None):
             size = (layer.get_width(), layer.get_height())
             layer_scale = 1.0
             if scale < 1.0:
-                target = max(MIN_STYLE_SIDE, round(min(max(size), style_limit(settings)) * scale))
+                target = max(STYLE_MAX_SIDE_MIN, round(min(max(size), style_limit(settings)) * scale))
                 layer_scale = min(1.0, target / float(max(size)))
             labels = None
             if spec.labels_file:
@@ -317,7 +317,7 @@ def _preview_side_of_file(path, settings, scale, cache):
             img.delete()
         if cache is not None:
             cache[key] = size
-    return max(MIN_STYLE_SIDE, int(round(min(max(size), style_limit(settings)) * scale)))
+    return max(STYLE_MAX_SIDE_MIN, int(round(min(max(size), style_limit(settings)) * scale)))
 
 
 def read_region(buffer, geometry, fmt, dx=0, dy=0, abyss=Gegl.AbyssPolicy.CLAMP):
