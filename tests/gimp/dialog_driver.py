@@ -7,7 +7,9 @@ STEPS_JSON is a list of steps, done in order:
                                         ("optional": true: go on without one after "timeout" seconds)
     {"focus": "Untitled"}               later keys go to the (latest) window of that name, new or not
     {"close": "^Welcome to GIMP"}       press Escape in the windows of that name that are there
+    {"click": [x, y], "button": 3}      a mouse click at (x, y) of the current window (3: right button)
     {"click_br": [282, 18]}             a mouse click at (width - 282, height - 18) of the current window
+    {"keys_focused": "Down Return"}     key presses to whatever has the focus (a popup menu, a message box)
     {"event": "preview", "count": 2, "where": {...}, "timeout": 120}
                                         wait until the plug-in's event log (SANET_GIMP_EVENT_LOG) holds at least
                                         ``count`` such events since the current case began
@@ -99,6 +101,13 @@ def main(steps_path, out_path):
                 for w in windows(step["close"]):
                     subprocess.run(["xdotool", "windowfocus", "--sync", w, "key", "--clearmodifiers", "Escape"],
                                    timeout=30)
+            elif "click" in step:   # a click at (x, y) of the current window; "button": 3 for a right click
+                x, y = step["click"]
+                subprocess.run(["xdotool", "mousemove", "--window", current, str(x), str(y), "click",
+                                str(step.get("button", 1))], check=True, timeout=30)
+            elif "keys_focused" in step:   # keys to whatever has the focus (a menu, a message box)
+                subprocess.run(["xdotool", "key", "--clearmodifiers", *step["keys_focused"].split()], check=True,
+                               timeout=30)
             elif "click_br" in step:   # a click at (width - dx, height - dy) of the current window
                 geometry = subprocess.run(["xdotool", "getwindowgeometry", "--shell", current], capture_output=True,
                                           text=True, timeout=30, check=True).stdout

@@ -38,7 +38,13 @@ CASES = {
 # the Cancel button of the image window's status bar, from the window's bottom-right corner (GIMP 3.0.4's
 # default layout on the 1280x1400 Xvfb screen; a miss shows as a run that was not cancelled)
 GIMP_STATUS_CANCEL = [282, 18]
-CANCEL_EFFECT_S = 5.0   # a Cancel must end the daemon job within this (issue 12: "within a few seconds")
+CANCEL_EFFECT_S = 5.0
+# the style settings of the preview case (a library style and an image file), and where that dialog shows the
+# file's "Add to library" button and the first library thumbnail (GIMP 3.0.4's theme on the 1280x1400 Xvfb
+# screen; a miss shows as a missing library event)
+PREVIEW_VALUES = {"style-files": ["/e2e/style2.png"], "style-weights": "0.6, 1", "alpha": 1.0, "preserve-colors": True}
+ADD_TO_LIBRARY_BUTTON = [896, 324]
+FIRST_LIBRARY_TILE = [597, 125]   # a Cancel must end the daemon job within this (issue 12: "within a few seconds")
 TOL = {np.uint8: 1.01 / 255, np.uint16: 4 / 65535, np.float32: 2e-4}
 
 
@@ -471,9 +477,7 @@ def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
              dict(base, name="dialog_cancel", dialog_keys="Escape"),
              # the live preview: two styles (a library one and a file), then Strength 0.5: a new preview,
              # no new layer; screenshots of both
-             dict(scene_case, name="preview_setup",
-                  args={"library-styles": "@SWIRLS@", "style-files": ["/e2e/style2.png"],
-                        "style-weights": "0.6, 1", "alpha": 1.0, "preserve-colors": True}),
+             dict(scene_case, name="preview_setup", args=dict(PREVIEW_VALUES, **{"library-styles": "@SWIRLS@"})),
              dict(scene_case, name="preview", steps=[
                  {"window": "^Style Transfer$"}, {"event": "library"}, {"event": "preview"}, {"sleep": 1},
                  {"shot": "/e2e/gui/gimp-dialog.png"},
@@ -511,7 +515,15 @@ def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
                          {"window": "^Style Transfer$", "timeout": 30}, {"event": "preview"}, {"keys": "Return"},
                          {"event": "run-finished"}, {"sleep": 1}, {"focus": r"\[Untitled\]-@IMAGE@\.0"},
                          {"keys": "ctrl+f"}, {"event": "run-finished", "count": 2, "timeout": 120}, {"sleep": 1},
-                         {"shot": "/e2e/gui/after-repeat.png"}])]
+                         {"shot": "/e2e/gui/after-repeat.png"}]),
+             # library management in the dialog: the image file's "Add to library", then right-click on the
+             # Swirls thumbnail → "Remove … from the library…" → Remove (the same layout as the preview case)
+             dict(scene_case, name="library_manage", last_values=dict(PREVIEW_VALUES, **{"library-styles": "@SWIRLS@"}),
+                  steps=[{"window": "^Style Transfer$"}, {"event": "library"}, {"event": "preview"}, {"sleep": 1},
+                         {"click": ADD_TO_LIBRARY_BUTTON}, {"event": "library-added", "timeout": 60}, {"sleep": 1},
+                         {"click": FIRST_LIBRARY_TILE, "button": 3}, {"sleep": 1}, {"keys_focused": "Down Return"},
+                         {"sleep": 1.5}, {"keys_focused": "alt+r"}, {"event": "library-removed", "timeout": 60},
+                         {"sleep": 1}, {"shot": "/e2e/gui/library-managed.png"}, {"keys": "Escape"}])]
     big = np.random.default_rng(5).integers(0, 256, (BIG[1], BIG[0], 4), dtype=np.uint8)
     big[..., 3] = 255
     (work / "big.in.raw").write_bytes(big.tobytes())
@@ -522,13 +534,17 @@ def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
     with running_sanetd(tmp_path_factory.mktemp("gui-daemon"), synthetic_weights) as d:
         swirls = add_library_style(d.connection_file, "Swirls", swirl_style())
         for case in cases:
-            if case.get("args", {}).get("library-styles") == "@SWIRLS@":
-                case["args"] = dict(case["args"], **{"library-styles": swirls})
+            for key in ("args", "last_values"):
+                if (case.get(key) or {}).get("library-styles") == "@SWIRLS@":
+                    case[key] = dict(case[key], **{"library-styles": swirls})
         results, output, seconds = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir], timeout=600,
                                             out_name="gui", gui=True,
                                             env={"SANETD_CONNECTION_FILE": str(d.connection_file),
                                                  "SANET_GIMP_EVENT_LOG": "/e2e/gui/events.jsonl"})
         log = d.log_text()
+        from sanet_client import Client
+        with Client(d.connection_file) as c:
+            results["library_after"] = [m["name"] for m in c.styles_list()]
     print(f"GIMP GUI run: {seconds:.1f} s")
     if os.environ.get("SANET_UPDATE_SCREENSHOTS") == "1" and (shots / "gimp-dialog.png").exists():
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -668,6 +684,18 @@ def test_filters_repeat_in_the_real_ui_right_after_a_dialog_run(gimp_gui):
     assert (out / "menu_repeat.orig_after.raw").read_bytes() == (out / "menu_repeat.orig_before.raw").read_bytes()
     finished = [e for e in read_events(events_path, "menu_repeat") if e["event"] == "run-finished"]
     assert len(finished) == 2
+
+
+def test_library_add_and_remove_from_the_dialog(gimp_gui):
+    _, results, output, events_path = gimp_gui
+    res = results["library_manage"]
+    assert res.get("dialog_helper") == 0, f"the driver failed: {res.get('driver')}\n{output[-3000:]}"
+    events = read_events(events_path, "library_manage")
+    added = [e for e in events if e["event"] == "library-added"]
+    removed = [e for e in events if e["event"] == "library-removed"]
+    assert added and added[0]["name"] == "style2" and removed, events
+    assert results["library_after"] == ["style2"]          # sanetd's library: the file in, Swirls out
+    assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]]
 
 
 def test_preview_updates_after_a_slider_change_without_a_new_layer(gimp_gui):

@@ -20,7 +20,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 EVENT_LOG_ENV = "SANET_GIMP_EVENT_LOG"
 
 
-def emit_event(name, **fields):
+def emit_event(name, /, **fields):
     """Testing hook: with SANET_GIMP_EVENT_LOG set, append one JSON line per event (what the dialog showed,
     when a run started, its stages, how it ended). Never fails the caller."""
     path = os.environ.get(EVENT_LOG_ENV)
