@@ -214,8 +214,13 @@ def run_case(case):
             pass
         status, error, elapsed = "gui", "", time.monotonic() - t0
     else:
+        target = content
+        if case.get("on_mask"):   # the artist left the layer's mask active: the filter is handed the mask
+            mask = content.create_mask(Gimp.AddMaskType.WHITE)
+            content.add_mask(mask)
+            target = mask
         status, error, elapsed = run_procedure(case.get("procedure", "python-fu-sanet-style-transfer"), img,
-                                               [content], case.get("args", {}), run_mode=run_mode)
+                                               [target], case.get("args", {}), run_mode=run_mode)
     if helper is not None:
         try:
             helper_rc = helper.wait(60)

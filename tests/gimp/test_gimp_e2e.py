@@ -144,6 +144,8 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
     cases.append(dict(cases[0], name="library", repeat_args=None, args={"library-styles": "@LIBRARY_ID@"}))
     # the active layer inside a layer group
     cases.append(dict(cases[0], name="group", in_group=True, repeat_args=None))
+    # the drawable handed to the filter is a layer mask: one message, the filter's name once
+    cases.append(dict(cases[0], name="on_mask", on_mask=True, repeat_args=None))
     # a grayscale image
     # SCSA: a label layer + a style label file; saved channels + an integer (grey) style label file
     Image.fromarray(region_style()).save(work / "style_regions.png")
@@ -404,6 +406,16 @@ def test_grayscale_image(gimp_e2e):
     assert np.all(pixels[..., 3][sel == 0] * mask[sel == 0] == 0)
     content = np.frombuffer((out / "gray.content.raw").read_bytes(), np.uint8).reshape(h, w, 4) / 255.0
     assert np.abs(pixels[sel == 1] - content[sel == 1]).max() > 0.05, "nothing was stylized"
+
+
+def test_a_layer_mask_as_drawable_gives_one_clear_message(gimp_e2e):
+    _, results, _ = gimp_e2e
+    res = results["on_mask"]
+    assert res["status"] == "execution-error", res
+    assert res["error"].startswith("Style Transfer: the active drawable is a layer mask or a channel; select a "
+                                   "layer"), res["error"]
+    assert res["error"].count("Style Transfer") == 1
+    assert len(res["after"]) == len(res["before"])
 
 
 def test_repeat_last_uses_the_same_settings(gimp_e2e):
