@@ -493,7 +493,7 @@ def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
              dict(scene_case, name="preview", steps=[
                  {"window": "^Style Transfer$"}, {"event": "library"}, {"event": "preview"}, {"sleep": 1},
                  {"shot": "/e2e/gui/gimp-dialog.png"},
-                 {"keys": "alt+t ctrl+a"}, {"type": "0.5"}, {"keys": "Tab"},
+                 {"keys": "alt+t ctrl+a"}, {"type": "0.5"}, {"mark": "strength"}, {"keys": "Tab"},
                  {"event": "preview", "count": 2}, {"sleep": 1}, {"shot": "/e2e/gui/preview-alpha-0.5.png"},
                  {"keys": "Escape"}]),
              # OK on a full-HD layer, then Cancel in the dialog while the job runs: the dialog stays, Escape
