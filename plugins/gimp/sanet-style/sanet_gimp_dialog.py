@@ -763,6 +763,8 @@ class StyleTransferDialog:
         threading.Thread(target=work, name="sanet-style-library", daemon=True).start()
 
     def _added_to_library(self, entry, added, error):
+        if self._closed:
+            return False
         if error is not None:
             self._say(f"Could not add {entry.label} to the style library: {error}")
             return False
@@ -805,6 +807,8 @@ class StyleTransferDialog:
         threading.Thread(target=work, name="sanet-style-library", daemon=True).start()
 
     def _removed_from_library(self, entry, error):
+        if self._closed:
+            return False
         if error is not None:
             self._say(f"Could not remove {entry.label} from the style library: {error}")
             return False
@@ -834,6 +838,8 @@ class StyleTransferDialog:
         threading.Thread(target=work, name="sanet-style-library", daemon=True).start()
 
     def _library_loaded(self, styles, error):
+        if self._closed:
+            return False
         if error is not None:
             self.gallery_note.set_text(f"The style library could not be read: {error}")
             return False

@@ -120,6 +120,8 @@ def apply_values(config, values):
             value = Gio.File.new_for_path(value) if value else None
         elif key in ("style-layer", "content-labels-layer", "style-label-layer"):
             value = Gimp.Layer.get_by_id(value) if value is not None and Gimp.Item.id_is_layer(value) else None
+        elif value is None and LAST_VALUE_TYPES.get(key) is str:
+            value = ""   # a text field never gets NULL (GTK warns)
         config.set_property(key, value)
 
 
