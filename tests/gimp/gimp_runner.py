@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -89,12 +90,16 @@ def run_gimp(work: Path, spec: dict, binds=(), env=None, timeout=300, out_name="
         script = f"gimp-console-3.0 -idf {batch}"
     cmd += ["--", "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in inner_env.items()], "sh", "-c", script]
     t0 = time.monotonic()
+    # its own process group: on a hang, GIMP, Xvfb and the plug-ins go too (not only the shell that started them)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"GIMP did not finish within {timeout} s (hang?):\n{(exc.stderr or '')[-3000:]}")
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"GIMP did not finish within {timeout} s (hang?):\n{(stderr or '')[-3000:]}")
     seconds = time.monotonic() - t0
-    output = proc.stdout + proc.stderr
+    output = stdout + stderr
     results_file = out / "results.json"
     if not results_file.exists():
         pytest.fail(f"GIMP exited {proc.returncode} without writing results:\n{output[-4000:]}")
