@@ -9,17 +9,19 @@ region maps are written into it here and re-read when it changes (Reset, Load Sa
 Threads: the daemon monitor, the preview worker and the full-size job talk to sanetd; they report through
 GLib.idle_add, so GTK and libgimp are only ever used on the main thread.
 
-Layout (rows other features add go into the settings grid, see ``_add_row``):
+Layout (a model or quality choice is one more row of the settings grid, ``_add_row``; a server choice belongs
+under Advanced beside the connection file):
 
-    ┌ sanetd is ready: SANet on the CPU.                                       [Start sanetd] ┐
-    │ ┌ preview ─────────────┐   Styles: library thumbnails (click to use)                    │
+    ┌ (i) sanetd is ready: SANet on the CPU.                                   [Start sanetd] ┐
+    │ ┌ preview ─────────────┐   Styles: library thumbnails (click to use, right-click remove) │
     │ │                      │   [Add image…]  Style from a layer [Browse…]                   │
-    │ │                      │   the styles in use: thumbnail, name, weight, library, ✕       │
-    │ └──────────────────────┘   Strength ───●── · Style size [Standard ▾]                    │
+    │ │                      │   In use: thumbnail, name, weight, [Add to library], ✕        │
+    │ └──────────────────────┘   Strength ───●──   Style size [Standard ▾]                    │
     │ [✓] Preview  Preview size [Medium ▾]  [Show before]   [ ] Preserve colours …            │
     │ status line                                      ▸ Semantic (SCSA)   ▸ Advanced          │
-    │ progress of the full-size run                                                            │
-    └ Help  Reset                                    Load Saved Settings  Save Settings  Cancel OK ┘
+    │ progress of the full-size run / messages                                                 │
+    │ Load Saved Settings  Save Settings                                                       │
+    └ Help                                                               Reset  Cancel  OK    ┘
 """
 import hashlib
 import os
