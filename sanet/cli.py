@@ -73,7 +73,7 @@ def _progress_printer():
 
 
 def run_stylize(args) -> int:
-    from .engine import DEFAULT_STYLE_MAX_SIDE, Style, Stylizer
+    from .runtime import DEFAULT_STYLE_MAX_SIDE, Style, Stylizer
     from .errors import InputError
     from .images import load_image, save_image
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sanet.network import build_decoder, build_vgg_full, Transform
+from sanet.models.sanet import Transform, build_decoder
+from sanet.vgg import build_vgg_full
 
 FILES = ("vgg_normalised.pth", "decoder_iter_500000.pth", "transformer_iter_500000.pth")
 
@@ -47,7 +48,7 @@ def _calibrate_decoder(vgg, decoder, transform, seed: int) -> None:
     import sys
     sys.path.insert(0, str(Path(__file__).parent))
     from oracle import Oracle  # literal reference, independent of the engine
-    from sanet.network import build_encoder
+    from sanet.vgg import build_encoder
 
     enc_keys = set(build_encoder().state_dict())
     oracle = Oracle({FILES[0]: {k: v for k, v in vgg.state_dict().items() if k in enc_keys},
