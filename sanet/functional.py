@@ -82,11 +82,17 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk: int | No
 def attention_moments(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                       chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """AdaAttN's attention-weighted mean and std of the values (A = softmax(q kᵀ), no scaling):
-    mean = A v, std = sqrt(relu(A v² − mean²)); one attention() over [v, v²]."""
+    mean = A v, std = sqrt(relu(A v² − mean²)); one attention() over [v − μ, (v − μ)²].
+
+    The moments are taken about μ, the values' per-channel mean (the same quantities exactly: A(v−μ)² − (A(v−μ))²
+    is A v² − (A v)²). With peaked attention the variance is ~0 while A v² is ~mean², so the released form loses
+    everything to cancellation in fp32; about μ the terms are the values' spread instead of their magnitude."""
     c = v.shape[-1]
-    out = attention(q, k, torch.cat([v, v * v], dim=-1), chunk)
+    mu = v.mean(dim=-2, keepdim=True)
+    vc = v - mu
+    out = attention(q, k, torch.cat([vc, vc * vc], dim=-1), chunk)
     mean = out[..., :c]
-    return mean, torch.sqrt(torch.relu(out[..., c:] - mean * mean))
+    return mean + mu, torch.sqrt(torch.relu(out[..., c:] - mean * mean))
 
 
 def top1(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -245,21 +245,29 @@ def scsa_moments(q: torch.Tensor, lc: torch.Tensor, s: SemanticMomentsLevel, t1:
     """Per-query (mean, std) of h(F_s) under the continuous-sparse mixture P (module doc); q: Nq×E, lc: Nq labels.
     Content labels the style lacks: AdaAttN's plain attention over all style positions."""
     c = s.values.shape[1]
-    vv = torch.cat([s.values, s.values * s.values], dim=1)            # [v, v²]: first and second moments at once
     w1, w2 = t1 / (t1 + t2), t2 / (t1 + t2)
-    moments = q.new_empty(q.shape[0], 2 * c)
+    out_mean, out_var = q.new_empty(q.shape[0], c), q.new_empty(q.shape[0], c)
+
+    def moments(pc: torch.Tensor, ps: torch.Tensor | None) -> None:
+        """About the group's own value mean (functional.attention_moments): a group never sees another's values."""
+        keys, values = (s.keys, s.values) if ps is None else (s.keys[ps], s.values[ps])
+        mu = values.mean(dim=0, keepdim=True)
+        vc = values - mu
+        vv = torch.cat([vc, vc * vc], dim=1)
+        m = fn.attention(q[pc][None], keys[None], vv[None], chunk)[0]
+        if ps is not None:                                            # the sparse part: the best key's value
+            m = w1 * m + w2 * vv[fn.top1_index(q[pc], keys)]
+        out_mean[pc] = m[:, :c] + mu
+        out_var[pc] = m[:, c:] - m[:, :c] * m[:, :c]
+
     missing = []
     for k in torch.unique(lc).tolist():
         pc = (lc == k).nonzero().squeeze(1)
         ps = s.groups.get(k)
         if ps is None:
             missing.append(pc)
-            continue
-        soft = fn.attention(q[pc][None], s.keys[ps][None], vv[ps][None], chunk)[0]
-        hard = vv[ps][fn.top1_index(q[pc], s.keys[ps])]
-        moments[pc] = w1 * soft + w2 * hard
+        else:
+            moments(pc, ps)
     if missing:
-        pc = torch.cat(missing)
-        moments[pc] = fn.attention(q[pc][None], s.keys[None], vv[None], chunk)[0]
-    mean = moments[:, :c]
-    return mean, torch.sqrt(torch.relu(moments[:, c:] - mean * mean))
+        moments(torch.cat(missing), None)
+    return out_mean, torch.sqrt(torch.relu(out_var))
