@@ -182,12 +182,12 @@ def scsa_attend(module, fc: torch.Tensor, mc: torch.Tensor, lc: torch.Tensor, s:
     # semantic AdaIN with the regions' whole-image statistics; F_c unchanged where the style lacks the label
     fprime, matched = apply_semantic_adain(f, lc, stats.labels, stats.mean, stats.std, s.stat_labels, s.mean, s.std)
     normed = lambda x, ms: (x - ms[0]) / ms[1]  # noqa: E731
-    wf = module.f.weight.reshape(c, c).t()
-    q_ssa = normed(fprime, stats.norm_cp) @ wf + module.f.bias
-    q_sca = normed(_flat(mc), stats.norm_m) @ wf + module.f.bias
+    q_ssa = _conv(module.f, normed(fprime, stats.norm_cp))
+    q_sca = _conv(module.f, normed(_flat(mc), stats.norm_m))
 
     mix = torch.zeros_like(f)                                          # what goes through out_conv
-    bias = torch.full((f.shape[0], 1), t1 + t2, dtype=f.dtype, device=f.device)
+    # out_conv is 1×1 and linear: t1·out_conv(a) + t2·out_conv(b) = out_conv(t1·a + t2·b) + (t1 + t2 − 1)·bias
+    extra = torch.full((f.shape[0], 1), t1 + t2 - 1.0, dtype=f.dtype, device=f.device)
     resid = fprime
     for k in torch.unique(lc[matched]).tolist():
         pc = (lc == k).nonzero().squeeze(1)
@@ -197,15 +197,18 @@ def scsa_attend(module, fc: torch.Tensor, mc: torch.Tensor, lc: torch.Tensor, s:
         mix[pc] = t1 * sca + t2 * ssa
     if not bool(matched.all()):  # fallback: plain SANet over all style positions, residual F_c
         fb = (~matched).nonzero().squeeze(1)
-        q_plain = normed(f[fb], stats.norm_c) @ wf + module.f.bias
+        q_plain = _conv(module.f, normed(f[fb], stats.norm_c))
         mix[fb] = fn.attention(q_plain[None], s.keys[None], s.values[None])[0]
-        bias[fb] = 1.0
+        extra[fb] = 0.0
         resid = fprime.clone()
         resid[fb] = f[fb]
-    # out_conv is 1×1 and linear: t1·out_conv(a) + t2·out_conv(b) = W(t1·a + t2·b) + (t1 + t2)·bias
-    weight = module.out_conv.weight.reshape(c, c)
-    out = resid + mix @ weight.transpose(0, 1) + bias * module.out_conv.bias[None, :]
+    out = resid + _conv(module.out_conv, mix) + extra * module.out_conv.bias[None, :]
     return out.transpose(0, 1).reshape(1, c, h, w)
+
+
+def _conv(conv, x: torch.Tensor) -> torch.Tensor:
+    """A 1×1 conv module applied to N×C position rows (as a 1×C×N×1 map)."""
+    return conv(x.transpose(0, 1)[None, :, :, None])[0, :, :, 0].transpose(0, 1)
 
 
 def sanet_scsa_levels(transform, feats: dict, ctx, m: SanetSemanticMemory) -> tuple[torch.Tensor, torch.Tensor]:
