@@ -58,10 +58,12 @@ def run_with_fallback(attempt: Callable[[Plan, torch.dtype], object], first_plan
     notes: list[str] = []
     precision, last, why = dtype, None, ""
     while precision is not None:
-        plan, retried = first_plan(precision), False
-        while plan is not None:
+        plan, retried = None, False
+        while True:
             error = None
             try:
+                if plan is None:
+                    plan = first_plan(precision)      # planning encodes the styles: it may run out too
                 value = attempt(plan, precision)
             except (RuntimeError, MemoryError) as exc:
                 if not is_out_of_memory(exc):
@@ -78,14 +80,19 @@ def run_with_fallback(attempt: Callable[[Plan, torch.dtype], object], first_plan
                 notes.append(note)
             del error
             free()
-            last, plan = plan, plan.smaller(*size)
-            if plan is None and not retried:          # the smallest plan once more, after freeing
-                retried, plan = True, last
+            if plan is not None:
+                last, plan = plan, plan.smaller(*size)
+            if plan is None:
+                if retried:
+                    break
+                retried, plan = True, last            # the smallest plan (or the planning) once more, after freeing
             if plan is not None:
                 on_retry(f"out of memory, retrying: {plan.describe()}")
         precision = lower_precision(device, precision)
         if precision is not None:
             on_retry(f"out of memory, retrying in {NAMES[precision]}")
     lowered = f" in {NAMES[LOWER[dtype]]}" if lower_precision(device, dtype) is not None else ""
-    raise OutOfMemory(f"out of memory on {device} even with {last.describe()}{lowered} ({why}): try preview mode, "
-                      f"a smaller layer, a lower precision (fp16) or another device")
+    where = last.describe() if last is not None else "the styles alone"
+    other = " or the CPU (--device cpu)" if is_gpu(device) else ""
+    raise OutOfMemory(f"out of memory on {device} even with {where}{lowered} ({why}): try preview mode, "
+                      f"a smaller layer{other}")

@@ -117,3 +117,19 @@ def test_features_of_one_model_are_refused_by_another(st, adaattn_weights):
     assert feats.model == "adaattn"
     with pytest.raises(InputError, match="encoded for model 'adaattn', not 'sanet'"):
         both.stylize(C, [Style(feats)])
+
+
+def test_running_out_while_encoding_the_styles_is_in_the_chain_too(st, monkeypatch):
+    real = SANET.style_memory
+    calls = []
+
+    def style_memory(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(*a, **k)
+
+    monkeypatch.setattr(SANET, "style_memory", style_memory)
+    st.clear_cache()
+    out = st.stylize_raw(C, [smooth_image(56, 40, seed=75)])
+    assert out.shape == (64, 64, 3) and st.last_info["degraded"] == ["retried after freeing GPU memory"]
