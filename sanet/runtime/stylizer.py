@@ -322,9 +322,9 @@ class Stylizer:
 
         def memories(dt: torch.dtype) -> list:
             if held.get("dtype") != dt:
-                reported = held.get("reported", False)
-                held.clear()                           # drop the other precision's memories first
-                held.update(dtype=dt, list=[], reported=reported)
+                held.pop("list", None)                 # drop the other precision's memories first
+                held.pop("dtype", None)
+                encoded = []
                 for i, s in enumerate(styles):
                     if request is not None and request.styles[i] is not None:
                         if isinstance(s.source, StyleFeatures):
@@ -337,10 +337,10 @@ class Stylizer:
                     else:
                         f = self._style_features(m, s.source, style_max_side, dt, style_keys,
                                                  what=f"style {i + 1} image")
-                    held["list"].append(f.memory)
+                    encoded.append(f.memory)
                     if not held.get("reported"):
                         run.step(0.3 * (i + 1) / len(styles), "encode styles")
-                held["reported"] = True
+                held.update(dtype=dt, list=encoded, reported=True)   # only once all of them are encoded
             return held["list"]
 
         src = torch.from_numpy(layer.rgb).permute(2, 0, 1)[None]   # CPU view of the layer; tiles go to the device
