@@ -151,9 +151,11 @@ class AdaAttnModel(Model):
     region_stats = ()
     label_image = False
     scsa_weights = (scsa.T1, scsa.T2)
-    # content maps kept: 448/16 + 960/64 + 1472/256 = 48.75 values per pixel; the encoder also holds relu1_1 and
-    # relu2_1 (64 + 32 values/px) while the keys are built (bench/bench_memory.py --model adaattn measures it)
-    costs = Costs(work_bytes_per_px=1024, untiled_extra_per_px=640, feature_bytes_per_px=196)
+    # content maps kept: 448/16 + 960/64 + 1472/256 = 48.75 values per pixel. Measured on CPU (peak RSS above the
+    # idle process, 1024² content, 512² cached style, next to SANet in the same run): whole image 1017 B/px (SANet
+    # 805, planned 800); tiles of 256 px with kept maps 554 MiB (SANet 298): the per-tile part is ~1.4× SANet's,
+    # as the encoder also holds relu1_1 and relu2_1 while the keys are built.
+    costs = Costs(work_bytes_per_px=900, untiled_extra_per_px=160, feature_bytes_per_px=196)
 
     def build(self) -> dict[str, nn.Module]:
         return {"transformer": Transformer(), "decoder": Decoder(), "adaattn_3": AdaAttN(256, KEY_CHANNELS[3])}
