@@ -40,7 +40,6 @@ DECODER_FILE = "latest_net_decoder.pth"
 ADAATTN_3_FILE = "latest_net_adaattn_3.pth"
 SAMPLE_CAP = {3: 64 * 64, 4: 256 * 256, 5: 256 * 256}   # released max_sample per level
 SAMPLE_SEED = 6666
-STYLE_KEYS = ("sampled", "all")
 KEY_CHANNELS = {3: 64 + 128 + 256, 4: 64 + 128 + 256 + 512, 5: 64 + 128 + 256 + 512 + 512}
 CHANNELS = {3: 256, 4: 512, 5: 512}
 

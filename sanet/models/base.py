@@ -25,6 +25,9 @@ import torch
 from torch import nn
 
 
+STYLE_KEYS = ("sampled", "all")   # style_memory(style_keys=): a model's own key subsampling (if any), or every key
+
+
 @dataclass(frozen=True)
 class Costs:
     """Memory per image pixel in fp32 (the planner scales by the element size); measured, see sanet.runtime.planner."""

@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..images import as_mask, merge_layer, split_layer
 from ..labels import LabelMap, grid_labels, label_key, make_request, resize_labels
 from ..models import MODELS, Model, get_model
-from ..models.adaattn import STYLE_KEYS
+from ..models.base import STYLE_KEYS
 from ..weights import resolve_weights_dir
 from . import oom, planner
 from .cache import DEFAULT_BYTES, DEFAULT_ENTRIES, FeatureCache, image_key
