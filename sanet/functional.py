@@ -84,15 +84,23 @@ def attention_moments(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     """AdaAttN's attention-weighted mean and std of the values (A = softmax(q kᵀ), no scaling):
     mean = A v, std = sqrt(relu(A v² − mean²)); one attention() over [v − μ, (v − μ)²].
 
-    The moments are taken about μ, the values' per-channel mean (the same quantities exactly: A(v−μ)² − (A(v−μ))²
-    is A v² − (A v)²). With peaked attention the variance is ~0 while A v² is ~mean², so the released form loses
-    everything to cancellation in fp32; about μ the terms are the values' spread instead of their magnitude."""
+    The moments are taken about μ, the values' per-channel mean, in units of σ, their largest deviation from it
+    (the same quantities exactly: A(v−μ)² − (A(v−μ))² is A v² − (A v)²). With peaked attention the variance is ~0
+    while A v² is ~mean², so the released form loses everything to cancellation in fp32; about μ the terms are the
+    values' spread instead of their magnitude, and in units of σ the squares stay ≤ 1 (v² overflows fp16 at 256)."""
+    mu, sigma = value_frame(v, dim=-2)
+    vs = (v - mu) / sigma
+    out = attention(q, k, torch.cat([vs, vs * vs], dim=-1), chunk)
     c = v.shape[-1]
-    mu = v.mean(dim=-2, keepdim=True)
-    vc = v - mu
-    out = attention(q, k, torch.cat([vc, vc * vc], dim=-1), chunk)
     mean = out[..., :c]
-    return mean + mu, torch.sqrt(torch.relu(out[..., c:] - mean * mean))
+    return mean * sigma + mu, torch.sqrt(torch.relu(out[..., c:] - mean * mean)) * sigma
+
+
+def value_frame(v: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(μ, σ) per channel over positions `dim`: the mean, and the largest |v − μ| (1 where all values are equal)."""
+    mu = v.mean(dim=dim, keepdim=True)
+    sigma = (v - mu).abs().amax(dim=dim, keepdim=True)
+    return mu, torch.where(sigma > 0, sigma, torch.ones_like(sigma))
 
 
 def top1(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -249,19 +249,19 @@ def scsa_moments(q: torch.Tensor, lc: torch.Tensor, s: SemanticMomentsLevel, t1:
     Content labels the style lacks: AdaAttN's plain attention over all style positions."""
     c = s.values.shape[1]
     w1, w2 = t1 / (t1 + t2), t2 / (t1 + t2)
-    out_mean, out_var = q.new_empty(q.shape[0], c), q.new_empty(q.shape[0], c)
+    out_mean, out_std = q.new_empty(q.shape[0], c), q.new_empty(q.shape[0], c)
 
     def moments(pc: torch.Tensor, ps: torch.Tensor | None) -> None:
         """About the group's own value mean (functional.attention_moments): a group never sees another's values."""
         keys, values = (s.keys, s.values) if ps is None else (s.keys[ps], s.values[ps])
-        mu = values.mean(dim=0, keepdim=True)
-        vc = values - mu
-        vv = torch.cat([vc, vc * vc], dim=1)
+        mu, sigma = fn.value_frame(values, dim=0)
+        vs = (values - mu) / sigma
+        vv = torch.cat([vs, vs * vs], dim=1)
         m = fn.attention(q[pc][None], keys[None], vv[None], chunk)[0]
         if ps is not None:                                            # the sparse part: the best key's value
             m = w1 * m + w2 * vv[fn.top1_index(q[pc], keys)]
-        out_mean[pc] = m[:, :c] + mu
-        out_var[pc] = m[:, c:] - m[:, :c] * m[:, :c]
+        out_mean[pc] = m[:, :c] * sigma + mu
+        out_std[pc] = torch.sqrt(torch.relu(m[:, c:] - m[:, :c] * m[:, :c])) * sigma
 
     missing = []
     for k in torch.unique(lc).tolist():
@@ -273,4 +273,4 @@ def scsa_moments(q: torch.Tensor, lc: torch.Tensor, s: SemanticMomentsLevel, t1:
             moments(pc, ps)
     if missing:
         moments(torch.cat(missing), None)
-    return out_mean, torch.sqrt(torch.relu(out_var))
+    return out_mean, out_std

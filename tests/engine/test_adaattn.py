@@ -384,3 +384,18 @@ def test_scsa_bad_input_is_one_clear_message(ada, kwargs, style_labels, message)
     img = smooth_image(40, 40, seed=32)
     with pytest.raises(InputError, match=message):
         ada.stylize(img, [Style(img, labels=style_labels)], **kwargs)
+
+
+def test_moments_fit_fp16_where_the_squares_would_overflow():
+    """v² overflows fp16 above 256; the moments are taken about the values' mean in units of their spread."""
+    from sanet.functional import attention_moments
+    g = torch.Generator().manual_seed(9)
+    q, k = torch.randn(1, 50, 64, generator=g), torch.randn(1, 70, 64, generator=g)
+    v = 1000 + 300 * torch.randn(1, 70, 32, generator=g)
+    mean, std = attention_moments(q.double(), k.double(), v.double())
+    h_mean, h_std = attention_moments(q.half(), k.half(), v.half())
+    assert torch.isfinite(h_mean).all() and torch.isfinite(h_std).all()
+    spread = float(v.max() - v.min())               # fp16 has 11 bits: the mean to ~1e-3 of it, the std (a square
+    assert float((h_mean.double() - mean).abs().max()) <= 1e-3 * spread              # root of a difference) to ~1e-2
+    assert float((h_std.double() - std).abs().max()) <= 1e-2 * spread
+    assert not torch.isfinite((v.half() * v.half())).all(), "the released form would overflow here"
