@@ -1,4 +1,9 @@
-"""The `sanet` command: stylize images and manage weights. Bad input → one line on stderr, exit code 2."""
+"""The `sanet` command: stylize images, manage weights, run the demo. Bad input → one line on stderr, exit code 2.
+
+Fast start: nothing at module level imports torch or numpy. `sanet --help`, `--version`, argument errors and
+`sanet weights sources` never load torch, and `sanet stylize` checks the output path, reads every input and checks
+every mask and label map against the content before the model is loaded.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,11 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from sanet_client import imagefiles
+from sanet_client import protocol as P
+from sanet_client.argtypes import add_stylize_controls, check_stylize_args
 
-from sanet_client.argtypes import add_stylize_controls
-
-from .errors import SanetError
+from . import __version__
+from .errors import InputError, SanetError
 
 EXIT_BAD_INPUT = 2
 
@@ -23,8 +29,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--weights", metavar="DIR", help="weights folder (default: $SANET_WEIGHTS or the user data dir)")
-    p = _Parser(prog="sanet", description="SANet arbitrary style transfer")
-    p.add_argument("--version", action="version", version=f"sanet {__import__('sanet').__version__}")
+    p = _Parser(prog="sanet", description="Arbitrary style transfer (SANet, CVPR 2019) on image files. "
+                                          "Start with `sanet demo`.")
+    p.add_argument("--version", action="version", version=f"sanet {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("stylize", parents=[common], help="stylize an image",
@@ -34,19 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--style", action="append", required=True, metavar="S", help="style image (repeat for several)")
     add_stylize_controls(s)
     s.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
-    s.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="fp16/bf16 on GPUs only")
+    s.add_argument("--precision", default="fp32", choices=list(P.PRECISIONS), help="fp16/bf16 on GPUs only")
     s.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
                    help="memory the engine may use; larger layers run in tiles (default: 2 on CPU, half the free GPU memory)")
     s.add_argument("--label-palette", metavar="#RRGGBB,...", help="colours of colour-coded label maps "
                    "(default: their distinct colours)")
     s.add_argument("--output", "-o", required=True, metavar="OUT")
 
-    try:
-        from .weights_cli import add_weights_commands
-    except ImportError:  # the weights manager's commands are optional for stylize-only installs
-        add_weights_commands = None
-    if add_weights_commands is not None:
-        add_weights_commands(sub)
+    d = sub.add_parser("demo", parents=[common], help="stylize a generated example image (gets the weights first)",
+                       description="Write an example content and style image into DIR, make sure the SANet weights "
+                                   "are installed (trying the known sources; if none can be reached, say exactly "
+                                   "which files to put where), then run `sanet stylize` on them.")
+    d.add_argument("--out", metavar="DIR", default="sanet-demo", help="where the images go (default ./sanet-demo)")
+    d.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
+    d.add_argument("--no-download", action="store_true", help="do not try the known sources when weights are missing")
+
+    from .weights_cli import add_weights_commands
+    add_weights_commands(sub)
     for name, parser in sub.choices.items():  # every subcommand understands --weights DIR
         if not any("--weights" in a.option_strings for a in parser._actions):
             parser.add_argument("--weights", metavar="DIR", help="weights folder")
@@ -73,26 +84,11 @@ def _progress_printer():
 
 
 def run_stylize(args) -> int:
-    from .runtime import DEFAULT_STYLE_MAX_SIDE, Style, Stylizer
-    from .errors import InputError
+    kind = imagefiles.check_output_path(args.output, InputError)   # before anything is read or loaded
+    check_stylize_args(args, InputError)
     from .images import load_image, save_image
-
     out_path = Path(args.output)
-    if out_path.suffix.lower() not in (".png", ".tif", ".tiff", ".npy"):
-        raise InputError(f"{out_path}: unsupported output format '{out_path.suffix}': expected .png, .tif, .tiff or .npy")
-    if not out_path.parent.exists():
-        raise InputError(f"{out_path.parent}: output folder does not exist")
     n = len(args.style)
-    if args.style_weights is not None and len(args.style_weights) != n:
-        raise InputError(f"--style-weights has {len(args.style_weights)} value(s) for {n} style(s)")
-    if args.style_labels is not None and len(args.style_labels) != n:
-        raise InputError(f"--style-labels given {len(args.style_labels)} time(s) for {n} style(s): give one label "
-                         f"map per style ('none' for a style without one)")
-    if args.scsa_weights is not None and len(args.scsa_weights) != 2:
-        raise InputError(f"--scsa-weights has {len(args.scsa_weights)} value(s): expected two (T1,T2)")
-    if args.region is not None and len(args.region) != n:
-        raise InputError(f"--region given {len(args.region)} time(s) for {n} style(s): give one mask per style")
-
     t0 = time.perf_counter()
     content = load_image(args.content)
     styles_img = [load_image(p) for p in args.style]
@@ -101,28 +97,29 @@ def run_stylize(args) -> int:
     content_labels = load_image(args.content_labels) if args.content_labels else None
     style_labels = ([None if p.lower() == "none" else load_image(p) for p in args.style_labels]
                     if args.style_labels else [None] * n)
+    imagefiles.check_input_sizes(content, styles_img, regions, selection, content_labels, style_labels, InputError)
     weights = args.style_weights or [1.0] * n
     t1 = time.perf_counter()
-    if args.memory_budget is not None and not args.memory_budget > 0:
-        raise InputError(f"--memory-budget {args.memory_budget}: expected a positive number of GiB")
+
+    from .runtime import Style, Stylizer   # torch from here on
     budget = None if args.memory_budget is None else int(args.memory_budget * 2**30)
     st = Stylizer(args.weights, device=args.device, precision=args.precision, memory_budget=budget)
     t2 = time.perf_counter()
     _log(f"loaded {content.shape[1]}×{content.shape[0]} content, {n} style(s) in {t1 - t0:.2f}s; "
          f"model on {st.device} ({args.precision}) in {t2 - t1:.2f}s")
     styles = [Style(img, w, r, labels=lab) for img, w, r, lab in zip(styles_img, weights, regions, style_labels)]
+    show = _progress_printer()
     kwargs = dict(alpha=args.alpha, preserve_color=args.preserve_color, selection=selection, preview=args.preview,
-                  style_max_side=args.style_max_side or DEFAULT_STYLE_MAX_SIDE, progress=_progress_printer(),
+                  style_max_side=args.style_max_side or P.DEFAULT_STYLE_MAX_SIDE, progress=show,
                   content_labels=content_labels,
                   label_palette=args.label_palette.split(",") if args.label_palette else None)
     if args.scsa_weights is not None:
         kwargs["scsa_weights"] = tuple(args.scsa_weights)
-    if out_path.suffix.lower() == ".npy":
+    if kind == "npy":
         result = st.stylize_raw(content, styles, **kwargs)
     else:
-        if out_path.suffix.lower() == ".png" and content.dtype not in (np.uint8, np.uint16):
-            content = (np.clip(content, 0, 1) * 65535 + 0.5).astype(np.uint16)  # PNG holds float input as 16-bit
-        result = st.stylize(content, styles, **kwargs)
+        result = st.stylize(imagefiles.content_for_output(content, kind), styles, **kwargs)
+    show(1.0, "done")   # every output kind ends at 100 %
     t3 = time.perf_counter()
     save_image(out_path, result)
     _bar_open[0] = False
@@ -138,6 +135,9 @@ def main(argv=None) -> int:
     try:
         if args.command == "stylize":
             return run_stylize(args)
+        if args.command == "demo":
+            from .demo import run_demo
+            return run_demo(args)
         from .weights_cli import run_weights_command
         return run_weights_command(args)
     except SanetError as exc:

@@ -1,4 +1,8 @@
-"""Pixel conventions: any layer (gray/RGB/RGBA, 8/16-bit/float) ⇄ float RGB in [0,1] plus untouched alpha."""
+"""Pixel conventions: any layer (gray/RGB/RGBA, 8/16-bit/float) ⇄ float RGB in [0,1] plus untouched alpha.
+
+Sample scaling and image files are defined once in sanet_client.imagefiles (shared with `sanet-client`, so
+both commands keep every pixel the same way); here they raise InputError.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sanet_client import imagefiles as _files
+
 from .errors import InputError
 
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601, as in YCbCr
+LUMA = _files.luma()  # BT.601, as in YCbCr
 
 
 @dataclass
@@ -22,27 +28,15 @@ class Layer:
 
 
 def _scale(dtype: np.dtype) -> float | None:
-    if dtype == np.uint8:
-        return 255.0
-    if dtype == np.uint16:
-        return 65535.0
-    if np.issubdtype(dtype, np.floating):
-        return None
-    raise InputError(f"image dtype {dtype} is not supported: expected uint8, uint16 or float")
+    return _files.scale_of(dtype, InputError)
 
 
 def to_float(arr: np.ndarray) -> np.ndarray:
-    scale = _scale(arr.dtype)
-    out = arr.astype(np.float32)
-    return out / scale if scale else out
+    return _files.to_float(arr, InputError)
 
 
 def from_float(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    scale = _scale(np.dtype(dtype))
-    clipped = np.clip(arr, 0.0, 1.0)
-    if scale:
-        return np.rint(clipped * scale).astype(dtype)
-    return clipped.astype(dtype)
+    return _files.from_float(arr, dtype, InputError)
 
 
 def split_layer(image: np.ndarray, what: str = "image") -> Layer:
@@ -97,55 +91,11 @@ def as_mask(mask: np.ndarray, shape: tuple[int, int], what: str = "mask") -> np.
 
 def load_image(path: str | Path) -> np.ndarray:
     """PNG/JPEG/WebP/BMP (8/16-bit, gray, alpha) via OpenCV, TIFF via tifffile, .npy as is. RGB(A) order."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        elif suffix in (".tif", ".tiff"):
-            import tifffile
-            arr = tifffile.imread(path)
-        else:
-            import cv2
-            arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if arr is None:
-                raise ValueError("unreadable or unsupported image format")
-            if arr.ndim == 3 and arr.shape[2] == 3:
-                arr = arr[:, :, ::-1]
-            elif arr.ndim == 3 and arr.shape[2] == 4:
-                arr = arr[:, :, [2, 1, 0, 3]]
-    except InputError:
-        raise
-    except Exception as exc:  # any decoder failure is the file's problem, said in one line
-        raise InputError(f"{path}: cannot read image: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    arr = np.ascontiguousarray(arr)
-    if arr.size == 0:
-        raise InputError(f"{path}: empty image")
+    arr = _files.load_image(path, InputError)
     split_layer(arr, str(path))  # validates shape and dtype with the file name in the message
     return arr
 
 
 def save_image(path: str | Path, arr: np.ndarray) -> None:
-    path = Path(path)
-    suffix = path.suffix.lower()
-    arr = np.asarray(arr)
-    if suffix == ".npy":
-        np.save(path, arr)
-    elif suffix in (".tif", ".tiff"):
-        import tifffile
-        tifffile.imwrite(path, arr, photometric="minisblack" if arr.ndim == 2 or arr.shape[2] in (1, 2) else "rgb")
-    elif suffix == ".png":
-        import cv2
-        if arr.dtype not in (np.uint8, np.uint16):
-            raise InputError(f"{path}: PNG stores 8- or 16-bit pixels, got {arr.dtype}; use .tif or .npy for float")
-        out = arr
-        if arr.ndim == 3 and arr.shape[2] == 3:
-            out = arr[:, :, ::-1]
-        elif arr.ndim == 3 and arr.shape[2] == 4:
-            out = arr[:, :, [2, 1, 0, 3]]
-        if not cv2.imwrite(str(path), np.ascontiguousarray(out)):
-            raise InputError(f"{path}: could not write PNG")
-    else:
-        raise InputError(f"{path}: unsupported output format '{suffix}': expected .png, .tif, .tiff or .npy")
+    """The extension decides the format (sanet_client.imagefiles has the table)."""
+    _files.save_image(path, arr, InputError)

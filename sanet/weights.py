@@ -1,14 +1,23 @@
 """Where the weights live, and the weights manager: identify, verify, download, install atomically, status.
 
-Sources for `install`: an http(s) URL (a folder URL = the three file names under it, a URL to a manifest, or a
-URL to one file), a local file, a local folder, or a local manifest file. A manifest is either `SHA256SUMS`
-(coreutils `sha256sum` output) or `manifest.json` (format in `parse_manifest_json`). Without a manifest, files
-are recognised by their git blob ids (the circulated copies) or else installed as "unverified" after their
-layout has been checked by loading them.
+Which files each model reads, and how circulated copies are recognised, is data: sanet/weights_sources.json (the
+known public sources are there too; sanet.weights_sources reads them). SANet reads vgg_normalised.pth,
+decoder_iter_500000.pth and transformer_iter_500000.pth; AdaAttN reads vgg_normalised.pth (the same file) and
+latest_net_{transformer,decoder,adaattn_3}.pth. All of them live flat in one weights folder.
+
+Sources for `install`: an http(s) URL (a folder URL = the model's file names under it, a URL to a manifest, a URL
+to one file, or a URL to a .zip), a local file, a local folder (flat, or a release's nested layout such as
+checkpoints/AdaAttN/), a local .zip, or a local manifest file. A manifest is either `SHA256SUMS` (coreutils
+`sha256sum` output) or `manifest.json` (format in `parse_manifest_json`). Without a manifest, files are recognised
+by their git blob ids (the circulated copies) or else installed as "unverified" after their layout has been
+checked by loading them.
+
+Importing this module does not import torch: loading a checkpoint to check it does.
 """
 from __future__ import annotations
 
 import hashlib
+import html.parser
 import http.client
 import json
 import os
@@ -20,32 +29,71 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
+import zlib
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, TextIO
 
 import platformdirs
 
-from .checkpoints import CHECKPOINT_FILES, DECODER_FILE, TRANSFORMER_FILE, VGG_FILE, read_state_dict, \
-    validate_state_dict
 from .errors import WeightsError
 
 APP_NAME = "sanet-style"
 ENV_VAR = "SANET_WEIGHTS"
+CATALOGUE_FILE = Path(__file__).with_name("weights_sources.json")
+CATALOGUE_FORMAT = "sanet-weights-sources/1"
 
+
+def load_catalogue(path: Path) -> dict:
+    """Read a sources file (format in sanet/weights_sources.json); WeightsError naming the file and the field."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: cannot read the weights sources file ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != CATALOGUE_FORMAT:
+        raise WeightsError(f"{path}: field 'format' must be {CATALOGUE_FORMAT!r}")
+    models = doc.get("models")
+    if not isinstance(models, dict) or not models:
+        raise WeightsError(f"{path}: expected a non-empty 'models' object")
+    for name, m in models.items():
+        if not isinstance(m, dict) or not isinstance(m.get("sources", []), list):
+            raise WeightsError(f"{path}: models.{name} must be an object with a 'sources' list")
+        if "files" in m and not isinstance(m["files"], dict):
+            raise WeightsError(f"{path}: models.{name}.files must be an object")
+    return doc
+
+
+_CATALOGUE = load_catalogue(CATALOGUE_FILE)
+# model → the files it reads, in load order; one folder holds them all (a shared name is one shared file)
+MODELS: dict[str, tuple[str, ...]] = {m: tuple(spec["files"]) for m, spec in _CATALOGUE["models"].items()}
+MODEL_TITLES = {m: spec.get("title", m) for m, spec in _CATALOGUE["models"].items()}
+DEFAULT_MODEL = "sanet"
+ALL_FILES: tuple[str, ...] = tuple(dict.fromkeys(n for files in MODELS.values() for n in files))
+VGG_FILE = "vgg_normalised.pth"
 # git blob ids (sha1 of b"blob <size>\0" + bytes) of the widely circulated copies (facts: sanet-reference.md).
-KNOWN_BLOB_IDS = {
-    "8e2f8b2efaa09cf8e96ba338e62f6b260a995857": VGG_FILE,
-    "18a783877329319e5a640ae20f7b98c64e5f5572": VGG_FILE,
-    "038871959e1f98924d30db8676629737d526761e": DECODER_FILE,
-    "2456574f8e2697a1fcadd6dd6cc99b3a0c9bf588": TRANSFORMER_FILE,
-}
+KNOWN_BLOB_IDS = {blob: name for spec in _CATALOGUE["models"].values()
+                  for name, f in spec["files"].items() for blob in f.get("blob_ids", [])}
+# AdaAttN's release carries its own vgg_normalised.pth. When it differs from an installed one, both are kept and
+# verifiable; the engine reads vgg_normalised.pth (for every model), the release's copy is kept under this name.
+ALT_VGG_FILE = "vgg_normalised.adaattn.pth"
 MANIFEST_NAMES = ("SHA256SUMS", "manifest.json")
 MANIFEST_FORMAT = "sanet-weights-manifest/1"
 PART_SUFFIX = ".part"
 _CHUNK = 1 << 20
 _MAX_MANIFEST_BYTES = 1 << 20
+_MAX_HTML_BYTES = 1 << 20
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def models_of(name: str) -> list[str]:
+    """The models that read file ``name``."""
+    return [m for m, files in MODELS.items() if name in files]
+
+
+def check_model(model: str | None) -> None:
+    if model is not None and model not in MODELS:
+        raise WeightsError(f"unknown model {model!r}: expected one of {', '.join(MODELS)}")
 
 
 def default_weights_dir() -> Path:
@@ -104,7 +152,7 @@ def git_blob_id(path: Path) -> str:
 
 @dataclass
 class ManifestEntry:
-    name: str                # install name: one of CHECKPOINT_FILES
+    name: str                # install name: one of ALL_FILES
     sha256: str
     size: int | None = None
     location: str | None = None  # path or URL relative to the manifest; default: the name itself
@@ -122,7 +170,7 @@ def parse_sha256sums(text: str, label: str) -> dict[str, ManifestEntry]:
             raise WeightsError(f"{label}: line {no} is not '<sha256>  <file name>': {line[:80]!r}")
         location = m.group(2).strip()
         name = location.replace("\\", "/").rsplit("/", 1)[-1]
-        if name in CHECKPOINT_FILES:
+        if name in ALL_FILES:
             out[name] = ManifestEntry(name, m.group(1).lower(), None, location)
     return out
 
@@ -144,7 +192,7 @@ def parse_manifest_json(text: str, label: str) -> dict[str, ManifestEntry]:
         raise WeightsError(f"{label}: field 'format' is {fmt!r}, expected {MANIFEST_FORMAT!r}")
     out: dict[str, ManifestEntry] = {}
     for name, spec in doc["files"].items():
-        if name not in CHECKPOINT_FILES:
+        if name not in ALL_FILES:
             continue
         where = f"{label}: files.{name}"
         if not isinstance(spec, dict):
@@ -165,14 +213,14 @@ def parse_manifest_json(text: str, label: str) -> dict[str, ManifestEntry]:
 def parse_manifest(text: str, filename: str, label: str) -> dict[str, ManifestEntry]:
     entries = (parse_manifest_json if filename.endswith(".json") else parse_sha256sums)(text, label)
     if not entries:
-        raise WeightsError(f"{label}: lists none of {', '.join(CHECKPOINT_FILES)}")
+        raise WeightsError(f"{label}: lists none of {', '.join(ALL_FILES)}")
     return entries
 
 
 def make_manifest(folder: Path, kind: str = "SHA256SUMS") -> str:
     """Manifest text for the checkpoint files present in `folder` (to publish next to them)."""
     folder = Path(folder)
-    digests = {n: file_digests(folder / n) for n in CHECKPOINT_FILES if (folder / n).is_file()}
+    digests = {n: file_digests(folder / n) for n in ALL_FILES if (folder / n).is_file()}
     if kind == "SHA256SUMS":
         return "".join(f"{d.sha256}  {n}\n" for n, d in digests.items())
     return json.dumps({"format": MANIFEST_FORMAT,
@@ -305,11 +353,65 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
     return start, total
 
 
+class _DownloadForm(html.parser.HTMLParser):
+    """The first <form> of a Google-Drive-style "can't scan this file for viruses" page: action + hidden inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+        self._in_form = False
+        self._done = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and not self._done and a.get("action") and (a.get("method") or "get").lower() == "get":
+            self._in_form, self.action = True, a["action"]
+        elif tag == "input" and self._in_form and a.get("name") and (a.get("type") or "").lower() == "hidden":
+            self.fields[a["name"]] = a.get("value") or ""
+
+    def handle_endtag(self, tag):
+        if tag == "form" and self._in_form:
+            self._in_form, self._done = False, True
+
+
+def _looks_like_html(content_type: str | None, head: bytes) -> bool:
+    if content_type and content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml"):
+        return True
+    start = head[:512].lstrip().lower()
+    return start.startswith(b"<!doctype html") or start.startswith(b"<html")
+
+
+class HtmlInsteadOfFile(WeightsError):
+    """The server answered with a web page (a sign-in, quota or virus-scan page) instead of the file."""
+
+
+def _html_page(url: str, resp, head: bytes, label: str, followed: bool) -> str:
+    """The URL to follow from an interstitial page (once), or HtmlInsteadOfFile naming what to do."""
+    body = head + resp.read(_MAX_HTML_BYTES)
+    form = _DownloadForm()
+    try:
+        form.feed(body.decode("utf-8", "replace"))
+    except Exception:  # noqa: BLE001  a page we cannot parse is just a page
+        form.action = None
+    if form.action and not followed and "id" in form.fields:
+        action = urllib.parse.urljoin(url, form.action)
+        if urllib.parse.urlsplit(action).scheme in ("http", "https"):
+            return action + ("&" if "?" in action else "?") + urllib.parse.urlencode(form.fields)
+    raise HtmlInsteadOfFile(f"{url}: the server sent a web page (HTML) instead of {label} (a sign-in, quota or "
+                            f"virus-scan page?); nothing installed. Open the link in a browser, download the file, "
+                            f"then run `sanet weights install --from FILE`")
+
+
 def download(url: str, part: Path, opts: FetchOptions, label: str, expected_size: int | None = None) -> bool:
     """Stream `url` into `part`, resuming from what `part` already holds (HTTP Range) and reconnecting after a
-    broken connection up to opts.retries times. Returns True when bytes from an earlier attempt were kept."""
+    broken connection up to opts.retries times. Returns True when bytes from an earlier attempt were kept.
+
+    Redirects are followed (urllib keeps the Range header). A web page instead of the file is never written:
+    a Google-Drive-style download form is followed once, any other page raises HtmlInsteadOfFile."""
     resumed = False
     failures = 0
+    followed = False
     while True:
         have = part.stat().st_size if part.exists() else 0
         headers = {"Range": f"bytes={have}-"} if have else {}
@@ -340,16 +442,29 @@ def download(url: str, part: Path, opts: FetchOptions, label: str, expected_size
                         raise WeightsError(f"{url}: server answered with an unexpected byte range")
                     continue
                 mode, start, resumed = "ab", have, True
+                head, early = b"", None
             else:  # 200: the server ignored the Range (or this is a fresh start): begin again
                 mode, start = "wb", 0
+                try:
+                    head, early = resp.read(4096), None
+                except (http.client.IncompleteRead, OSError, http.client.HTTPException) as exc:
+                    head, early = b"", exc   # broken before 4 KiB: nothing kept, tried again below
+                if early is None and _looks_like_html(resp.headers.get("Content-Type"), head):
+                    url = _html_page(url, resp, head, label, followed)
+                    followed = True
+                    part.unlink(missing_ok=True)
+                    continue
             total = start + length if length is not None else expected_size
             if length is not None and shutil.disk_usage(part.parent).free < length:
                 raise WeightsError(f"{part.parent}: not enough free space for {label} "
                                    f"({_mb(length)} needed, {_mb(shutil.disk_usage(part.parent).free)} free)")
             bar = Progress(label, total, start, opts.stream, opts.progress)
-            broken: Exception | None = None
+            broken: Exception | None = early
             with open(part, mode) as out:
-                while True:
+                if head:
+                    out.write(head)
+                    bar.update(len(head))
+                while broken is None:
                     try:
                         chunk = resp.read(_CHUNK)
                     except (http.client.IncompleteRead, OSError, http.client.HTTPException) as exc:
@@ -398,11 +513,13 @@ def copy_local(src: Path, dest: Path, opts: FetchOptions, label: str) -> None:
 @dataclass
 class Source:
     """One file to install: where it comes from and what it must be."""
-    location: str                 # URL or local path
+    location: str                 # URL or local path (of the file, or of the .zip holding it)
     name: str | None              # install name; None = identify by blob id or layout after fetching
     sha256: str | None = None     # from a manifest
     size: int | None = None
     manifest: str | None = None   # the manifest that vouches for it
+    member: str | None = None     # the file's path inside the .zip at `location`
+    model: str | None = None      # whose release it comes from (AdaAttN's vgg copy is kept apart if it differs)
 
 
 def _url_join(base: str, rel: str) -> str:
@@ -420,9 +537,80 @@ def _from_manifest(entries: dict[str, ManifestEntry], base: str, label: str, url
     return out
 
 
-def plan_sources(src: str, timeout: float = 30.0) -> list[Source]:
-    """What `install SRC` will fetch, reading a manifest first where there is one."""
+def _release_model(names) -> str | None:
+    """The model whose release a set of files is: the one that owns all the non-shared files, if any."""
+    own = {m for n in names for m in models_of(n) if len(models_of(n)) == 1}
+    return own.pop() if len(own) == 1 else None
+
+
+def _complete(present: dict[str, str], model: str | None, where: str) -> list[str]:
+    """Names to install from a folder or archive: what is there, plus the rest of each model it belongs to (those
+    fail, naming the file), or exactly ``model``'s files when one is asked for."""
+    if model is not None:
+        return list(MODELS[model])
+    if not present:
+        raise WeightsError(f"{where}: holds none of {', '.join(ALL_FILES)}")
+    touched = {m for n in present for m in models_of(n) if len(models_of(n)) == 1} or {DEFAULT_MODEL}
+    if set(present) == {VGG_FILE}:
+        touched = set()
+    wanted = set(present) | {n for m in touched for n in MODELS[m]}
+    return [n for n in ALL_FILES if n in wanted]
+
+
+def zip_members(archive: Path, hints: dict[str, str] | None = None) -> dict[str, str]:
+    """install name → member path inside a .zip: the hinted path when present, else the shallowest member with
+    that base name (a release's nested layout such as checkpoints/AdaAttN/latest_net_decoder.pth)."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = [i.filename for i in zf.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise WeightsError(f"{archive}: not a readable .zip archive ({exc})") from None
+    out = {}
+    for name in ALL_FILES:
+        hint = (hints or {}).get(name)
+        if hint in names:
+            out[name] = hint
+            continue
+        found = sorted((m for m in names if m.rsplit("/", 1)[-1] == name), key=lambda m: (m.count("/"), m))
+        if found:
+            out[name] = found[0]
+    return out
+
+
+def plan_archive(archive: Path, label: str, model: str | None = None,
+                 hints: dict[str, str] | None = None) -> list[Source]:
+    members = zip_members(archive, hints)
+    names = _complete(members, model, f"{label} (a .zip)")
+    release = _release_model(members) if model is None else model
+    return [Source(str(archive), n, member=members.get(n) or f"{n} (not in the archive)",
+                   model=release if n == VGG_FILE else None) for n in names]
+
+
+def _nested_files(folder: Path, depth: int = 3) -> dict[str, str]:
+    """Known file names in a folder, flat or in a release's nested layout (shallowest copy wins)."""
+    found: dict[str, str] = {}
+    level = [folder]
+    for _ in range(depth + 1):
+        nxt = []
+        for d in level:
+            try:
+                entries = sorted(d.iterdir())
+            except OSError:
+                continue
+            for e in entries:
+                if e.is_file() and e.name in ALL_FILES and e.name not in found:
+                    found[e.name] = str(e)
+                elif e.is_dir() and not e.name.startswith("."):
+                    nxt.append(e)
+        level = nxt
+    return found
+
+
+def plan_sources(src: str, timeout: float = 30.0, model: str | None = None) -> list[Source]:
+    """What `install SRC` will fetch, reading a manifest first where there is one. A .zip URL is planned after
+    it has been downloaded (see install)."""
     src = str(src)
+    check_model(model)
     if is_url(src):
         parts = urllib.parse.urlsplit(src)
         last = urllib.parse.unquote(parts.path.rsplit("/", 1)[-1])
@@ -432,14 +620,16 @@ def plan_sources(src: str, timeout: float = 30.0) -> list[Source]:
                 raise WeightsError(f"{src}: HTTP 404 Not Found")
             return _from_manifest(parse_manifest(text, last, src), src, src, url=True)
         if last.endswith(".pth") or last.endswith(".pt"):
-            return [Source(src, last if last in CHECKPOINT_FILES else None)]
+            return [Source(src, last if last in ALL_FILES else None)]
+        if last.lower().endswith(".zip"):
+            return [Source(src, None, member="*")]   # fetched whole, then planned like a local .zip
         base = src if parts.path.endswith("/") else urllib.parse.urlunsplit(parts._replace(path=parts.path + "/"))
         for mname in MANIFEST_NAMES:
             murl = _url_join(base, mname)
             text = fetch_text(murl, timeout)
             if text is not None:
                 return _from_manifest(parse_manifest(text, mname, murl), murl, murl, url=True)
-        return [Source(_url_join(base, n), n) for n in CHECKPOINT_FILES]
+        return [Source(_url_join(base, n), n) for n in MODELS[model or DEFAULT_MODEL]]
 
     path = Path(src).expanduser()
     if path.is_dir():
@@ -448,16 +638,29 @@ def plan_sources(src: str, timeout: float = 30.0) -> list[Source]:
             if mpath.is_file():
                 return _from_manifest(parse_manifest(_read_text(mpath), mname, str(mpath)), str(path),
                                       str(mpath), url=False)
-        present = [n for n in CHECKPOINT_FILES if (path / n).is_file()]
-        if not present:
-            raise WeightsError(f"{path}: folder holds none of {', '.join(CHECKPOINT_FILES)}")
-        return [Source(str(path / n), n) for n in CHECKPOINT_FILES]  # the absent ones fail, naming the file
+        present = _nested_files(path)
+        names = _complete(present, model, f"{path}: folder")
+        release = _release_model(present) if model is None else model
+        # the absent ones fail, naming the file
+        return [Source(present.get(n, str(path / n)), n, model=release if n == VGG_FILE else None) for n in names]
     if path.is_file():
         if path.name in MANIFEST_NAMES or path.suffix == ".json":
             return _from_manifest(parse_manifest(_read_text(path), path.name, str(path)), str(path.parent),
                                   str(path), url=False)
-        return [Source(str(path), path.name if path.name in CHECKPOINT_FILES else None)]
+        if path.suffix.lower() == ".zip" or (path.suffix.lower() not in (".pth", ".pt") and zipfile.is_zipfile(path)
+                                             and not _is_torch_zip(path)):
+            return plan_archive(path, str(path), model)
+        return [Source(str(path), path.name if path.name in ALL_FILES else None)]
     raise WeightsError(f"{src}: no such file or folder (and not an http(s) URL)")
+
+
+def _is_torch_zip(path: Path) -> bool:
+    """A checkpoint in torch's zip format (one folder with data.pkl) rather than an archive of checkpoints."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("/data.pkl") for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _read_text(path: Path) -> str:
@@ -471,27 +674,94 @@ def _read_text(path: Path) -> str:
 
 # ---------------------------------------------------------------------------------------------- checking
 
+def _conv(out_c: int, in_c: int, k: int, prefix: str) -> dict[str, tuple[int, ...]]:
+    return {f"{prefix}.weight": (out_c, in_c, k, k), f"{prefix}.bias": (out_c,)}
+
+
+def _adaattn_layouts() -> dict[str, dict[str, tuple[int, ...]]]:
+    """The AdaAttN release's keys and shapes (facts: scsa-adaattn.md §2). Used until the engine's AdaAttN model
+    provides expected_layout() entries for these names (sanet.checkpoints wins when it has them)."""
+    tr: dict[str, tuple[int, ...]] = {}
+    for level, key_c in (("attn_adain_4_1", 960), ("attn_adain_5_1", 1472)):
+        tr.update(_conv(key_c, key_c, 1, f"{level}.f"))
+        tr.update(_conv(key_c, key_c, 1, f"{level}.g"))
+        tr.update(_conv(512, 512, 1, f"{level}.h"))
+    tr.update(_conv(512, 512, 3, "merge_conv"))
+    a3 = {**_conv(448, 448, 1, "f"), **_conv(448, 448, 1, "g"), **_conv(256, 256, 1, "h")}
+    dec = _conv(256, 512, 3, "decoder_layer_1.1")
+    for idx, (o, i) in zip((1, 4, 7, 10, 14, 17, 21, 24),
+                           ((256, 512), (256, 256), (256, 256), (128, 256), (128, 128), (64, 128), (64, 64), (3, 64))):
+        dec.update(_conv(o, i, 3, f"decoder_layer_2.{idx}"))
+    return {"latest_net_transformer.pth": tr, "latest_net_adaattn_3.pth": a3, "latest_net_decoder.pth": dec}
+
+
+def expected_layouts() -> dict[str, dict[str, tuple[int, ...]]]:
+    """file name → {key: shape} for every known file (sanet.checkpoints first)."""
+    from . import checkpoints
+    layouts = {k: dict(v) for k, v in _adaattn_layouts().items()}
+    layouts.update(checkpoints.expected_layout())
+    return layouts
+
+
+def read_state_dict(path: Path):
+    """sanet.checkpoints.read_state_dict (weights_only=True), with any unpickling failure as one WeightsError."""
+    from .checkpoints import read_state_dict as _read
+    try:
+        return _read(path)
+    except WeightsError:
+        raise
+    except Exception as exc:  # noqa: BLE001  e.g. IndexError from a few garbage bytes: the file's problem
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise WeightsError(f"{path}: not a readable checkpoint (truncated or corrupt?): {type(exc).__name__}"
+                           f"{': ' + first if first else ''}") from None
+
+
+def validate_state_dict(name: str, state: dict, where) -> None:
+    """Keys, shapes and dtypes of ``state`` against the layout of file ``name``; the error names ``where``."""
+    from . import checkpoints
+    layout_name = VGG_FILE if name == ALT_VGG_FILE else name
+    if layout_name in checkpoints.expected_layout():
+        checkpoints.validate_state_dict(layout_name, state, where)
+        return
+    import torch
+    expected = expected_layouts()[layout_name]
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise WeightsError(f"{where}: missing key(s) {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}"
+                           f" (expected the {layout_name} layout)")
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise WeightsError(f"{where}: unexpected key(s) {', '.join(sorted(extra)[:5])} "
+                           f"(expected the {layout_name} layout)")
+    for key, shape in expected.items():
+        got = tuple(state[key].shape)
+        if got != shape:
+            raise WeightsError(f"{where}: key '{key}' has shape {list(got)}, expected {list(shape)}")
+        if not torch.is_floating_point(state[key]):
+            raise WeightsError(f"{where}: key '{key}' has dtype {state[key].dtype}, expected floating point")
+
+
 def _load_error(exc: WeightsError, tmp: Path, label: str) -> str:
     """read_state_dict names the temp file; show the source instead."""
     return str(exc).replace(str(tmp), label, 1)
 
 
 def identify_layout(path: Path, label: str) -> str:
-    """Which of the three files this is, by loading it and matching keys and shapes."""
+    """Which known file this is, by loading it and matching keys and shapes."""
     try:
         state = read_state_dict(path)
     except WeightsError as exc:
         raise WeightsError(_load_error(exc, path, label)) from None
     errors = {}
-    for name in CHECKPOINT_FILES:
+    for name in ALL_FILES:
         try:
             validate_state_dict(name, state, label)
             return name
         except WeightsError as exc:
             errors[name] = str(exc)
-    from .checkpoints import expected_layout
-    closest = max(CHECKPOINT_FILES, key=lambda n: len(set(state) & set(expected_layout()[n])))
-    raise WeightsError(f"{errors[closest]} (it matches none of {', '.join(CHECKPOINT_FILES)})")
+    layouts = expected_layouts()
+    closest = max(ALL_FILES, key=lambda n: len(set(state) & set(layouts[n])))
+    raise WeightsError(f"{errors[closest]} (it matches none of {', '.join(ALL_FILES)})")
 
 
 def check_checkpoint(name: str, path: Path, label: str) -> None:
@@ -559,9 +829,26 @@ def _verify(source: Source, work: Path, label: str) -> tuple[Digests, str, str]:
     return digests, name, how
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    return a.is_file() and b.is_file() and file_digests(a).sha256 == file_digests(b).sha256
+
+
+def _place(name: str, work: Path, target: Path, source: Source, digests: Digests, how: str) -> tuple[Path, str]:
+    """Where a verified file goes. AdaAttN's release carries its own vgg_normalised.pth: when a different usable
+    copy is installed already, that one stays (every model reads vgg_normalised.pth) and the release's copy is
+    kept, verifiable, as ALT_VGG_FILE."""
+    final = target / name
+    if name == VGG_FILE and source.model not in (None, DEFAULT_MODEL) and final.is_file() \
+            and file_status(target, VGG_FILE).usable and file_digests(final).sha256 != digests.sha256:
+        return target / ALT_VGG_FILE, (f"{how}; differs from the installed {VGG_FILE} (git blob id "
+                                       f"{file_digests(final).blob_id}), which every model uses: kept as "
+                                       f"{ALT_VGG_FILE}")
+    return final, how
+
+
 def install_one(source: Source, target: Path, opts: FetchOptions) -> InstallResult:
     """Fetch into a temp file inside `target`, verify, validate, fsync, then os.replace onto the final name."""
-    label = source.location
+    label = source.location if source.member is None else f"{source.location}!{source.member}"
     if source.sha256 and source.name and (target / source.name).is_file():
         current = file_digests(target / source.name)
         if current.sha256 == source.sha256:
@@ -577,7 +864,8 @@ def install_one(source: Source, target: Path, opts: FetchOptions) -> InstallResu
         shown = source.name or src_path.name
         if not src_path.is_file():
             raise WeightsError(f"{src_path}: checkpoint file is missing")
-        if source.name and (target / source.name).exists() and src_path.resolve() == (target / source.name).resolve():
+        if source.member is None and source.name and (target / source.name).exists() \
+                and src_path.resolve() == (target / source.name).resolve():
             tmp = None  # installing a folder onto itself: only check it
         else:
             fd, tmp_name = tempfile.mkstemp(prefix=f".{shown}.", suffix=".tmp", dir=target)
@@ -601,14 +889,18 @@ def install_one(source: Source, target: Path, opts: FetchOptions) -> InstallResu
                 download(source.location, tmp, opts, shown, source.size)
                 digests, name, how = _verify(source, work, label)
         else:
-            if tmp is not None:
+            if source.member is not None:
+                extract_member(src_path, source.member, tmp, opts, shown)
+            elif tmp is not None:
                 copy_local(src_path, tmp, opts, shown)
             digests, name, how = _verify(source, work, label)
-        final = target / name
+        final, how = _place(name, work, target, source, digests, how)
         if tmp is not None:
+            if final.is_file() and final.name != name and file_digests(final).sha256 == digests.sha256:
+                return InstallResult(final.name, final, digests, how, skipped=True)
             os.replace(tmp, final)  # the data was fsynced when written; the rename is atomic
             _fsync_dir(target)
-        return InstallResult(name, final, digests, how)
+        return InstallResult(final.name, final, digests, how)
     except KeyboardInterrupt:
         keep_tmp = url  # a partial download stays for the next run to resume
         raise
@@ -618,6 +910,29 @@ def install_one(source: Source, target: Path, opts: FetchOptions) -> InstallResu
     finally:
         if tmp is not None and not keep_tmp and tmp.exists():
             tmp.unlink()
+
+
+def extract_member(archive: Path, member: str, dest: Path, opts: FetchOptions, label: str) -> None:
+    """Copy one member of a .zip into ``dest`` (streamed, with progress, fsynced)."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            try:
+                info = zf.getinfo(member)
+            except KeyError:
+                raise WeightsError(f"{archive}: has no member {member}; nothing installed") from None
+            bar = Progress(label, info.file_size, 0, opts.stream, opts.progress)
+            with zf.open(info) as fin, open(dest, "wb") as fout:
+                while chunk := fin.read(_CHUNK):
+                    fout.write(chunk)
+                    bar.update(len(chunk))
+                fout.flush()
+                os.fsync(fout.fileno())
+            bar.close()
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        if isinstance(exc, WeightsError):
+            raise
+        raise WeightsError(f"{archive}: cannot read member {member} (truncated or corrupt archive?): {exc}") \
+            from None
 
 
 class _InstallLock:
@@ -646,9 +961,7 @@ class _InstallLock:
             os.close(self.fd)  # closing releases the lock
 
 
-def install(src: str, target: Path, opts: FetchOptions | None = None,
-            on_result: Callable[[InstallResult], None] | None = None) -> list[InstallResult]:
-    opts = opts or FetchOptions()
+def prepare_target(target: Path) -> Path:
     target = Path(target).expanduser()
     if target.exists() and not target.is_dir():
         raise WeightsError(f"{target}: weights folder is not a folder")
@@ -656,14 +969,51 @@ def install(src: str, target: Path, opts: FetchOptions | None = None,
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WeightsError(f"{target}: cannot create the weights folder ({exc.strerror})") from None
+    return target
+
+
+def fetch_archive(url: str, target: Path, opts: FetchOptions, label: str | None = None) -> Path:
+    """Download a .zip into the weights folder as ``.NAME.part`` (resumable; kept after a broken connection)."""
+    name = _safe_part_name(url)
+    if not name.lower().endswith(".zip"):
+        name += ".zip"
+    part = target / f".{name}{PART_SUFFIX}"
+    download(url, part, opts, label or name)
+    if not zipfile.is_zipfile(part):
+        part.unlink(missing_ok=True)
+        raise WeightsError(f"{url}: the download is not a .zip archive; nothing installed")
+    return part
+
+
+def install_sources(sources: list[Source], target: Path, opts: FetchOptions, model: str | None = None,
+                    on_result: Callable[[InstallResult], None] | None = None) -> list[InstallResult]:
+    """Install planned sources (the caller holds the folder lock). A .zip URL is fetched whole, then its members
+    are installed one by one and the archive is removed."""
     results = []
-    with _InstallLock(target):
-        for source in plan_sources(src, opts.timeout):
-            result = install_one(source, target, opts)
-            results.append(result)
-            if on_result:
-                on_result(result)
+    for source in sources:
+        if source.member == "*":
+            archive = fetch_archive(source.location, target, opts)
+            try:
+                inner = plan_archive(archive, source.location, model)
+                results += install_sources(inner, target, opts, model, on_result)
+            finally:
+                archive.unlink(missing_ok=True)
+            continue
+        result = install_one(source, target, opts)
+        results.append(result)
+        if on_result:
+            on_result(result)
     return results
+
+
+def install(src: str, target: Path, opts: FetchOptions | None = None,
+            on_result: Callable[[InstallResult], None] | None = None, model: str | None = None) -> list[InstallResult]:
+    """Install from one source (URL, folder, file, .zip or manifest): every file it holds, or ``model``'s files."""
+    opts = opts or FetchOptions()
+    check_model(model)
+    target = prepare_target(target)
+    with _InstallLock(target):
+        return install_sources(plan_sources(src, opts.timeout, model), target, opts, model, on_result)
 
 
 # ---------------------------------------------------------------------------------------------- status
@@ -716,12 +1066,54 @@ def file_status(folder: Path, name: str) -> FileStatus:
     return FileStatus(name, path, "valid", "valid layout, unknown copy", d.size, d.sha256, d.blob_id, partial)
 
 
-def weights_status(folder: Path) -> list[FileStatus]:
-    return [file_status(Path(folder), n) for n in CHECKPOINT_FILES]
+def weights_status(folder: Path, model: str = DEFAULT_MODEL) -> list[FileStatus]:
+    """The state of each file ``model`` reads, in load order."""
+    check_model(model)
+    return [file_status(Path(folder), n) for n in MODELS[model]]
 
 
-__all__ = ["APP_NAME", "ENV_VAR", "KNOWN_BLOB_IDS", "MANIFEST_NAMES", "MANIFEST_FORMAT", "default_weights_dir",
-           "resolve_weights_dir", "weights_dir_origin", "Digests", "file_digests", "git_blob_id",
-           "ManifestEntry", "parse_sha256sums", "parse_manifest_json", "parse_manifest", "make_manifest",
-           "Progress", "FetchOptions", "DownloadInterrupted", "download", "plan_sources", "Source", "install", "install_one",
-           "InstallResult", "FileStatus", "file_status", "weights_status", "identify_layout", "check_checkpoint"]
+def alt_vgg_status(folder: Path) -> FileStatus | None:
+    """The AdaAttN release's own vgg copy, when one was kept apart (see _place)."""
+    if not (Path(folder) / ALT_VGG_FILE).exists():
+        return None
+    st = file_status(Path(folder), ALT_VGG_FILE)
+    if st.usable:
+        st.detail = (f"the AdaAttN release's copy, kept apart because it differs from {VGG_FILE} (every model reads "
+                     f"{VGG_FILE}); {st.detail}")
+    return st
+
+
+def models_status(folder: Path) -> dict[str, list[FileStatus]]:
+    """model → its files' states (a shared file is checked once)."""
+    seen: dict[str, FileStatus] = {}
+    out = {}
+    for model, files in MODELS.items():
+        out[model] = [seen.setdefault(n, file_status(Path(folder), n)) for n in files]
+    return out
+
+
+def model_usable(states: list[FileStatus]) -> bool:
+    return all(s.usable for s in states)
+
+
+def where_to_put(folder: Path, model: str = DEFAULT_MODEL) -> str:
+    """The lines that tell someone who has the files from elsewhere exactly which names go where."""
+    lines = [f"put these files of {MODEL_TITLES[model]} in {folder}:"]
+    lines += [f"    {Path(folder) / n}" for n in MODELS[model]]
+    pages = [s.get("page") for s in _CATALOGUE["models"][model].get("sources", []) if s.get("page")]
+    if pages:
+        lines.append("  (they are published at " + " and ".join(pages) + "; a browser may reach them when this "
+                     "command cannot)")
+    lines.append("or let sanet copy and check them: sanet weights install --from PATH   (a folder, a .zip such "
+                 "as the release archive, or a URL)")
+    return "\n".join(lines)
+
+
+__all__ = ["APP_NAME", "ENV_VAR", "KNOWN_BLOB_IDS", "MODELS", "ALL_FILES", "DEFAULT_MODEL", "VGG_FILE", "ALT_VGG_FILE",
+           "MANIFEST_NAMES", "MANIFEST_FORMAT", "default_weights_dir", "resolve_weights_dir", "weights_dir_origin",
+           "Digests", "file_digests", "git_blob_id", "ManifestEntry", "parse_sha256sums", "parse_manifest_json",
+           "parse_manifest", "make_manifest", "Progress", "FetchOptions", "DownloadInterrupted", "HtmlInsteadOfFile",
+           "download", "plan_sources", "plan_archive", "zip_members", "Source", "install", "install_one",
+           "install_sources", "prepare_target", "fetch_archive", "InstallResult", "FileStatus", "file_status",
+           "weights_status", "models_status", "model_usable", "alt_vgg_status", "where_to_put", "identify_layout",
+           "check_checkpoint", "expected_layouts", "validate_state_dict", "load_catalogue"]

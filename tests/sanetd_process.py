@@ -27,11 +27,12 @@ START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 
 
-def sanetd_env(runtime_dir: Path, state_dir: Path, base: dict | None = None) -> dict:
+def sanetd_env(runtime_dir: Path, state_dir: Path, base: dict | None = None,
+               connection_file: Path | None = None) -> dict:
     """An environment that points sanetd and its clients at private folders (never the user's)."""
     env = dict(os.environ if base is None else base)
     env["SANETD_RUNTIME_DIR"] = str(runtime_dir)
-    env["SANETD_CONNECTION_FILE"] = str(runtime_dir / "sanetd.json")
+    env["SANETD_CONNECTION_FILE"] = str(connection_file or runtime_dir / "sanetd.json")
     env["SANETD_DATA_DIR"] = str(state_dir / "data")
     env["SANETD_LOG_DIR"] = str(state_dir / "log")
     env["SANETD_CONFIG"] = str(state_dir / "sanetd.conf")  # absent unless a test writes it
@@ -76,6 +77,7 @@ class SanetdProcess:
 
 def wait_ready(d: SanetdProcess, timeout: float = START_TIMEOUT_S) -> None:
     from sanet_client import Client, SanetClientError
+    from sanet_client.connect import read_connection_file
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if d.proc.poll() is not None:
@@ -84,7 +86,7 @@ def wait_ready(d: SanetdProcess, timeout: float = START_TIMEOUT_S) -> None:
             try:
                 with Client(connection_file=d.connection_file, timeout=2.0, retries=1) as c:
                     c.hello()
-                d.endpoint = json.loads(d.connection_file.read_text())["endpoint"]
+                d.endpoint = read_connection_file(d.connection_file).endpoint
                 return
             except (SanetClientError, ValueError, OSError):
                 pass
@@ -95,13 +97,15 @@ def wait_ready(d: SanetdProcess, timeout: float = START_TIMEOUT_S) -> None:
 
 def start_sanetd(tmp_path: Path, weights_dir, *extra_args, endpoint: str | None = None,
                  runtime_dir: Path | None = None, env: dict | None = None, device: str = "cpu",
-                 launcher: list[str] | None = None) -> SanetdProcess:
-    """launcher: what runs sanetd instead of `python -m sanetd` (e.g. [python, tests/sanetd_oom.py])."""
+                 connection_file: Path | None = None, launcher: list[str] | None = None) -> SanetdProcess:
+    """connection_file: SANETD_CONNECTION_FILE (default <runtime_dir>/sanetd.json); launcher: what runs sanetd
+    instead of `python -m sanetd` (e.g. [python, tests/sanetd_oom.py])."""
     tmp_path = Path(tmp_path)
     runtime_dir = Path(runtime_dir) if runtime_dir is not None else tmp_path / "run"
+    connection_file = Path(connection_file) if connection_file is not None else runtime_dir / "sanetd.json"
     state = tmp_path / "state"
     state.mkdir(parents=True, exist_ok=True)
-    full_env = sanetd_env(runtime_dir, state, env)
+    full_env = sanetd_env(runtime_dir, state, env, connection_file)
     args = (launcher or [sys.executable, "-m", "sanetd"]) + ["--device", device, "--weights", str(weights_dir),
                                                              "--log-level", "debug"]
     if endpoint:
@@ -112,14 +116,15 @@ def start_sanetd(tmp_path: Path, weights_dir, *extra_args, endpoint: str | None 
     with open(output, "wb") as out:
         proc = subprocess.Popen(args, env=full_env, stdout=out, stderr=subprocess.STDOUT, cwd=str(tmp_path),
                                 start_new_session=True)
-    return SanetdProcess(proc, runtime_dir, runtime_dir / "sanetd.json", full_env, output)
+    return SanetdProcess(proc, runtime_dir, connection_file, full_env, output)
 
 
 @contextlib.contextmanager
 def running_sanetd(tmp_path, weights_dir, *extra_args, endpoint: str | None = None,
-                   runtime_dir: Path | None = None, env: dict | None = None, launcher: list[str] | None = None):
+                   runtime_dir: Path | None = None, env: dict | None = None, connection_file: Path | None = None,
+                   launcher: list[str] | None = None):
     d = start_sanetd(tmp_path, weights_dir, *extra_args, endpoint=endpoint, runtime_dir=runtime_dir, env=env,
-                     launcher=launcher)
+                     connection_file=connection_file, launcher=launcher)
     try:
         wait_ready(d)
         yield d

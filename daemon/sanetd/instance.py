@@ -1,26 +1,22 @@
-"""Single instance, private runtime folder, endpoint choice and the connection file."""
+"""Single instance, private runtime folder and endpoint choice. The connection file itself is written and
+removed through sanet_client.connect, its one owner; so are the paths of the lock and the socket."""
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import shutil
 import stat
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import zmq
 
-from sanet_client.discovery import CONNECTION_FILE_NAME, runtime_dir
-from sanet_client.protocol import PROTOCOL_VERSION, SIGNATURE_SCHEME
+from sanet_client import connect
 
 from . import __version__
 
-LOCK_NAME = "sanetd.lock"
-SOCKET_NAME = "sanetd.sock"
 IPC_PATH_MAX = 100  # libzmq's limit is 107 characters; keep a margin
 
 
@@ -28,47 +24,43 @@ class InstanceError(Exception):
     """Startup cannot go on (another instance, unsafe folder, bad endpoint); the message says why."""
 
 
+class UnsafeFolder(InstanceError):
+    """The folder for the connection file, lock and socket is someone else's or open to others (a setup error)."""
+
+
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` as a 0700 folder owned by us, or refuse one that others can enter."""
+    """Create ``path`` as a 0700 folder owned by us, tighten a looser one, refuse one that is someone else's.
+
+    A shared folder (sticky bit, like /tmp) or the home folder is refused rather than chmod'ed: the daemon's files
+    need a folder of their own."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if sys.platform == "win32":
         return path
     st = path.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeFolder(f"{path} is not a folder")
     if st.st_uid != os.getuid():
-        raise InstanceError(f"runtime folder {path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}); "
-                            f"set SANETD_RUNTIME_DIR to a folder of your own")
-    if stat.S_IMODE(st.st_mode) != 0o700:
+        raise UnsafeFolder(f"runtime folder {path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}); "
+                           f"set SANETD_RUNTIME_DIR (or SANETD_CONNECTION_FILE) to a folder of your own")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        if st.st_mode & stat.S_ISVTX or path.resolve() == Path.home().resolve():
+            raise UnsafeFolder(f"{path} is shared (mode {stat.S_IMODE(st.st_mode):04o}); sanetd keeps its connection "
+                               f"file, lock and socket in a 0700 folder of their own: point SANETD_CONNECTION_FILE or "
+                               f"SANETD_RUNTIME_DIR into one")
         os.chmod(path, 0o700)
     return path
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write atomically (temp file + rename) with mode 0600 from the first byte on."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # mkstemp creates it 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if sys.platform != "win32" and stat.S_IMODE(os.stat(tmp).st_mode) != 0o600:
-            raise InstanceError(f"{tmp} did not get mode 0600")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class Instance:
     """Owns the lock, the socket folder and the connection file for the daemon's lifetime."""
 
     def __init__(self, folder: Path | None = None):
-        self.folder = Path(folder) if folder is not None else runtime_dir()
-        self.connection_file = self.folder / CONNECTION_FILE_NAME
+        """folder: keep the files there (default names); None: where sanet_client.connect.daemon_paths() says."""
+        self.paths = connect.daemon_paths(folder)
+        self.folder = self.paths.folder
+        self.connection_file = self.paths.connection_file
         self._lock_fd = None
-        self._socket_dir: Path | None = None   # a private temp folder when the runtime path is too long
+        self._socket_dir: Path | None = None   # a private temp folder when the socket path is too long
         self._socket_path: Path | None = None
         self._written: str | None = None
 
@@ -77,7 +69,7 @@ class Instance:
     def acquire(self) -> None:
         """Take the single-instance lock (before binding anything); InstanceError names the running one."""
         ensure_private_dir(self.folder)
-        fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if sys.platform == "win32":
                 import msvcrt
@@ -94,13 +86,9 @@ class Instance:
         self._lock_fd = fd
 
     def _describe_running(self) -> str:
-        try:
-            data = json.loads(self.connection_file.read_text(encoding="utf-8"))
-            where = f"pid {data.get('pid')}, endpoint {data.get('endpoint')}"
-        except (OSError, ValueError):
-            where = "still starting up"
-        return (f"sanetd is already running ({where}; connection file {self.connection_file}); "
-                f"stop it first, or set SANETD_RUNTIME_DIR to run a separate instance")
+        return (f"sanetd is already running ({connect.describe(self.connection_file)}; connection file "
+                f"{self.connection_file}); stop it first, or set SANETD_CONNECTION_FILE (or SANETD_RUNTIME_DIR) "
+                f"to run a separate instance")
 
     # -------------------------------------------------------------- endpoint
 
@@ -109,7 +97,7 @@ class Instance:
         if requested is None:
             if sys.platform == "win32" or not zmq.has("ipc"):
                 return "tcp://127.0.0.1:*", curve
-            path = self.folder / SOCKET_NAME
+            path = self.paths.socket
             if len(str(path)) > IPC_PATH_MAX:
                 self._socket_dir = Path(tempfile.mkdtemp(prefix="sanetd-"))  # mkdtemp: 0700
                 path = self._socket_dir / "s"
@@ -142,23 +130,12 @@ class Instance:
     # -------------------------------------------------------------- connection file
 
     def write_connection_file(self, endpoint: str, key: str, curve_public: bytes | None) -> None:
-        data = {"protocol": PROTOCOL_VERSION, "signature_scheme": SIGNATURE_SCHEME, "endpoint": endpoint,
-                "transport": endpoint.split("://", 1)[0], "key": key, "pid": os.getpid(),
-                "version": __version__, "started": time.time()}
-        if curve_public:
-            data["curve_server_key"] = curve_public.decode("ascii")
-        text = json.dumps(data, indent=1)
-        write_private_file(self.connection_file, text)
-        self._written = text
+        self._written = connect.write_connection_file(self.connection_file, endpoint, key, curve_public, __version__)
 
     def release(self) -> None:
         """Remove the connection file (if still ours), the socket, and drop the lock."""
         if self._written is not None:
-            try:
-                if self.connection_file.read_text(encoding="utf-8") == self._written:
-                    self.connection_file.unlink()
-            except OSError:
-                pass
+            connect.remove_connection_file(self.connection_file, self._written)
             self._written = None
         if self._socket_path is not None:
             try:

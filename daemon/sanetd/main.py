@@ -14,7 +14,7 @@ from sanet_client import protocol as P
 
 from . import __version__
 from .config import ConfigError, load_settings
-from .instance import Instance, InstanceError
+from .instance import Instance, InstanceError, UnsafeFolder
 from .jobs import JobQueue
 from .library import StyleLibrary
 
@@ -63,8 +63,8 @@ def main(argv=None) -> int:
     instance = Instance()
     try:
         instance.acquire()
-    except InstanceError as exc:
-        return _fail(str(exc), 1)
+    except InstanceError as exc:   # 1: another sanetd holds the lock; 2: the folder cannot be used safely
+        return _fail(str(exc), 2 if isinstance(exc, UnsafeFolder) else 1)
 
     from .server import Outbox, Server
     from .worker import Worker

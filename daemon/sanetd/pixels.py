@@ -42,6 +42,11 @@ def as_layer_bytes(arr: np.ndarray, fmt: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=LAYER_DTYPES[fmt])
 
 
+def as_raw_bytes(arr: np.ndarray) -> np.ndarray:
+    """The engine's raw output (H×W×3, unclamped) as C-contiguous little-endian float32 ("rgbf32")."""
+    return np.ascontiguousarray(arr, dtype=np.dtype("<f4"))
+
+
 def mask_is_empty(ref: PixelRef, buf, width: int, height: int) -> bool:
     """True when no pixel of the mask that falls inside the layer is above 0 (cheap: no plane is built)."""
     mask = np.frombuffer(buf, dtype=MASK_DTYPES[ref.format]).reshape(ref.height, ref.width)

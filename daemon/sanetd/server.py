@@ -129,8 +129,8 @@ class Server:
         self._send(identity, P.build_message(self.key, header, buffers), terminal=True)
 
     def _error(self, identity: bytes, code: str, message: str, reply_to=None, job_id=None, field=None) -> None:
-        self._reply(identity, "error", reply_to, code=code, message=message, job_id=job_id, field=field,
-                    protocols=[P.PROTOCOL_VERSION])
+        # P.envelope gives every error its "protocols" list (job errors from the worker too)
+        self._reply(identity, "error", reply_to, code=code, message=message, job_id=job_id, field=field)
 
     # ------------------------------------------------------------ loop
 
@@ -294,7 +294,8 @@ class Server:
                                   "precisions": list(P.PRECISIONS), "style_library": True, "regions": True,
                                   "preview": True, "cancel": True, "progress": True,
                                   "label_formats": list(P.LABEL_FORMATS)},
-                    features=list(P.FEATURES), limits=limits, session=req["session"])
+                    features=list(P.FEATURES), limits=limits,
+                    defaults=P.defaults_dict(self.settings.precision), session=req["session"])
 
     def _on_status(self, identity, req, buffers):
         mine = [{"job_id": j.job_id, "state": j.state, "position": self.queue.position(j)}
@@ -341,7 +342,7 @@ class Server:
                         reply_to=req["msg_id"], job_id=req["job_id"], field="max_queue")
             return
         self.table.add(job)
-        self._reply(identity, "accepted", req["msg_id"], job_id=job.job_id, position=position)
+        self._reply(identity, "accepted", req["msg_id"], job_id=job.job_id, position=position, reattached=False)
 
     def _library_labels_fit(self, identity, req, i: int) -> bool:
         """A library style's label map must have the stored image's size (the request cannot say it)."""

@@ -162,8 +162,9 @@ class Worker(threading.Thread):
             return
         info["seconds"] = round(time.monotonic() - t0, 4)
         layer = req["layer"]
+        fmt = P.RAW_FORMAT if req.get("raw") else layer.format   # "raw": unclamped float32 RGB (feature "raw")
         header = P.envelope("result", job_id=job.job_id,
-                            layer=P.pixels_field(layer.width, layer.height, layer.format, 0), info=info)
+                            layer=P.pixels_field(layer.width, layer.height, fmt, 0), info=info)
         self._post_terminal(job, header, [out])
         log.info("job %s: %dx%d %s, %d style(s) in %.2f s", job.job_id, layer.width, layer.height,
                  layer.format, len(req["styles"]), info["seconds"])
@@ -195,7 +196,7 @@ class Worker(threading.Thread):
         content = pixels.layer_array(layer, job.buffers[layer.buf])
         selection = None
         sel = req["selection"]
-        if sel is not None and pixels.mask_is_empty(sel, job.buffers[sel.buf], w, h):
+        if sel is not None and not req.get("raw") and pixels.mask_is_empty(sel, job.buffers[sel.buf], w, h):
             # nothing selected: the result is the layer itself; no device time spent
             self._progress(job)(1.0, "done")
             job.skipped = "selection is empty"
@@ -221,10 +222,14 @@ class Worker(threading.Thread):
             semantic["label_palette"] = req["label_palette"]
             if req["scsa_weights"] is not None:
                 semantic["scsa_weights"] = req["scsa_weights"]
-        out = st.stylize(content, styles, alpha=req["alpha"], preserve_color=req["preserve_color"],
-                         selection=selection, preview=req["preview"], style_max_side=max_side,
-                         progress=self._progress(job), cancel_check=job.cancel.is_set, precision=precision,
-                         **semantic)
+        progress = self._progress(job)
+        run = st.stylize_raw if req.get("raw") else st.stylize
+        out = run(content, styles, alpha=req["alpha"], preserve_color=req["preserve_color"],
+                  selection=selection, preview=req["preview"], style_max_side=max_side,
+                  progress=progress, cancel_check=job.cancel.is_set, precision=precision, **semantic)
+        if req.get("raw"):
+            progress(1.0, "done")   # stylize_raw stops at "finish"; the job is complete here
+            return pixels.as_raw_bytes(out)
         return pixels.as_layer_bytes(out, layer.format)
 
     def _library_image(self, style_id: str, field: str):

@@ -4,7 +4,7 @@ Needs only the standard library, pyzmq and msgpack. See docs/architecture.md for
 docs/protocol.md for the wire protocol.
 """
 from .client import Client
-from .discovery import ConnectionInfo, connection_file_path, read_connection_file, runtime_dir
+from .connect import ConnectionInfo, connection_file_path, read_connection_file, runtime_dir
 from .errors import Busy, DaemonNotRunning, JobCancelled, JobFailed, ProtocolMismatch, SanetClientError
 from .payloads import Labels, Layer, Mask, Result, StylePixels, StyleRef
 from .protocol import PROTOCOL_VERSION

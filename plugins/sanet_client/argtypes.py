@@ -1,7 +1,10 @@
-"""argparse value types shared by `sanet stylize` and `sanet-client stylize` (same options, same messages)."""
+"""argparse value types and checks shared by `sanet stylize` and `sanet-client stylize` (same options, same
+messages). Stdlib only."""
 from __future__ import annotations
 
 import argparse
+
+from . import protocol as P
 
 
 def floats(text: str) -> list[float]:
@@ -31,10 +34,35 @@ def add_stylize_controls(s: argparse.ArgumentParser) -> None:
     s.add_argument("--alpha", type=unit_float, default=1.0, help="content–style trade-off in [0,1] (default 1)")
     s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     s.add_argument("--preview", action="store_true", help="fast low-resolution run (long side ~512), upscaled")
-    s.add_argument("--style-max-side", type=int, default=None, metavar="PX", help="resize larger styles (default 1024)")
+    s.add_argument("--style-max-side", type=int, default=None, metavar="PX",
+                   help=f"resize larger styles (default {P.DEFAULT_STYLE_MAX_SIDE})")
     s.add_argument("--content-labels", metavar="L", help="SCSA semantic transfer: the content's label map (integer "
                    "labels, or a colour-coded image); needs --style-labels")
     s.add_argument("--style-labels", action="append", metavar="L", help="label map of each style, in --style order "
                    "(repeat; 'none' for a style without one: plain SANet for it)")
     s.add_argument("--scsa-weights", type=floats, default=None, metavar="T1,T2", help="SCSA: weights of semantic "
-                   "continuous / sparse attention (default 0.7,0.3)")
+                   "continuous / sparse attention (default %g,%g)" % P.DEFAULT_SCSA_WEIGHTS)
+
+
+def check_stylize_args(args, error) -> None:
+    """The checks on counts and ranges both commands make before reading any file (raise ``error(message)``)."""
+    n = len(args.style)
+    if args.style_weights is not None and len(args.style_weights) != n:
+        raise error(f"--style-weights has {len(args.style_weights)} value(s) for {n} style(s)")
+    if args.style_weights is not None and any(not 0 <= w <= P.STYLE_WEIGHT_MAX for w in args.style_weights):
+        raise error(f"--style-weights {','.join(f'{w:g}' for w in args.style_weights)}: each weight must lie in "
+                    f"[0, {P.STYLE_WEIGHT_MAX:g}]")
+    if args.style_labels is not None and len(args.style_labels) != n:
+        raise error(f"--style-labels given {len(args.style_labels)} time(s) for {n} style(s): give one label "
+                    f"map per style ('none' for a style without one)")
+    if args.scsa_weights is not None and len(args.scsa_weights) != 2:
+        raise error(f"--scsa-weights has {len(args.scsa_weights)} value(s): expected two (T1,T2)")
+    if args.scsa_weights is not None and any(not 0 <= t <= P.SCSA_WEIGHT_MAX for t in args.scsa_weights):
+        raise error(f"--scsa-weights: each of T1, T2 must lie in [0, {P.SCSA_WEIGHT_MAX:g}]")
+    if args.region is not None and len(args.region) != n:
+        raise error(f"--region given {len(args.region)} time(s) for {n} style(s): give one mask per style")
+    if getattr(args, "memory_budget", None) is not None and not args.memory_budget > 0:
+        raise error(f"--memory-budget {args.memory_budget}: expected a positive number of GiB")
+    if args.style_max_side is not None and not P.STYLE_MAX_SIDE_MIN <= args.style_max_side <= P.STYLE_MAX_SIDE_MAX:
+        raise error(f"--style-max-side {args.style_max_side}: expected {P.STYLE_MAX_SIDE_MIN}..{P.STYLE_MAX_SIDE_MAX}"
+                    f" px")

@@ -2,18 +2,21 @@
 
 Not thread-safe: use one Client per thread. Another thread cancels a running ``stylize`` through the
 ``cancel_event`` it was given.
+
+A daemon that dies is noticed at once, not after the timeout: a ZeroMQ socket monitor reports the dropped
+connection, and every heartbeat asks ``kill(pid, 0)`` about the pid in the connection file (see
+ConnectionInfo.process_state). Then the connection file is read again: a restarted daemon gets the job
+resubmitted; otherwise DaemonNotRunning says the daemon stopped.
 """
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import time
 
 import zmq
 
 from . import protocol as P
-from .discovery import START_HINT, read_connection_file
+from .connect import START_HINT, read_connection_file
 from .errors import Busy, DaemonNotRunning, JobCancelled, JobFailed, ProtocolMismatch, SanetClientError
 from .payloads import Labels, Layer, Mask, Result, StylePixels, StyleRef
 
@@ -23,16 +26,8 @@ log = logging.getLogger("sanet_client")
 _MAX_EVENT_FRAMES = 8
 
 
-def _pid_alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0 or sys.platform == "win32":
-        return True  # cannot tell cheaply; the request timeout decides
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+class _DaemonGone(Exception):
+    """Internal: the daemon process of the current connection has exited (socket monitor + kill(pid, 0))."""
 
 
 def _raise_for_error(h: dict):
@@ -65,13 +60,14 @@ class Client:
         self._info = None
         self._auth = None
         self._last_endpoint = None
+        self._monitor = None
 
     # ------------------------------------------------------------ connection
 
     def _connect(self):
         self._disconnect()
         info = read_connection_file(self.connection_file)
-        if not _pid_alive(info.pid):
+        if info.process_state() == "gone":
             raise DaemonNotRunning(f"sanetd is not running (its connection file {info.path} is left over from "
                                    f"process {info.pid}, which has exited); {START_HINT}")
         sock = self._ctx.socket(zmq.DEALER)
@@ -81,6 +77,10 @@ class Client:
             sock.curve_serverkey = info.curve_server_key
             sock.curve_publickey = public
             sock.curve_secretkey = secret
+        try:   # a dropped connection is reported at once (then kill(pid, 0) says whether the daemon is gone)
+            self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        except zmq.ZMQError:
+            self._monitor = None
         sock.connect(info.endpoint)
         self._sock, self._info = sock, info
         self._last_endpoint = info.endpoint
@@ -89,8 +89,19 @@ class Client:
 
     def _disconnect(self):
         if self._sock is not None:
+            if self._monitor is not None:
+                try:
+                    self._sock.disable_monitor()
+                except zmq.ZMQError:
+                    pass
+                self._monitor.close(linger=0)
             self._sock.close(linger=0)
-        self._sock = self._info = self._auth = None
+        self._sock = self._info = self._auth = self._monitor = None
+
+    def _check_alive(self) -> None:
+        """Raise _DaemonGone when the daemon process behind this connection has exited."""
+        if self._info is not None and self._info.process_state() == "gone":
+            raise _DaemonGone(self._info.pid)
 
     def _ensure(self):
         if self._sock is None:
@@ -112,11 +123,31 @@ class Client:
         return header["msg_id"]
 
     def _recv(self, until: float):
-        """The next authentic event before ``until`` (monotonic), or None on timeout."""
+        """The next authentic event before ``until`` (monotonic), or None on timeout. _DaemonGone when the
+        socket monitor reported a dropped connection, nothing is left to read and the daemon's process has exited
+        (messages the daemon sent before it went, such as a shutting_down error, are still delivered first)."""
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
+        suspect = False   # the connection dropped: look at the process until a message shows it is back
         while True:
+            if suspect and not self._sock.poll(0):
+                self._check_alive()   # an exiting process may linger a moment: asked again every 0.25 s
             left = until - time.monotonic()
-            if left <= 0 or not self._sock.poll(max(1, int(left * 1000))):
+            if left <= 0:
                 return None
+            ready = dict(poller.poll(max(1, int(min(left, 0.25 if suspect else left) * 1000))))
+            if not ready:
+                if time.monotonic() >= until:
+                    return None
+                continue
+            if self._monitor is not None and self._monitor in ready:
+                while self._monitor.poll(0):
+                    self._monitor.recv_multipart()   # EVENT_DISCONNECTED
+                suspect = True
+                continue
+            suspect = False
             frames = self._sock.recv_multipart(copy=False)
             try:
                 header, buffers = self._auth.open(frames)
@@ -149,7 +180,7 @@ class Client:
             return exc
 
     def _request(self, kind: str, buffers=(), **fields) -> dict:
-        last_error = None
+        last_error = stopped = None
         for attempt in range(self.retries):
             failure = self._try_connect(attempt)
             if failure is not None:
@@ -157,18 +188,26 @@ class Client:
                 continue
             msg_id = self._send(kind, buffers, **fields)
             until = time.monotonic() + self.timeout
-            while True:
-                got = self._recv(until)
-                if got is None:
-                    break
-                h, _ = got
-                if h.get("reply_to") != msg_id:
-                    continue  # a late answer to an earlier request
-                if h["type"] == "error":
-                    _raise_for_error(h)
-                return h
+            try:
+                while True:
+                    got = self._recv(until)
+                    if got is None:
+                        break
+                    h, _ = got
+                    if h.get("reply_to") != msg_id:
+                        continue  # a late answer to an earlier request
+                    if h["type"] == "error":
+                        _raise_for_error(h)
+                    return h
+            except _DaemonGone as gone:
+                stopped = self._stopped(f"answering {kind}", gone)
             self._disconnect()  # Lazy Pirate: drop the socket, re-read the connection file, resend
+        if stopped is not None:
+            raise stopped
         raise last_error if last_error is not None and self._last_endpoint is None else self._not_answering(kind)
+
+    def _stopped(self, what: str, gone: _DaemonGone) -> DaemonNotRunning:
+        return DaemonNotRunning(f"sanetd stopped while {what} (process {gone.args[0]} has exited); {START_HINT}")
 
     def hello(self) -> dict:
         return self._request("hello", client=f"sanet_client/{P.PROTOCOL_VERSION}")
@@ -242,25 +281,33 @@ class Client:
                 preserve_color: bool = False, preview: bool = False, style_max_side: int | None = None,
                 precision: str | None = None, job_id: str | None = None, on_progress=None,
                 cancel_event=None, content_labels: Labels | None = None, label_palette=None,
-                scsa_weights=None) -> Result:
+                scsa_weights=None, raw: bool = False) -> Result:
         """Run one job and block until its result. Raises Busy, JobCancelled, JobFailed, DaemonNotRunning.
 
         SCSA semantic transfer: content_labels (Labels at the layer size) plus ``labels`` on at least one style;
-        label_palette: [(r, g, b), ...] 0..255 for rgba8 maps; scsa_weights: (t1, t2), default (0.7, 0.3)."""
+        label_palette: [(r, g, b), ...] 0..255 for rgba8 maps; scsa_weights: (t1, t2), default (0.7, 0.3).
+        raw=True: the result is the engine's unclamped float32 RGB (format "rgbf32", 12 bytes per pixel, no alpha),
+        what `sanet stylize -o out.npy` writes."""
         job_id = job_id or P.new_id()
         fields, buffers = self._stylize_message(
             layer, list(styles), selection, content_labels, alpha=float(alpha), preserve_color=bool(preserve_color),
             preview=bool(preview), style_max_side=style_max_side, precision=precision,
             label_palette=None if label_palette is None else [[int(v) for v in c] for c in label_palette],
-            scsa_weights=None if scsa_weights is None else [float(v) for v in scsa_weights])
+            scsa_weights=None if scsa_weights is None else [float(v) for v in scsa_weights],
+            raw=True if raw else None)
         fields["job_id"] = job_id
-        if content_labels is not None:
-            # a daemon without SCSA would ignore the label fields (unknown fields are ignored) and run plain SANet
-            if "scsa" not in (self.hello().get("features") or []):
-                raise ProtocolMismatch("this sanetd does not support SCSA label maps (its hello lists no 'scsa' "
-                                       "feature); install matching versions of sanet-style")
+        # a daemon without a feature would ignore its fields (unknown fields are ignored): ask first
+        needed = [f for f, used in (("scsa", content_labels is not None), ("raw", raw)) if used]
+        if needed:
+            have = self.hello().get("features") or []
+            for feature in needed:
+                if feature not in have:
+                    what = "SCSA label maps" if feature == "scsa" else "raw float results"
+                    raise ProtocolMismatch(f"this sanetd does not support {what} (its hello lists no '{feature}' "
+                                           f"feature); install matching versions of sanet-style")
+        want_format = P.RAW_FORMAT if raw else layer.format
         cancel_sent = False
-        last_error = None
+        last_error = stopped = None
         for attempt in range(self.retries):
             failure = self._try_connect(attempt)
             if failure is not None:
@@ -270,39 +317,48 @@ class Client:
             msg_id = self._send("stylize", buffers, **fields)
             quiet_until = time.monotonic() + self.timeout
             next_ping = time.monotonic() + self.heartbeat
-            while True:
-                if cancel_event is not None and cancel_event.is_set() and not cancel_sent:
-                    self._send("cancel", job_id=job_id)
-                    cancel_sent = True
-                now = time.monotonic()
-                if now >= next_ping:
-                    self._send("ping")
-                    next_ping = now + self.heartbeat
-                got = self._recv(min(quiet_until, next_ping, now + 0.1))
-                if got is None:
-                    if time.monotonic() >= quiet_until:
-                        break  # the daemon went quiet: reconnect and resubmit
-                    continue
-                h, bufs = got
-                quiet_until = time.monotonic() + self.timeout
-                kind = h["type"]
-                if kind == "error" and (h.get("job_id") == job_id or h.get("reply_to") == msg_id):
-                    _raise_for_error(h)
-                if h.get("job_id") != job_id:
-                    continue
-                if kind == "progress" and on_progress is not None:
-                    try:
-                        on_progress(h["fraction"], h["stage"])
-                    except BaseException:
+            try:
+                while True:
+                    if cancel_event is not None and cancel_event.is_set() and not cancel_sent:
                         self._send("cancel", job_id=job_id)
-                        raise
-                elif kind == "result":
-                    ref = h["layer"]
-                    if (ref.width, ref.height, ref.format) != (layer.width, layer.height, layer.format):
-                        raise SanetClientError(f"sanetd returned a {ref.width}x{ref.height} {ref.format} "
-                                               f"layer for a {layer.width}x{layer.height} {layer.format} one")
-                    return Result(ref.width, ref.height, ref.format, bytes(bufs[ref.buf]), h.get("info") or {})
+                        cancel_sent = True
+                    now = time.monotonic()
+                    if now >= next_ping:
+                        self._check_alive()   # kill(pid, 0) once per heartbeat
+                        self._send("ping")
+                        next_ping = now + self.heartbeat
+                    got = self._recv(min(quiet_until, next_ping, now + 0.1))
+                    if got is None:
+                        if time.monotonic() >= quiet_until:
+                            break  # the daemon went quiet: reconnect and resubmit
+                        continue
+                    h, bufs = got
+                    quiet_until = time.monotonic() + self.timeout
+                    kind = h["type"]
+                    if kind == "error" and (h.get("job_id") == job_id or h.get("reply_to") == msg_id):
+                        _raise_for_error(h)
+                    if h.get("job_id") != job_id:
+                        continue
+                    if kind == "progress" and on_progress is not None:
+                        try:
+                            on_progress(h["fraction"], h["stage"])
+                        except BaseException:
+                            self._send("cancel", job_id=job_id)
+                            raise
+                    elif kind == "result":
+                        ref = h["layer"]
+                        if (ref.width, ref.height, ref.format) != (layer.width, layer.height, want_format):
+                            raise SanetClientError(f"sanetd returned a {ref.width}x{ref.height} {ref.format} "
+                                                   f"result for a {layer.width}x{layer.height} {want_format} one")
+                        return Result(ref.width, ref.height, ref.format, bytes(bufs[ref.buf]), h.get("info") or {})
+            except _DaemonGone as gone:
+                # the job died with the daemon. Noticed within a heartbeat, not after the timeout; the next
+                # attempts re-read the connection file, so a restarted daemon gets the job again
+                log.warning("sanetd (process %s) stopped during job %s", gone.args[0], job_id)
+                stopped = self._stopped(f"job {job_id} was running", gone)
             self._disconnect()
+        if stopped is not None:
+            raise stopped
         if last_error is not None and self._last_endpoint is None:
             raise last_error
         raise self._not_answering(f"job {job_id}")

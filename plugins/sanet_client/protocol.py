@@ -32,15 +32,49 @@ SIGNATURE_SCHEME = "hmac-sha256"
 SIGNATURE_LEN = 64
 DIGEST_CHUNK = 4 * 1024 * 1024
 
+# ---------------------------------------------------------------- shared constants
+# One definition for the engine (sanet imports these), the daemon (it advertises them in hello.reply
+# "defaults" and "limits"), the plug-ins and every client: nobody copies these numbers by hand.
+
 LAYER_FORMATS = {"rgba8": 4, "rgba16": 8, "rgbaf32": 16}  # bytes per pixel, little-endian samples
 MASK_FORMATS = {"u8": 1, "f32": 4}
 # SCSA label maps (optional, protocol v1 additions): integer labels (u8, u16 LE) or colour-coded rgba8 (alpha ignored)
 LABEL_FORMATS = {"u8": 1, "u16": 2, "rgba8": 4}
-_BYTES_PER_PIXEL = {**LAYER_FORMATS, **MASK_FORMATS, **LABEL_FORMATS}   # the shared names agree (u8 1, rgba8 4)
-MAX_PALETTE = 64             # label_palette entries
-SCSA_WEIGHT_MAX = 10.0       # each of scsa_weights [t1, t2] lies in [0, SCSA_WEIGHT_MAX]
-FEATURES = ("scsa",)         # optional request features this side understands (hello.reply "features")
+# the "raw" feature: a result that is the engine's unclamped float32 RGB (what `sanet stylize -o x.npy` stores)
+RAW_FORMAT = "rgbf32"
+RESULT_FORMATS = {**LAYER_FORMATS, RAW_FORMAT: 12}
+_BYTES_PER_PIXEL = {**RESULT_FORMATS, **MASK_FORMATS, **LABEL_FORMATS}   # the shared names agree (u8 1, rgba8 4)
 PRECISIONS = ("fp32", "fp16", "bf16")
+
+DEFAULT_ALPHA = 1.0                  # content–style trade-off: 1 = full style
+DEFAULT_STYLE_MAX_SIDE = 1024        # styles are reduced to this long side (SANet was trained on 512-px styles)
+STYLE_MAX_SIDE_MIN, STYLE_MAX_SIDE_MAX = 64, 8192   # the range a request's style_max_side may take
+PREVIEW_LONG_SIDE = 512              # a preview runs at this long side and is returned at full size
+MAX_STYLES = 8                       # styles mixed in one job (Limits.max_styles)
+STYLE_WEIGHT_MAX = 1e6               # each style weight lies in [0, STYLE_WEIGHT_MAX]; weights are normalised
+DEFAULT_SCSA_WEIGHTS = (0.7, 0.3)    # SCSA t1 (semantic continuous), t2 (semantic sparse) for SANet
+SCSA_WEIGHT_MAX = 10.0               # each of scsa_weights [t1, t2] lies in [0, SCSA_WEIGHT_MAX]
+MAX_PALETTE = 64                     # label_palette entries
+
+FEATURES = ("scsa", "raw")   # optional request features this side understands (hello.reply "features")
+
+
+def bytes_per_pixel(fmt: str) -> int:
+    """Bytes per pixel of a layer, result, mask or label-map format (KeyError for an unknown one)."""
+    return _BYTES_PER_PIXEL[fmt]
+
+
+def scsa_pairing_problem(has_content_labels: bool, style_has_labels) -> str | None:
+    """The SCSA pairing rule: a layer label map is given if and only if at least one style has one.
+
+    Returns None when the request is consistent, "content_labels_missing" when a style has labels but the layer
+    has none, "style_labels_missing" when the layer has labels but no style does (each UI words it its own way)."""
+    any_style = any(bool(x) for x in style_has_labels)
+    if any_style and not has_content_labels:
+        return "content_labels_missing"
+    if has_content_labels and not any_style:
+        return "style_labels_missing"
+    return None
 
 REQUEST_TYPES = ("hello", "status", "ping", "styles.list", "styles.add", "styles.remove", "stylize", "cancel")
 EVENT_TYPES = ("hello.reply", "status.reply", "pong", "styles.list.reply", "styles.add.reply",
@@ -62,7 +96,7 @@ class Limits:
 
     max_pixels: int = 8192 * 8192
     max_side: int = 32768
-    max_styles: int = 8
+    max_styles: int = MAX_STYLES
     max_header_bytes: int = 64 * 1024
     max_reply_header_bytes: int = 64 * 1024 * 1024  # styles.list carries thumbnails
 
@@ -77,9 +111,17 @@ class Limits:
         return self.max_pixels * LAYER_FORMATS["rgbaf32"] + (1 << 20)
 
     def as_dict(self) -> dict:
+        """What hello.reply "limits" carries (the daemon adds max_queue and lease_s)."""
         return {"max_pixels": self.max_pixels, "max_side": self.max_side, "max_styles": self.max_styles,
                 "max_header_bytes": self.max_header_bytes, "max_frames": self.max_frames,
-                "max_frame_bytes": self.max_frame_bytes}
+                "max_frame_bytes": self.max_frame_bytes, "style_max_side": [STYLE_MAX_SIDE_MIN, STYLE_MAX_SIDE_MAX],
+                "style_weight_max": STYLE_WEIGHT_MAX, "scsa_weight_max": SCSA_WEIGHT_MAX, "max_palette": MAX_PALETTE}
+
+
+def defaults_dict(precision: str = "fp32") -> dict:
+    """What hello.reply "defaults" carries: the value each optional stylize field takes when it is left out."""
+    return {"alpha": DEFAULT_ALPHA, "style_max_side": DEFAULT_STYLE_MAX_SIDE, "preview_long_side": PREVIEW_LONG_SIDE,
+            "scsa_weights": list(DEFAULT_SCSA_WEIGHTS), "precision": precision, "weight": 1.0}
 
 
 class ProtocolError(Exception):
@@ -277,7 +319,9 @@ def get_int(h: dict, key: str, lo: int, hi: int, path: str = "", required: bool 
     name = _where(path, key)
     if not isinstance(v, int) or isinstance(v, bool):
         raise ProtocolError("bad_request", f"field '{name}' must be an integer, got {type(v).__name__}", name)
-    if not lo <= v <= hi:
+    if v < lo:   # e.g. a size of 0 or less: malformed, never "too large"
+        raise ProtocolError("bad_request", f"field '{name}' is {v}; expected {lo}..{hi}", name)
+    if v > hi:
         raise ProtocolError(code, f"field '{name}' is {v}; expected {lo}..{hi}", name)
     return v
 
@@ -370,7 +414,9 @@ class _Buffers:
     def all_used(self):
         unused = sorted(set(range(len(self.sizes))) - self.used)
         if unused:
-            raise ProtocolError("bad_request", f"buffer(s) {unused} are not referenced by the header", "buf")
+            name = f"buffers[{unused[0]}]"   # the first buffer (frame index - 2) that no "buf" field names
+            raise ProtocolError("bad_request", f"buffer(s) {unused} are not referenced by any 'buf' field of the "
+                                f"header", name)
 
 
 def get_pixels(h: dict, key: str, formats: dict, limits: Limits, bufs: _Buffers, path: str = "",
@@ -477,7 +523,7 @@ def validate_request(header: dict, buffers: list, limits: Limits) -> dict:
             p = f"styles[{i}]"
             if not isinstance(s, dict):
                 raise ProtocolError("bad_request", f"field '{p}' must be a map", p)
-            style = {"weight": get_float(s, "weight", 0.0, 1e6, p, required=False)}
+            style = {"weight": get_float(s, "weight", 0.0, STYLE_WEIGHT_MAX, p, required=False)}
             if style["weight"] is None:
                 style["weight"] = 1.0
             if "id" in s and s["id"] is not None:
@@ -494,11 +540,13 @@ def validate_request(header: dict, buffers: list, limits: Limits) -> dict:
             req["styles"].append(style)
         req["alpha"] = get_float(header, "alpha", 0.0, 1.0, required=False)
         if req["alpha"] is None:
-            req["alpha"] = 1.0
+            req["alpha"] = DEFAULT_ALPHA
         req["preserve_color"] = get_bool(header, "preserve_color")
         req["preview"] = get_bool(header, "preview")
-        req["style_max_side"] = get_int(header, "style_max_side", 64, 8192, required=False)
+        req["style_max_side"] = get_int(header, "style_max_side", STYLE_MAX_SIDE_MIN, STYLE_MAX_SIDE_MAX,
+                                        required=False)
         req["precision"] = get_str(header, "precision", required=False, choices=PRECISIONS)
+        req["raw"] = get_bool(header, "raw")
         _semantic_fields(header, req, limits, bufs)
     elif kind == "cancel":
         req["job_id"] = get_str(header, "job_id", pattern=ID_PATTERN)
@@ -522,10 +570,11 @@ def _semantic_fields(header: dict, req: dict, limits: Limits, bufs: _Buffers) ->
     req["label_palette"] = get_palette(header)
     req["scsa_weights"] = get_scsa_weights(header)
     labelled = [i for i, s in enumerate(req["styles"]) if s["labels"] is not None]
-    if labelled and req["content_labels"] is None:
+    problem = scsa_pairing_problem(req["content_labels"] is not None, [s["labels"] is not None for s in req["styles"]])
+    if problem == "content_labels_missing":
         raise ProtocolError("bad_request", f"missing field 'content_labels': styles[{labelled[0]}] has 'labels', "
                             f"so the layer needs a label map too", "content_labels")
-    if req["content_labels"] is not None and not labelled:
+    if problem == "style_labels_missing":
         raise ProtocolError("bad_request", "field 'content_labels' needs at least one style with 'labels' "
                             "(styles[i].labels)", "content_labels")
 
@@ -539,11 +588,12 @@ def validate_event(header: dict, buffers: list, limits: Limits) -> dict:
         get_str(header, "job_id", pattern=ID_PATTERN)
     if kind == "accepted":
         get_int(header, "position", 0, 1 << 31)
+        get_bool(header, "reattached")
     elif kind == "progress":
         get_float(header, "fraction", 0.0, 1.0)
         get_str(header, "stage", max_len=64)
     elif kind == "result":
-        header["layer"] = get_pixels(header, "layer", LAYER_FORMATS, limits, bufs)
+        header["layer"] = get_pixels(header, "layer", RESULT_FORMATS, limits, bufs)
         get_map(header, "info", required=False)
     elif kind == "error":
         get_str(header, "code", max_len=32)
@@ -554,8 +604,11 @@ def validate_event(header: dict, buffers: list, limits: Limits) -> dict:
 
 
 def envelope(kind: str, **fields) -> dict:
-    """A header with the common fields filled in."""
+    """A header with the common fields filled in. Every ``error`` carries ``protocols`` (the versions this side
+    speaks), whoever builds it — the I/O thread for a bad request or the worker for a failed job."""
     h = {"v": PROTOCOL_VERSION, "type": kind, "msg_id": new_id(), "time": time.time()}
+    if kind == "error":
+        h["protocols"] = [PROTOCOL_VERSION]
     h.update({k: v for k, v in fields.items() if v is not None})
     return h
 

@@ -39,10 +39,12 @@ from dataclasses import dataclass
 
 import torch
 
+from sanet_client.protocol import DEFAULT_SCSA_WEIGHTS   # one definition for engine, daemon, plug-ins
+
 from .. import functional as fn
 from ..labels import grid_labels
 
-T1, T2 = 0.7, 0.3          # SCA / SSA weights for the SANet backbone (official SANet+SCSA)
+T1, T2 = DEFAULT_SCSA_WEIGHTS   # SCA / SSA weights for the SANet backbone (official SANet+SCSA)
 ADAIN_EPS = 1e-5           # inside the square root, as in the official semantic AdaIN
 
 

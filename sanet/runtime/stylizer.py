@@ -35,8 +35,8 @@ from .execute import Job, Progress, Run, execute
 from .padding import MIN_SIDE, pad_to, padded_size
 from .stats import Stats
 
-DEFAULT_STYLE_MAX_SIDE = 1024   # SANet was trained on 512-px-short-side styles; larger styles mostly cost time
-PREVIEW_LONG_SIDE = 512
+# shared with the daemon, the plug-ins and clients: one definition in sanet_client.protocol
+from sanet_client.protocol import DEFAULT_STYLE_MAX_SIDE, PREVIEW_LONG_SIDE  # noqa: E402
 
 
 @dataclass

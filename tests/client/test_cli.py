@@ -45,9 +45,9 @@ def test_cli_stylize_with_selection_equals_engine(tmp_path, synthetic_weights):
         assert p.returncode == 0, p.stderr
         # errors are one line naming the problem
         p = run_cli(d.env, "stylize", tmp_path / "missing.png", "--style", tmp_path / "style.png", "-o", tmp_path / "x.png")
-        assert p.returncode == 1 and p.stderr.strip() == f"sanet-client: {tmp_path / 'missing.png'}: file not found"
+        assert p.returncode == 2 and p.stderr.strip() == f"sanet-client: error: {tmp_path / 'missing.png'}: file not found"
         p = run_cli(d.env, "stylize", tmp_path / "in.png", "--style", "id:nope", "-o", tmp_path / "x.png")
-        assert p.returncode == 1 and "not in the style library" in p.stderr
+        assert p.returncode == 2 and "not in the style library" in p.stderr
 
 
 def test_cli_without_daemon_says_how_to_start_it(tmp_path):

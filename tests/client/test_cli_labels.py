@@ -67,11 +67,12 @@ def test_cli_label_maps_equal_engine(tmp_path, synthetic_weights):
         # mistakes are one line naming the flag or the field
         p = run_cli(d.env, "stylize", tmp_path / "in.png", "--style", tmp_path / "style.png",
                     "--style-labels", tmp_path / "sl.png", "-o", tmp_path / "x.png")
-        assert p.returncode == 1 and "--content-labels" in p.stderr
+        assert p.returncode == 2 and "--content-labels" in p.stderr
         p = run_cli(d.env, "stylize", tmp_path / "in.png", "--style", tmp_path / "style.png", "--content-labels",
                     tmp_path / "cl.png", "--style-labels", tmp_path / "cl.png", "-o", tmp_path / "x.png")
-        assert p.returncode == 1 and "style 1 label map is 32x24" in p.stderr and "32x32" in p.stderr
+        assert p.returncode == 2 and "style 1 label map: size 32×24 does not match the style image size 32×32" \
+            in p.stderr
         p = run_cli(d.env, "stylize", tmp_path / "in.png", "--style", tmp_path / "style.png", "--content-labels",
                     tmp_path / "cl.png", "--style-labels", tmp_path / "sl.png", "--scsa-weights", "0.5,12",
                     "-o", tmp_path / "x.png")
-        assert p.returncode == 1 and "scsa_weights[1]" in p.stderr and "10.0" in p.stderr
+        assert p.returncode == 2 and "--scsa-weights" in p.stderr and "[0, 10]" in p.stderr

@@ -117,3 +117,50 @@ def test_semantic_labels_from_the_cli_equal_the_library(files, synthetic_weights
     bad = sanet("stylize", "c.png", "--style", "s1.png", "--content-labels", "cl.png", "--style-labels", "sl.png",
                 "--style-labels", "sl.png", "--weights", synthetic_weights, "-o", "sem.png", cwd=files)
     assert bad.returncode == 2 and "--style-labels given 2 time(s) for 1 style(s)" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------- sanet demo
+
+def _demo(tmp_path, *args, weights_home=None, sources=None):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
+               XDG_DATA_HOME=str(weights_home or tmp_path / "data"))
+    env.pop("SANET_WEIGHTS", None)
+    if sources is not None:
+        env["SANET_WEIGHTS_SOURCES"] = str(sources)
+    return subprocess.run([sys.executable, "-m", "sanet.cli", "demo", "--device", "cpu", *map(str, args)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_demo_with_weights_where_the_readme_says_ends_in_a_stylized_image(synthetic_weights, tmp_path):
+    folder = tmp_path / "data" / "sanet-style" / "weights"        # the default folder on Linux, under XDG_DATA_HOME
+    folder.mkdir(parents=True)
+    for f in synthetic_weights.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    r = _demo(tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = load_image(tmp_path / "sanet-demo" / "stylized.png")
+    content = load_image(tmp_path / "sanet-demo" / "content.png")
+    assert out.shape == content.shape and out.dtype == np.uint8 and out.std() > 1
+    assert "$ sanet stylize sanet-demo/content.png --style sanet-demo/style.png -o sanet-demo/stylized.png" in r.stderr
+    assert "Open sanet-demo/stylized.png" in r.stdout
+
+
+def test_demo_without_weights_says_exactly_which_files_go_where(tmp_path):
+    sources = tmp_path / "sources.json"   # no network here: a source that cannot be reached
+    sources.write_text('{"format": "sanet-weights-sources/1", "models": {"sanet": {"sources": [{"name": "gone", '
+                       '"kind": "mirror", "url": "http://127.0.0.1:9/gone/"}]}}}')
+    r = _demo(tmp_path, sources=sources)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    folder = tmp_path / "data" / "sanet-style" / "weights"
+    assert "[sanet] source 1 failed: http://127.0.0.1:9/gone/" in r.stderr
+    for name in ("vgg_normalised.pth", "decoder_iter_500000.pth", "transformer_iter_500000.pth"):
+        assert str(folder / name) in r.stderr
+    assert r.stderr.rstrip().endswith("then run this command again.")
+    assert (tmp_path / "sanet-demo" / "content.png").is_file() and not (tmp_path / "sanet-demo" / "stylized.png").exists()
+    r = _demo(tmp_path, "--no-download", sources=sources)
+    assert r.returncode == 2 and "source 1" not in r.stderr and str(folder / "vgg_normalised.pth") in r.stderr
+
+
+def test_npy_progress_ends_at_100(files, synthetic_weights):
+    r = sanet("stylize", "c.png", "--style", "s1.png", "--weights", synthetic_weights, "-o", "p.npy", cwd=files)
+    assert r.returncode == 0 and "100% done" in r.stderr, r.stderr

@@ -420,7 +420,9 @@ def test_cli_install_and_status(synthetic_weights, http_root, tmp_path):
         assert f"sha256 {_sha(dest / n)}" in r.stdout
     r = _cli("status", "--json", "--weights", str(dest))
     doc = json.loads(r.stdout)
-    assert r.returncode == 0 and doc["usable"] and [f["state"] for f in doc["files"]] == ["valid"] * 3
+    assert r.returncode == 0 and doc["usable"] and doc["checked"] == ["sanet"]
+    assert [f["state"] for f in doc["models"]["sanet"]["files"]] == ["valid"] * 3
+    assert [f["state"] for f in doc["models"]["adaattn"]["files"]] == ["valid"] + ["missing"] * 3
 
 
 def test_cli_status_on_broken_files(synthetic_weights, tmp_path):

@@ -22,16 +22,16 @@ SEL_RECT = (10, 8, 26, 22)    # x, y, w, h before feathering
 FEATHER = 4
 
 
-def _pattern_client(fmt):
-    """A smooth, non-trivial test painting in client format (alpha 1 except a soft corner)."""
+def _pattern_client(fmt, w=W, h=H, hdr=False):
+    """A smooth, non-trivial test painting in client format (alpha 1 except a soft corner); hdr: red up to 2."""
     import array
     vals = []
-    for y in range(H):
-        for x in range(W):
-            r = x / (W - 1)
-            g = y / (H - 1)
+    for y in range(h):
+        for x in range(w):
+            r = x / (w - 1) * (2.0 if hdr else 1.0)
+            g = y / (h - 1)
             b = ((x * 7 + y * 3) % 17) / 16.0
-            a = 1.0 if (x < 30 or y < 24) else 0.5
+            a = 1.0 if (x < w * 5 // 8 or y < h * 3 // 5) else 0.5
             vals.extend((r, g, b, a))
     if fmt == "rgba8":
         return bytes(int(round(v * 255)) for v in vals)
@@ -74,21 +74,21 @@ def _scenario(out, **initial):
             json.dump(summary, fh, indent=1)
 
 
-def _make_document(depth, select=True):
+def _make_document(depth, select=True, w=W, h=H, hdr=False, sel_rect=SEL_RECT):
     from sanet_style import formats
     app = Krita.instance()
     app.setBatchmode(True)
-    doc = app.createDocument(W, H, "sanet-style test %s" % depth, "RGBA", depth, "", 72.0)
+    doc = app.createDocument(w, h, "sanet-style test %s" % depth, "RGBA", depth, "", 72.0)
     _OPEN.append(doc)
     root = doc.rootNode()
     layer = doc.createNode("painting", "paintlayer")
     fmt = formats.client_format(depth)
-    layer.setPixelData(formats.client_to_krita(_pattern_client(fmt), depth), 0, 0, W, H)
+    layer.setPixelData(formats.client_to_krita(_pattern_client(fmt, w, h, hdr), depth), 0, 0, w, h)
     root.addChildNode(layer, None)
     doc.setActiveNode(layer)
     if select:
         sel = Selection()
-        sel.select(*SEL_RECT, 255)
+        sel.select(*sel_rect, 255)
         sel.feather(FEATHER)
         doc.setSelection(sel)
     doc.refreshProjection()
@@ -101,14 +101,14 @@ def apply_scenario(args):
     out, depth, style_png = args[0], args[1], args[2]
     alpha = float(args[3]) if len(args) > 3 else 1.0
     with _scenario(out, depth=depth) as summary:
-        from sanet_style import clientlib, pipeline, widget
+        from sanet_style import clientlib, pipeline, styles
         mod = clientlib.load()
         doc, layer = _make_document(depth)
         before = bytes(layer.pixelData(0, 0, W, H))
         _write(out, "original_before.bin", before)
         _write(out, "selection.bin", doc.selection().pixelData(0, 0, W, H))
         # The style goes through the same path as the docker's "File…" entry.
-        style = widget.StyleEntry("file", os.path.basename(style_png), path=style_png).to_style(mod)
+        style = styles.StyleEntry("file", os.path.basename(style_png), path=style_png).to_style(mod)
         options = pipeline.Options(alpha=alpha)
         client = mod.Client(timeout=60.0)
         try:
@@ -128,28 +128,60 @@ def apply_scenario(args):
         summary["ok"] = True
 
 
+PREVIEW_DOC = (160, 96)      # big enough to be scaled down with PREVIEW_TEST_SIDE
+PREVIEW_TEST_SIDE = 64
+
+
+def preview_scenario(args):
+    """args: OUT_DIR DEPTH STYLE_PNG — the live preview's input from a real layer of that depth (scaled down in
+    Krita, HDR values in float documents) and one preview request against sanetd; dump both."""
+    out, depth, style_png = args[0], args[1], args[2]
+    with _scenario(out, depth=depth) as summary:
+        from sanet_style import clientlib, document, pipeline, preview, styles
+        mod = clientlib.load()
+        w, h = PREVIEW_DOC
+        doc, layer = _make_document(depth, w=w, h=h, hdr=depth in ("F16", "F32"), sel_rect=(30, 20, 90, 60))
+        snap = document.snapshot(doc, True, layer)
+        prepared = preview.PreviewInput(snap, long_side=PREVIEW_TEST_SIDE)
+        _write(out, "layer.bin", snap.raw)
+        _write(out, "selection.bin", snap.mask)
+        _write(out, "preview_in.bin", prepared.data)
+        _write(out, "preview_mask.bin", prepared.mask)
+        style = styles.StyleEntry("file", "style", path=style_png).to_style(mod)
+        client = mod.Client(timeout=60.0)
+        try:
+            result = pipeline.stylize_preview(mod, client, prepared, [style], pipeline.Options(alpha=0.8))
+        finally:
+            client.close()
+        _write(out, "preview_out.bin", result.data)
+        image = preview.rgba8_image(result.format, result.data, result.width, result.height)
+        summary.update(size=[w, h], preview_size=[prepared.width, prepared.height], long_side=PREVIEW_TEST_SIDE,
+                       format=prepared.format, style_max_side=prepared.style_max_side,
+                       image=[image.width(), image.height()], ok=True)
+
+
 def library_scenario(args):
     """args: OUT_DIR STYLE_A_PNG STYLE_B_PNG — add A to the daemon's library, then stylize the whole
     layer (no selection) with [library A weight 0.3, file B weight 0.7] and preserve colours."""
     out, style_a, style_b = args[0], args[1], args[2]
     with _scenario(out) as summary:
-        from sanet_style import clientlib, pipeline, sources, widget
+        from sanet_style import clientlib, pipeline, sources, styles
         mod = clientlib.load()
         doc, layer = _make_document("U8", select=False)
         _write(out, "original_before.bin", layer.pixelData(0, 0, W, H))
         client = mod.Client(timeout=60.0)
         try:
             added = client.styles_add("probe style A",
-                                      widget.StyleEntry("file", "A", path=style_a).to_style(mod))
+                                      styles.StyleEntry("file", "A", path=style_a).to_style(mod))
             entries = client.styles_list()
             entry = [e for e in entries if e.get("id") == added.get("id")][0]
             thumb = sources.library_thumbnail(entry)
             summary.update(library_names=[e.get("name") for e in entries],
                            thumbnail=None if thumb is None else [thumb.width(), thumb.height()])
-            styles = [widget.StyleEntry("library", entry["name"], 0.3, style_id=entry["id"]).to_style(mod),
-                      widget.StyleEntry("file", "B", 0.7, path=style_b).to_style(mod)]
+            chosen = [styles.StyleEntry("library", entry["name"], 0.3, style_id=entry["id"]).to_style(mod),
+                      styles.StyleEntry("file", "B", 0.7, path=style_b).to_style(mod)]
             options = pipeline.Options(preserve_color=True, only_selection=True)
-            new = pipeline.stylize_active_layer(doc, styles, options, mod, client, node=layer)
+            new = pipeline.stylize_active_layer(doc, chosen, options, mod, client, node=layer)
             client.styles_remove(entry["id"])
         finally:
             client.close()
@@ -181,7 +213,7 @@ def labelled_scenario(args):
     colours gives the content label map; the style file has a label-map file; no selection."""
     out, depth, style_png, style_labels_png = args[0], args[1], args[2], args[3]
     with _scenario(out) as summary:
-        from sanet_style import clientlib, formats, pipeline, widget
+        from sanet_style import clientlib, formats, pipeline, styles
         mod = clientlib.load()
         doc, layer = _make_document(depth, select=False)
         label_layer = doc.createNode("regions", "paintlayer")
@@ -191,7 +223,7 @@ def labelled_scenario(args):
         doc.refreshProjection()
         doc.waitForDone()
         _write(out, "original_before.bin", layer.pixelData(0, 0, W, H))
-        entry = widget.StyleEntry("file", "style", path=style_png, labels_path=style_labels_png)
+        entry = styles.StyleEntry("file", "style", path=style_png, labels_path=style_labels_png)
         style = entry.to_style(mod, with_labels=True)
         summary["style_labels"] = [style.labels.width, style.labels.height, style.labels.format]
         client = mod.Client(timeout=60.0)

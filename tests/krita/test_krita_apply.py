@@ -38,7 +38,8 @@ def test_new_layer_matches_library_inside_selection(depth, tmp_path, sanetd, eng
     assert summary["layers"] == ["Background", "painting", summary["new_name"]]
     assert summary["new_type"] == "paintlayer"
     assert summary["new_depth"] == summary["original_depth"] == depth
-    assert summary["new_name"].startswith("Style Transfer")
+    # named as in GIMP (sanet_client.naming): the style, the model and what differs from a plain run
+    assert summary["new_name"] == "Style: style (SANet, α 0.80)"
     check_result_layer(tmp_path / "out", depth, W, H, engine, style_png[1], ALPHA)
 
 

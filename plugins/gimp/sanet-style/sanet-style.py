@@ -27,15 +27,15 @@ from sanet_gimp_job import Job, PluginError, import_client  # noqa: E402
 from sanet_gimp_pixels import (check_size, footprint_u8, formats_for_precision, from_little_endian,  # noqa: E402
                                label_map_size_error, labels_from_channels, mask_is_empty, sample_bytes,
                                to_little_endian)
-from sanet_gimp_settings import (ALL_CHANNELS, SCSA_DEFAULT_WEIGHTS, SCSA_WEIGHT_MAX,  # noqa: E402
-                                 SettingsError, build_settings, layer_name, load_last_values, save_last_values,
-                                 style_label, with_library_names)
+from sanet_gimp_settings import (ALL_CHANNELS, SCSA_DEFAULT_WEIGHTS, SCSA_WEIGHT_MAX, STYLE_MAX_SIDE,  # noqa: E402
+                                 STYLE_MAX_SIDE_MAX, SettingsError, build_settings, layer_name, load_last_values,
+                                 save_last_values, style_label, with_library_names)
 
 PROC_MAIN = "python-fu-sanet-style-transfer"
 PROC_REPEAT = "python-fu-sanet-style-transfer-repeat"
 MENU = "<Image>/Filters/Style Transfer"
 STYLE_DOWNSCALE_FACTOR = 2      # style images larger than 2× the engine's style size are shrunk in GIMP first
-ENGINE_STYLE_MAX_SIDE = 1024    # sanet.engine.DEFAULT_STYLE_MAX_SIDE (kept in step by hand; the plug-in has no torch)
+ENGINE_STYLE_MAX_SIDE = STYLE_MAX_SIDE   # sanet_client.protocol.DEFAULT_STYLE_MAX_SIDE, which the engine uses too
 HELLO_TIMEOUT_S = 5.0           # a dead or stuck daemon is reported after at most ~2 × this
 JOB_QUIET_TIMEOUT_S = 10.0      # the daemon answers heartbeats while it works; silence this long = gone
 
@@ -732,7 +732,8 @@ def add_arguments(proc):
                               "Limit the result to the selection (feathered edges kept); ignored when "
                               "nothing is selected", True, rw)
     proc.add_int_argument("style-max-side", "Style si_ze",
-                          "Longest side the styles are resized to (0: the daemon's default)", 0, 8192, 0, rw)
+                          "Longest side the styles are resized to (0: the daemon's default)", 0, STYLE_MAX_SIDE_MAX,
+                          0, rw)
     proc.add_boolean_argument("start-daemon", "Start sanetd if nee_ded",
                               "When sanetd is not running, start the one the installer set up (or `sanetd` on PATH)",
                               False, rw)

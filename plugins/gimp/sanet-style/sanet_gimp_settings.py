@@ -9,9 +9,15 @@ import os
 import re
 from dataclasses import dataclass, field
 
-MAX_STYLES = 8  # the daemon's limit (protocol Limits.max_styles)
-SCSA_DEFAULT_WEIGHTS = (0.7, 0.3)   # t1 (SCA), t2 (SSA): the engine's defaults (sanet/scsa.py)
-SCSA_WEIGHT_MAX = 10.0              # the protocol's range for each of t1, t2
+from sanet_gimp_job import import_client
+
+# one definition, in sanet_client.protocol (shipped next to the plug-in): the engine and the daemon use the same
+_PROTOCOL = import_client().protocol
+MAX_STYLES = _PROTOCOL.MAX_STYLES                       # the daemon's limit (hello limits.max_styles)
+SCSA_DEFAULT_WEIGHTS = _PROTOCOL.DEFAULT_SCSA_WEIGHTS   # t1 (SCA), t2 (SSA)
+SCSA_WEIGHT_MAX = _PROTOCOL.SCSA_WEIGHT_MAX             # the protocol's range for each of t1, t2
+STYLE_MAX_SIDE = _PROTOCOL.DEFAULT_STYLE_MAX_SIDE       # the engine's style size
+STYLE_MAX_SIDE_MAX = _PROTOCOL.STYLE_MAX_SIDE_MAX       # the protocol's largest style_max_side
 ALL_CHANNELS = "*"                  # content-labels-channels: every saved channel, in the Channels panel order
 NO_LABELS = ("", "none", "-")       # a style-label-files item that means "this style has no label map"
 

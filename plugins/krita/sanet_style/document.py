@@ -127,8 +127,12 @@ def add_result_layer(snap, result, name="Style Transfer"):
 def insert_layer(snap, prepared, name="Style Transfer"):
     """Insert prepared (Krita bytes, rect) pixels as a new paint layer above the original (main thread).
 
-    Pixels are written before the node joins the image, so the insertion is one undo step
-    ("Add layer") and the original layer is never written to.
+    Pixels are written before the node joins the image, so the insertion is one undo step and the
+    original layer is never written to. (Krita 5's Python API cannot name that step: Edit > Undo reads
+    "Undo Add Layer"; the layer itself carries the filter's name.)
+
+    The ORIGINAL layer stays the active one, so the next Apply (or preview) works on the photo again,
+    not on the stylization.
     """
     data, (x, y, w, h) = prepared
     document, original = snap.document, snap.node
@@ -140,6 +144,6 @@ def insert_layer(snap, prepared, name="Style Transfer"):
     parent = original.parentNode()
     if parent is None or not parent.addChildNode(layer, original):
         raise DocumentError("Krita refused to add the result layer above %r." % original.name())
-    document.setActiveNode(layer)
+    document.setActiveNode(original)
     document.refreshProjection()
     return layer

@@ -1,14 +1,25 @@
 """One style-transfer job in three steps: snapshot (main thread), stylize (any thread), apply (main thread).
 
 The docker runs step 2 on a worker thread; tests and scripts call `stylize_active_layer`, which runs
-the same three steps in a row.
+the same three steps in a row. `stylize_preview` is step 2 for the live preview: the same request on the
+layer scaled down (preview.PreviewInput), with the selection sent along for the daemon to blend.
 """
-from . import document, labels
+import importlib
+
+from . import clientlib, document, labels
+
+MODEL = "SANet"     # the only model for now; a model choice (from hello) will set Options.model
+
+
+def naming():
+    """sanet_client.naming: one definition of result names for GIMP and Krita."""
+    clientlib.load()
+    return importlib.import_module("sanet_client.naming")
 
 
 class Options:
     def __init__(self, alpha=1.0, preserve_color=False, preview=False, only_selection=True,
-                 style_max_side=None, layer_name=None, scsa_weights=None):
+                 style_max_side=None, layer_name=None, scsa_weights=None, model=MODEL):
         self.alpha = float(alpha)
         self.preserve_color = bool(preserve_color)
         self.preview = bool(preview)
@@ -16,16 +27,20 @@ class Options:
         self.style_max_side = style_max_side
         self.layer_name = layer_name
         self.scsa_weights = None if scsa_weights is None else tuple(float(v) for v in scsa_weights)
+        self.model = model
 
-    def result_name(self, style_names=()):
+    def result_name(self, style_names=(), preview=None):
+        """The new layer's name: sanet_client.naming.result_name, the same names as in GIMP."""
         if self.layer_name:
             return self.layer_name
-        label = "Style Transfer"
-        if style_names:
-            label += " (%s)" % ", ".join(style_names)
-        if self.preview:
-            label = "[Preview] " + label
-        return label
+        return naming().result_name(list(style_names), model=self.model, alpha=self.alpha,
+                                    preserve_color=self.preserve_color,
+                                    preview=self.preview if preview is None else preview,
+                                    semantic=self.scsa_weights is not None)
+
+    def key(self):
+        """The settings that change a result (for the preview history)."""
+        return (round(self.alpha, 4), self.preserve_color, self.only_selection, self.scsa_weights, self.model)
 
 
 def stylize(client_module, client, snap, styles, options, on_progress=None, cancel_event=None,
@@ -47,6 +62,25 @@ def stylize(client_module, client, snap, styles, options, on_progress=None, canc
         kwargs["job_id"] = job_id
     if content_labels is not None:
         kwargs["content_labels"] = labels.layer_labels(client_module, *content_labels)
+        if options.scsa_weights is not None:
+            kwargs["scsa_weights"] = options.scsa_weights
+    return client.stylize(layer, list(styles), **kwargs)
+
+
+def stylize_preview(client_module, client, prepared, styles, options, on_progress=None, cancel_event=None):
+    """Stylize a preview.PreviewInput (the layer scaled down) and return the Result at that small size.
+
+    Unlike a full run, the (scaled) selection IS sent, so the daemon returns the blend the artist will get."""
+    if not styles:
+        raise ValueError("Add at least one style image.")
+    mod = client_module
+    layer = mod.Layer(prepared.width, prepared.height, prepared.format, prepared.data)
+    kwargs = dict(alpha=options.alpha, preserve_color=options.preserve_color, on_progress=on_progress,
+                  cancel_event=cancel_event, style_max_side=prepared.style_max_side)
+    if prepared.mask is not None and options.only_selection:
+        kwargs["selection"] = mod.Mask(prepared.width, prepared.height, "u8", prepared.mask)
+    if prepared.labels is not None:
+        kwargs["content_labels"] = mod.Labels(prepared.width, prepared.height, "rgba8", prepared.labels)
         if options.scsa_weights is not None:
             kwargs["scsa_weights"] = options.scsa_weights
     return client.stylize(layer, list(styles), **kwargs)

@@ -1,12 +1,18 @@
 """Style sources -> sanet_client style objects: image files, open documents, layers, the daemon's library.
 
-Every pixel source goes through a QImage scaled to at most STYLE_MAX_SIDE, so a huge style document
+Every pixel source goes through a QImage scaled to at most style_max_side(), so a huge style document
 never travels to the daemon at full size (the model looks at styles at <= 1024 px anyway).
+Qt is imported inside the functions, so this module is importable without Qt (tests of preview.py).
 """
-from PyQt5.QtCore import Qt
-from PyQt5.QtGui import QImage
 
-STYLE_MAX_SIDE = 1024
+
+def style_max_side():
+    """The engine's style size, sanet_client.protocol.DEFAULT_STYLE_MAX_SIDE (one definition, not a copy)."""
+    from . import clientlib
+    try:
+        return clientlib.load().protocol.DEFAULT_STYLE_MAX_SIDE
+    except clientlib.ClientMissing as exc:
+        raise StyleSourceError(str(exc)) from None
 
 
 class StyleSourceError(Exception):
@@ -14,16 +20,19 @@ class StyleSourceError(Exception):
 
 
 def qimage_rgba8(image):
-    """(width, height, bytes) of a QImage (scaled to at most STYLE_MAX_SIDE) as tightly packed RGBA8 rows."""
+    """(width, height, bytes) of a QImage (scaled to at most style_max_side()) as tightly packed RGBA8 rows."""
+    from PyQt5.QtCore import Qt
     if image is None or image.isNull():
         raise StyleSourceError("The style image is empty.")
-    if max(image.width(), image.height()) > STYLE_MAX_SIDE:
-        image = image.scaled(STYLE_MAX_SIDE, STYLE_MAX_SIDE, Qt.KeepAspectRatio, Qt.SmoothTransformation)
+    side = style_max_side()
+    if max(image.width(), image.height()) > side:
+        image = image.scaled(side, side, Qt.KeepAspectRatio, Qt.SmoothTransformation)
     return packed_rgba8(image)
 
 
 def packed_rgba8(image):
     """(width, height, bytes) of a QImage as it is, as tightly packed RGBA8 rows."""
+    from PyQt5.QtGui import QImage
     image = image.convertToFormat(QImage.Format_RGBA8888)
     w, h, stride = image.width(), image.height(), image.bytesPerLine()
     ptr = image.constBits()
@@ -35,6 +44,7 @@ def packed_rgba8(image):
 
 
 def image_from_file(path):
+    from PyQt5.QtGui import QImage
     image = QImage(path)
     if image.isNull():
         raise StyleSourceError("Could not read the style image %s (not an image Qt can open)." % path)
@@ -44,13 +54,13 @@ def image_from_file(path):
 def image_from_document(doc):
     """The document's composited image (Krita scales it for us)."""
     w, h = doc.width(), doc.height()
-    scale = min(1.0, STYLE_MAX_SIDE / float(max(w, h)))
+    scale = min(1.0, style_max_side() / float(max(w, h)))
     return doc.thumbnail(max(1, int(w * scale)), max(1, int(h * scale)))
 
 
 def image_from_node(doc, node):
     w, h = doc.width(), doc.height()
-    scale = min(1.0, STYLE_MAX_SIDE / float(max(w, h)))
+    scale = min(1.0, style_max_side() / float(max(w, h)))
     return node.thumbnail(max(1, int(w * scale)), max(1, int(h * scale)))
 
 
@@ -61,6 +71,7 @@ def style_pixels(client_module, image, weight):
 
 def library_thumbnail(entry):
     """A QImage for a styles.list entry's thumbnail (PNG/JPEG bytes or an rgba8 pixel map), or None."""
+    from PyQt5.QtGui import QImage
     thumb = entry.get("thumbnail")
     if isinstance(thumb, (bytes, bytearray)):
         image = QImage.fromData(bytes(thumb))

@@ -17,8 +17,9 @@ class Task:
     ("cancelled", message).
     """
 
-    def __init__(self, client_module, fn, timeout=10.0, expected=()):
+    def __init__(self, client_module, fn, timeout=10.0, expected=(), retries=3):
         self.client_module = client_module
+        self.retries = retries
         self.expected = tuple(expected)   # exception types whose str() is already an artist message
         self.fn = fn
         self.timeout = timeout
@@ -27,6 +28,10 @@ class Task:
         self.events = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="sanet-style-task", daemon=True)
         self.finished = False
+        self.abandoned = False
+        self.last_progress = None   # (fraction, stage) of the latest progress event from sanetd
+        self.outcome = None      # set when the thread ends: done, cancelled (sanetd confirmed), error,
+                                 # or "finished despite cancel" (the result came before the cancel took effect)
 
     def start(self):
         self.thread.start()
@@ -35,26 +40,45 @@ class Task:
     def cancel(self):
         self.cancel_event.set()
 
+    def abandon(self):
+        """Cancel and stop listening at once: the UI treats the task as over now.
+
+        The thread still tells sanetd to cancel the job (the client sends `cancel` within 0.1 s) and then ends
+        on its own; whatever it reports after this is dropped, so a result that arrives late is never used.
+        This is what makes Cancel (and a superseded preview) take effect immediately in the docker, however
+        long the daemon needs to stop the running stage.
+        """
+        self.cancel_event.set()
+        self.abandoned = True
+        self.finished = True
+
     def _report(self, fraction, stage=""):
+        self.last_progress = (float(fraction), str(stage))
         self.events.put(("progress", float(fraction), str(stage)))
 
     def _run(self):
         mod = self.client_module
         client = None
         try:
-            client = mod.Client(timeout=self.timeout)
+            client = mod.Client(timeout=self.timeout, retries=self.retries)
             value = self.fn(mod, client, self._report, self.cancel_event)
             if self.cancel_event.is_set():
+                self.outcome = "finished despite cancel"
                 self.events.put(("cancelled", "Cancelled."))
             else:
+                self.outcome = "done"
                 self.events.put(("done", value))
         except mod.JobCancelled as exc:
+            self.outcome = "cancelled"
             self.events.put(("cancelled", str(exc) or "Cancelled."))
         except mod.SanetClientError as exc:
+            self.outcome = "error"
             self.events.put(("error", str(exc), exc))
         except self.expected as exc:
+            self.outcome = "error"
             self.events.put(("error", str(exc), exc))
         except Exception as exc:  # a bug must reach the artist, not vanish in a thread
+            self.outcome = "error"
             self.events.put(("error", "%s: %s" % (type(exc).__name__, exc), exc))
         finally:
             if client is not None:
@@ -64,6 +88,8 @@ class Task:
                     pass
 
     def poll(self):
+        if self.abandoned:
+            return []
         out = []
         while True:
             try:

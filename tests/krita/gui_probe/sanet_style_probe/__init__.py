@@ -2,16 +2,22 @@
 
 Installed next to sanet_style in a throw-away profile by tests/krita/test_krita_gui.py and enabled
 through kritarc. Once the main window exists it runs a script of steps, driven by a QTimer so the
-Krita event loop (and the docker's own polling timer) keep running between steps:
+Krita event loop (and the docker's own timers) keep running between steps:
 
- 1. the Tools > Scripts > Style Transfer… action and the Style Transfer docker exist;
- 2. the action opens the dialog;
- 3. with sanetd DOWN: Apply gives a clear message, nothing is added;
- 4. it asks the test for a daemon (flag files) and presses Reconnect until the docker says connected;
- 5. Apply from the docker on a painted document with a feathered selection -> a new layer, with
-    progress and no frozen UI (the step loop keeps ticking while the job runs);
- 6. Edit > Undo (the real action) removes the new layer and leaves the original untouched;
- 6b. Semantic (SCSA): a label layer chosen in the group's menu + a label map for the style -> a new layer.
+  loaded / dialog      the Tools > Scripts action, the docker, and the dialog sharing the docker's style list;
+  daemon_down          no sanetd: a clear state (not running, Start offered), Apply adds nothing;
+  small_docker         a short floating docker with the Semantic group open: nothing overlaps (it scrolls);
+  started              the Start button launches `sanetd` (the test's wrapper on PATH);
+  preview_*            live preview: rendered after a slider change, debounced, never a layer; a history;
+  applied / second     Apply adds a layer and the ORIGINAL stays active; a second Apply stylizes the original;
+  history_apply        "Apply this" on an older preview applies that preview's settings; Discard;
+  undone               one Edit > Undo removes an insertion;
+  semantic, library, open_image_source
+  superseded           a preview superseded by a newer setting is cancelled in sanetd;
+  cancelled            Cancel frees the docker at once, nothing is added, sanetd acknowledges;
+  daemon_killed        the test SIGKILLs sanetd mid-job: clear message, "connected" does not stay;
+  recovered            the test starts sanetd again: the heartbeat reconnects, a job works;
+  screenshot           docs screenshot of the docker with a preview and a history.
 
 Everything observed goes to $SANET_PROBE_OUT/probe.json (+ raw pixel files); then Krita quits.
 """
@@ -22,29 +28,28 @@ import time
 import traceback
 
 from PyQt5.QtCore import QTimer
-from PyQt5.QtWidgets import QApplication, QDockWidget, QMenu
+from PyQt5.QtWidgets import QApplication, QDockWidget, QMenu, QWidget
 from krita import Extension, Krita, Selection
 
 OUT = os.environ.get("SANET_PROBE_OUT", "")
 TESTS_DIR = os.environ.get("SANET_PROBE_TESTS_DIR", "")
 STYLE_PNG = os.environ.get("SANET_PROBE_STYLE", "")
 STYLE_LABELS_PNG = os.environ.get("SANET_PROBE_STYLE_LABELS", "")
+SHOWCASE_STYLE = os.environ.get("SANET_PROBE_SHOWCASE_STYLE", "")
 DEPTH = os.environ.get("SANET_PROBE_DEPTH", "U8")
 BIG = int(os.environ.get("SANET_PROBE_BIG", "768"))
-STEP_TIMEOUT = float(os.environ.get("SANET_PROBE_TIMEOUT", "120"))
+STEP_TIMEOUT = float(os.environ.get("SANET_PROBE_TIMEOUT", "180"))
 
 
 class Probe:
     def __init__(self):
         self.report = {"steps": [], "ok": False}
         self.gen = None
-        self.wait_until = None
         self.timer = QTimer()
         self.timer.setInterval(50)
         self.timer.timeout.connect(self.tick)
-        self.ticks_while_busy = 0
 
-    # ---- step machinery: the generator yields a predicate (wait for it) or a number (sleep) -----
+    # ---- step machinery: the generator yields (what, predicate) to wait for, or a number to sleep ----
     def start(self):
         self.gen = self.script()
         self.pending = None
@@ -57,15 +62,16 @@ class Probe:
                 if callable(self.pending):
                     if not self.pending():
                         if time.monotonic() > self.deadline:
-                            raise TimeoutError("waited %.0f s for %s" % (STEP_TIMEOUT, self.pending_what))
+                            raise TimeoutError("waited %.0f s for %s" % (self.timeout, self.pending_what))
                         return
                 elif time.monotonic() < self.pending:
                     return
             item = next(self.gen)
             if isinstance(item, tuple):
-                what, pred = item
+                what, pred = item[0], item[1]
+                self.timeout = item[2] if len(item) > 2 else STEP_TIMEOUT
                 self.pending, self.pending_what = pred, what
-                self.deadline = time.monotonic() + STEP_TIMEOUT
+                self.deadline = time.monotonic() + self.timeout
             else:
                 self.pending = time.monotonic() + float(item)
         except StopIteration:
@@ -98,12 +104,12 @@ class Probe:
     def script(self):
         sys.path.insert(0, TESTS_DIR)
         import krita_scenarios as ks
-        from sanet_style import formats
+        from sanet_style import connection, formats, styles
         app = Krita.instance()
         window = app.activeWindow()
         qwin = window.qwindow()
 
-        # 1. action + menu entry + docker
+        # loaded: action + menu entry + docker
         action = app.action("sanet_style_dialog")
         menu_path = _menu_path(qwin.menuBar(), action) if action is not None else None
         docks = [d for d in qwin.findChildren(QDockWidget) if d.objectName() == "sanet_style_docker"]
@@ -116,15 +122,20 @@ class Probe:
         docker.show()
         controls = docker.widget()
 
-        # 2. the action opens the dialog with the same controls
+        # dialog: the same controls, and the SAME style list (one model, two views)
         action.trigger()
         yield ("dialog", lambda: _find_dialog() is not None)
         dialog = _find_dialog()
+        dialog.controls.add_file(STYLE_PNG)
+        rows_in_docker = controls.table.model().rowCount()
+        controls.table.selectRow(0)
+        controls.remove_selected()
         self.step("dialog", visible=dialog.isVisible(), title=dialog.windowTitle(),
-                  controls=type(dialog.controls).__name__)
+                  controls=type(dialog.controls).__name__, same_model=dialog.controls.model is controls.model,
+                  rows_after_dialog_add=rows_in_docker, rows_in_dialog_after_docker_remove=dialog.controls.model.rowCount())
         dialog.close()
 
-        # 3. a painted document with a feathered selection, shown in a view (undo needs one)
+        # a painted document with a feathered selection, shown in a view (undo needs one)
         doc = app.createDocument(ks.W, ks.H, "probe", "RGBA", DEPTH, "", 72.0)
         window.addView(doc)
         layer = doc.createNode("painting", "paintlayer")
@@ -138,50 +149,97 @@ class Probe:
         doc.waitForDone()
         yield 0.3
         doc.setActiveNode(layer)
-        yield ("active node", lambda: doc.activeNode() is not None and doc.activeNode().name() == "painting")
+        yield ("active node", lambda: _active(doc) == "painting")
         before = bytes(layer.pixelData(0, 0, ks.W, ks.H))
         _write("original_before.bin", before)
         _write("selection.bin", doc.selection().pixelData(0, 0, ks.W, ks.H))
         controls.add_file(STYLE_PNG)
         n_layers = len(_layers(doc))
 
-        # 4. sanetd is down: a clear message, nothing added, the UI keeps running
-        yield ("status says not connected", lambda: controls.status_task is None and not controls.connected
-               and "checking" not in controls.status_label.text())
+        # daemon_down: a clear state, Start offered, Apply adds nothing
+        yield ("status says not running", lambda: controls.session.status().state == connection.NOT_RUNNING
+               and controls.status_label.text() == "sanetd is not running")
         controls.apply_button.click()
         yield ("apply finishes with daemon down", lambda: controls.task is None)
-        self.step("daemon_down", status=controls.status_label.text(), message=controls.message.text(),
-                  layers_added=len(_layers(doc)) - n_layers)
+        self.step("daemon_down", status=controls.status_label.text(), detail=_plain(controls.status_detail.text()),
+                  message=_plain(controls.message.text()), start_visible=controls.start_button.isVisible(),
+                  layers_added=len(_layers(doc)) - n_layers, pane=controls.pane.placeholder,
+                  wraps=[_fits(controls, controls.status_detail), _fits(controls, controls.message)])
 
-        # 5. ask the test for a daemon, reconnect
-        _write("need_daemon", b"1")
-        yield ("daemon_up flag", lambda: os.path.exists(os.path.join(OUT, "daemon_up")))
-        controls.reconnect_button.click()
-        yield ("status connected", lambda: controls.status_label.text().startswith("sanetd connected"))
-        self.step("reconnected", status=controls.status_label.text())
+        # small_docker: a short floating docker with the Semantic group open; nothing may overlap
+        docker.setFloating(True)
+        docker.resize(300, 420)
+        controls.semantic.setChecked(True)
+        yield 0.8
+        self.step("small_docker", **_layout_report(controls))
+        docker.grab().save(os.path.join(OUT, "docker_small.png"))
+        controls.semantic.setChecked(False)
+        docker.setFloating(False)
+        yield 0.3
 
-        # 6. Apply from the docker; count event-loop ticks while the job runs (UI not frozen)
+        # started: the Start button launches sanetd (the test's wrapper on PATH)
+        started_at = time.monotonic()
+        controls.start_button.click()
+        starting = controls.status_label.text()
+        yield ("status connected after Start", lambda: controls.connected, 120)
+        self.step("started", starting=starting, status=controls.status_label.text(),
+                  seconds=round(time.monotonic() - started_at, 2), start_visible=controls.start_button.isVisible())
+
+        # preview: the first preview comes by itself (connected + a style + a layer), never as a layer
+        yield ("first preview", lambda: len(controls.history) >= 1 and controls.preview_task is None)
+        first = controls.last_preview
+        self.step("preview_first", layers=_layers(doc), history=len(controls.history),
+                  pane=[controls.pane.image.width(), controls.pane.image.height()],
+                  caption=controls.pane.caption, alpha=first["settings"].options.alpha)
+        # a slider change: ONE debounced preview for a burst of changes, still no layer
+        n_before = len(controls.history)
+        starts = _count_preview_starts(controls)
+        for v in (90, 75, 60):
+            controls.strength.setValue(v)
+        yield ("preview after the slider", lambda: len(controls.history) == n_before + 1
+               and controls.preview_task is None and controls.last_preview is not first)
+        p = controls.last_preview
+        pane = controls.pane                       # press and hold: the layer before; release: the result
+        pane.mousePressEvent(None)
+        compare = [pane.shown() is pane.before and pane.before is not None]
+        pane.mouseReleaseEvent(None)
+        compare.append(pane.shown() is pane.image)
+        _write("preview_in.bin", p["prepared"].data)
+        _write("preview_mask.bin", p["prepared"].mask or b"")
+        _write("preview_out.bin", p["result"].data)
+        self.step("preview_slider", layers=_layers(doc), history=len(controls.history), starts=starts.n,
+                  alpha=p["settings"].options.alpha, style_max_side=p["prepared"].style_max_side,
+                  size=[p["prepared"].width, p["prepared"].height], format=p["prepared"].format,
+                  names=[i.name for i in controls.history.items], pane_is_latest=controls.pane.image is
+                  controls.history.items[0].image, compare=compare)
+
+        # applied: a new layer above the original, and the ORIGINAL stays active
         controls.apply_button.click()
         started = time.monotonic()
-        self.ticks_while_busy = 0
-
-        def job_done():
-            if controls.task is not None:
-                self.ticks_while_busy += 1
-                return False
-            return True
-        yield ("stylize job", job_done)
+        busy = _GapMeter()
+        yield ("stylize job", lambda: busy.tick() and controls.task is None)
+        applied_seconds = round(time.monotonic() - started, 3)
+        yield 0.6                                    # let Krita's layer model catch up before asking
         top = _layers(doc)
         new = doc.nodeByName(top[-1]) if top else None
-        self.step("applied", seconds=round(time.monotonic() - started, 3), ticks=self.ticks_while_busy,
-                  message=controls.message.text(), progress=controls.progress.value(), layers=top,
-                  active=doc.activeNode().name() if doc.activeNode() else None)
+        self.step("applied", seconds=applied_seconds, ticks=busy.n, max_event_loop_gap_ms=busy.max_ms,
+                  message=_plain(controls.message.text()), progress=controls.progress.value(), layers=top,
+                  active=_active(doc), undo_text=app.action("edit_undo").text())
         _write("new_layer.bin", new.pixelData(0, 0, ks.W, ks.H))
-        docker.grab().save(os.path.join(OUT, "docker.png"))        # for humans reading the test output
-        qwin.grab().save(os.path.join(OUT, "window.png"))
         _write("original_after.bin", layer.pixelData(0, 0, ks.W, ks.H))
+        qwin.grab().save(os.path.join(OUT, "window.png"))
 
-        # 7. one Edit > Undo removes the whole insertion
+        # second: Apply again at once: it must stylize the photo, not the first result
+        controls.apply_button.click()
+        yield ("second job", lambda: controls.task is None)
+        yield 0.6
+        top2 = _layers(doc)
+        second = doc.nodeByName(top2[-1])
+        _write("second_layer.bin", second.pixelData(0, 0, ks.W, ks.H))
+        self.step("second", layers=top2, active=_active(doc), message=_plain(controls.message.text()),
+                  same_as_first=bytes(second.pixelData(0, 0, ks.W, ks.H)) == bytes(new.pixelData(0, 0, ks.W, ks.H)))
+
+        # undone: one Edit > Undo removes the second insertion; the original is untouched
         app.action("edit_undo").trigger()
         doc.waitForDone()
         yield 0.5
@@ -189,8 +247,37 @@ class Probe:
         self.step("undone", layers=_layers(doc),
                   original_same=bytes(layer.pixelData(0, 0, ks.W, ks.H)) == before)
 
-        # 7a. Semantic (SCSA) through the docker's own controls: label layer from the group's menu, the
-        # style row's label-map file, SCA/SSA weights; the new layer goes above "painting" as before
+        # history_apply: "Apply this" on the older preview (strength 100 %) while the slider says 60 %
+        older = [i for i in controls.history.items if i.settings.options.alpha == 1.0][0]
+        for r in range(controls.history_view.count()):
+            if controls.history_view.item_of(controls.history_view.item(r)) is older:
+                controls.history_view.setCurrentRow(r)
+        shown = controls.pane.image is older.image
+        names_before = set(_layers(doc))
+        controls.apply_history_button.click()
+        yield ("history job", lambda: controls.task is None)
+        yield 0.6
+        added = [n for n in _layers(doc) if n not in names_before]
+        n_hist = len(controls.history)
+        controls.discard_button.click()
+        self.step("history_apply", shown=shown, added=added, slider=controls.strength.value(),
+                  history_before=n_hist, history_after=len(controls.history), active=_active(doc))
+        if added:
+            _write("history_layer.bin", doc.nodeByName(added[0]).pixelData(0, 0, ks.W, ks.H))
+        # switching the active layer re-renders the preview for that layer (Krita has no signal: polled)
+        background = doc.nodeByName("Background")
+        n_hist, n_now = len(controls.history), len(_layers(doc))
+        doc.setActiveNode(background)
+        yield ("preview of the newly active layer", lambda: controls.last_preview is not None
+               and controls.last_preview["key"][0] == background.uniqueId().toString()
+               and controls.preview_task is None)
+        self.step("active_layer_watch", history=len(controls.history), before=n_hist,
+                  layers_added=len(_layers(doc)) - n_now)
+        doc.setActiveNode(layer)
+        yield ("painting active again", lambda: _active(doc) == "painting")
+        controls.live.setChecked(False)             # the next steps check full runs on their own
+
+        # semantic (SCSA) through the docker's own controls
         if STYLE_LABELS_PNG:
             regions = doc.createNode("regions", "paintlayer")
             regions.setPixelData(formats.client_to_krita(ks._label_layer_client(fmt), DEPTH), 0, 0, ks.W, ks.H)
@@ -198,9 +285,9 @@ class Probe:
             doc.waitForDone()
             yield 0.3
             doc.setActiveNode(layer)
-            yield ("active node for SCSA", lambda: doc.activeNode() is not None
-                   and doc.activeNode().name() == "painting")
+            yield ("active node for SCSA", lambda: _active(doc) == "painting")
             names_before = set(_layers(doc))
+            controls.strength.setValue(100)
             controls.semantic.setChecked(True)
             controls.label_layer_menu.aboutToShow.emit()          # what opening the menu does
             label_menu = [a.text() for a in controls.label_layer_menu.actions()]
@@ -210,16 +297,39 @@ class Probe:
             controls.scsa_t2.setValue(0.4)
             controls.apply_button.click()
             yield ("SCSA job", lambda: controls.task is None)
+            yield 0.3
             added = [n for n in _layers(doc) if n not in names_before]
-            self.step("semantic", message=controls.message.text(), layers=_layers(doc), added=added,
+            self.step("semantic", message=_plain(controls.message.text()), layers=_layers(doc), added=added,
                       label_menu=label_menu, label_button=controls.label_layer_button.text(),
-                      label_cell=controls.table.item(0, 2).text())
+                      label_cell=controls.model.index(0, styles.COL_LABELS).data(),
+                      label_column_shown=not controls.table.isColumnHidden(styles.COL_LABELS))
             if added:
                 _write("semantic_layer.bin", doc.nodeByName(added[0]).pixelData(0, 0, ks.W, ks.H))
             _write("semantic_selection.bin", doc.selection().pixelData(0, 0, ks.W, ks.H))
             controls.semantic.setChecked(False)
 
-        # 7b. "Open image" menu: an open document's layer as a style source (then removed again)
+        # library: add the active layer to sanetd's library from the docker, use it, delete it
+        controls.tabs.setCurrentIndex(1)
+        lib_before = controls.library_view.count()
+        controls.library_add_layer()
+        yield ("library shows the layer", lambda: controls.library_view.count() == lib_before + 1)
+        names = [controls.library_view.item(i).text() for i in range(controls.library_view.count())]
+        item = [controls.library_view.item(i) for i in range(controls.library_view.count())
+                if controls.library_view.item(i).text() == "painting"][0]
+        item.setSelected(True)
+        icon = not item.icon().isNull()
+        rows = controls.model.rowCount()
+        controls.use_library_selected()
+        used = controls.model.entries[-1]
+        rows_after_use = controls.model.rowCount()
+        controls.library_remove_selected(confirm=False)
+        yield ("library entry deleted", lambda: controls.library_view.count() == lib_before)
+        self.step("library", names=names, icon=icon, used=[used.kind, used.label],
+                  rows=rows, rows_after_use=rows_after_use, rows_after_delete=controls.model.rowCount(),
+                  message=_plain(controls.message.text()))
+        controls.tabs.setCurrentIndex(0)
+
+        # open image: an open document's layer as a style source (then removed again)
         controls._fill_open_menu()
         texts = [a.text() for a in controls.open_menu.actions()]
         [a for a in controls.open_menu.actions() if a.text().strip() == "Layer: painting"][0].trigger()
@@ -227,11 +337,11 @@ class Probe:
         import sanet_client
         style = entry.to_style(sanet_client)
         self.step("open_image_source", menu=texts, kind=entry.kind, label=entry.label,
-                  style=[style.width, style.height, style.format], rows=controls.table.rowCount())
-        controls.table.selectRow(controls.table.rowCount() - 1)
+                  style=[style.width, style.height, style.format], rows=controls.model.rowCount())
+        controls.table.selectRow(controls.model.rowCount() - 1)
         controls.remove_selected()
 
-        # 8. a bigger canvas so jobs last long enough to cancel / kill the daemon under them
+        # a bigger canvas so jobs last long enough to supersede, cancel, kill the daemon under them
         big = app.createDocument(BIG, BIG, "probe big", "RGBA", "U8", "", 72.0)
         window.addView(big)
         big_layer = big.createNode("big painting", "paintlayer")
@@ -242,36 +352,111 @@ class Probe:
         big.waitForDone()
         yield 0.3
         big.setActiveNode(big_layer)
-        yield ("big active node", lambda: big.activeNode() is not None
-               and big.activeNode().name() == "big painting")
+        yield ("big active node", lambda: _active(big) == "big painting")
         n_big = len(_layers(big))
 
-        controls.apply_button.click()
-        yield ("progress before cancel", lambda: controls.progress.value() > 0 or controls.task is None)
-        controls.cancel_button.click()
-        yield ("cancelled job ends", lambda: controls.task is None)
-        self.step("cancelled", message=controls.message.text(), layers_added=len(_layers(big)) - n_big)
+        # superseded: a preview still running when a setting changes is cancelled in sanetd
+        controls.live.setChecked(True)
+        controls.run_preview(force=True)
+        old = controls.preview_task
+        yield ("preview running", lambda: old is not None and old.thread.is_alive() and _progress_seen(old), 60)
+        controls.strength.setValue(55)
+        yield ("superseding preview", lambda: controls.preview_task is not None and controls.preview_task is not old)
+        yield ("superseded task ends", lambda: not old.thread.is_alive(), 60)
+        yield ("new preview", lambda: controls.preview_task is None)
+        self.step("superseded", old_outcome=old.outcome, abandoned=old.abandoned,
+                  latest_alpha=controls.history.items[0].settings.options.alpha,
+                  preview_size=[controls.pane.image.width(), controls.pane.image.height()],
+                  layers_added=len(_layers(big)) - n_big)
+        controls.live.setChecked(False)
 
-        # 9. the daemon dies mid-job (the test kills it): a clear message, then it comes back
+        # cancelled: Cancel frees the docker at once; sanetd is told and acknowledges; nothing is added
+        controls.apply_button.click()
+        job = controls.task
+        yield ("progress before cancel", lambda: controls.progress.value() > 0 or controls.task is None)
+        clicked = time.monotonic()
+        controls.cancel_button.click()
+        freed_ms = None
+        if controls.task is None and controls.apply_button.isEnabled():
+            freed_ms = round((time.monotonic() - clicked) * 1000, 1)
+        yield ("cancelled job's thread ends", lambda: not job.thread.is_alive(), 120)
+        acknowledged_s = round(time.monotonic() - clicked, 2)
+        yield 0.5
+        self.step("cancelled", message=_plain(controls.message.text()), layers_added=len(_layers(big)) - n_big,
+                  freed_ms=freed_ms, outcome=job.outcome, acknowledged_s=acknowledged_s)
+
+        # daemon_killed: the test kills sanetd mid-job; "connected" must not stay
         controls.apply_button.click()
         yield ("job running", lambda: controls.task is not None and controls.progress.value() > 0)
         _write("job_started", b"1")
+        yield ("killed flag", lambda: os.path.exists(os.path.join(OUT, "killed")))
+        killed_at = time.monotonic()
+        yield ("status leaves connected", lambda: not controls.status_label.text().startswith("sanetd connected"))
+        left_connected_s = round(time.monotonic() - killed_at, 2)
         yield ("job ends after the kill", lambda: controls.task is None)
-        self.step("daemon_killed", message=controls.message.text(), status=controls.status_label.text(),
-                  layers_added=len(_layers(big)) - n_big)
+        yield ("status not running", lambda: controls.session.status().state == connection.NOT_RUNNING)
+        self.step("daemon_killed", message=_plain(controls.message.text()), status=controls.status_label.text(),
+                  detail=_plain(controls.status_detail.text()), left_connected_s=left_connected_s,
+                  layers_added=len(_layers(big)) - n_big, wraps=_fits(controls, controls.status_detail))
         _write("need_daemon_again", b"1")
+
+        # recovered: the test starts sanetd again; the heartbeat notices without Reconnect
         yield ("daemon_up_again flag", lambda: os.path.exists(os.path.join(OUT, "daemon_up_again")))
-        controls.reconnect_button.click()
-        yield ("status connected again", lambda: controls.connected and controls.status_task is None)
+        up_at = time.monotonic()
+        yield ("status connected again", lambda: controls.connected, 60)
+        reconnect_s = round(time.monotonic() - up_at, 2)
         big.setActiveNode(big_layer)
         controls.apply_button.click()
         started = time.monotonic()
         gaps = _GapMeter()
         yield ("job after restart", lambda: gaps.tick() and controls.task is None)
-        self.step("after_restart", message=controls.message.text(), status=controls.status_label.text(),
-                  layers=_layers(big), seconds=round(time.monotonic() - started, 3),
+        self.step("recovered", message=_plain(controls.message.text()), status=controls.status_label.text(),
+                  layers=_layers(big), seconds=round(time.monotonic() - started, 3), reconnect_s=reconnect_s,
                   max_event_loop_gap_ms=gaps.max_ms, ticks=gaps.n)
+
+        # screenshot: a picture-like document, a style, three previews in the history
+        if SHOWCASE_STYLE:
+            yield from self.showcase(app, window, docker, controls)
         self.report["ok"] = True
+
+    def showcase(self, app, window, docker, controls):
+        w, h = 480, 320
+        doc = app.createDocument(w, h, "landscape", "RGBA", "U8", "", 72.0)
+        window.addView(doc)
+        painting = doc.createNode("landscape", "paintlayer")
+        painting.setPixelData(_landscape_bgra(w, h), 0, 0, w, h)
+        doc.rootNode().addChildNode(painting, None)
+        doc.waitForDone()
+        yield 0.3
+        doc.setActiveNode(painting)
+        yield ("showcase active node", lambda: _active(doc) == "landscape")
+        controls.model.remove_rows(range(controls.model.rowCount()))
+        controls.history.clear()
+        controls._show_history(None)
+        controls.add_file(SHOWCASE_STYLE)
+        controls.strength.setValue(100)
+        controls.live.setChecked(True)
+        for n, strength in enumerate((100, 70, 45)):
+            controls.strength.setValue(strength)
+            yield ("showcase preview %d" % n, lambda n=n: len(controls.history) == n + 1
+                   and controls.preview_task is None)
+        controls.apply_button.click()                   # one full-resolution result in the document too
+        yield ("showcase apply", lambda: controls.task is None)
+        docker.setFloating(True)
+        docker.resize(380, 980)
+        yield ("showcase settled", lambda: controls.preview_task is None)
+        yield 1.0
+        controls.history_view.setCurrentRow(1)          # browsing the history: the 70 % result
+        focus = QApplication.focusWidget()
+        if focus is not None:                           # the artist's focus is on the canvas, not in a field
+            focus.clearFocus()
+        yield 0.3
+        docker.grab().save(os.path.join(OUT, "krita-docker.png"))
+        window.qwindow().grab().save(os.path.join(OUT, "krita-window.png"))
+        self.step("screenshot", history=len(controls.history), docker=[docker.width(), docker.height()],
+                  body=[controls.body.width(), controls.body.height()],
+                  preview_seconds=[round(i.seconds, 2) for i in controls.history.items],
+                  shown=controls.pane.caption)
 
 
 class _GapMeter:
@@ -288,6 +473,81 @@ class _GapMeter:
         self.last = now
         self.n += 1
         return True
+
+
+class _count_preview_starts:
+    """Counts previews sent to sanetd from now on (wraps the widget's task creation)."""
+
+    def __init__(self, controls):
+        self.n = 0
+        original = controls.run_preview
+
+        def counting(*args, **kwargs):
+            before = controls.preview_task
+            original(*args, **kwargs)
+            if controls.preview_task is not None and controls.preview_task is not before:
+                self.n += 1
+        controls.preview_timer.timeout.disconnect()
+        controls.preview_timer.timeout.connect(counting)
+
+
+def _progress_seen(task):
+    """True once the task got a progress event from sanetd (the job is running there)."""
+    return task.last_progress is not None
+
+
+def _layout_report(controls):
+    """Whether anything in the docker is squeezed below its minimum or overlaps a sibling."""
+    group = controls.semantic
+    kids = [c for c in controls.semantic_body.children() if isinstance(c, QWidget) and c.isVisible()]
+    overlaps = []
+    for i, a in enumerate(kids):
+        for b in kids[i + 1:]:
+            inter = a.geometry().intersected(b.geometry())
+            if inter.width() > 0 and inter.height() > 0:
+                overlaps.append([type(a).__name__, type(b).__name__])
+    squeezed = [type(c).__name__ for c in kids if c.height() < c.minimumSizeHint().height()]
+    return dict(overlaps=overlaps, squeezed=squeezed, group=[group.height(), group.minimumSizeHint().height()],
+                body=[controls.body.height(), controls.body.minimumSizeHint().height()],
+                scrolls=controls.scroll.verticalScrollBar().maximum() > 0,
+                docker=[controls.width(), controls.height()], children=len(kids))
+
+
+def _fits(controls, label):
+    """A wrapped label is no wider than the docker's viewport and tall enough for all its lines."""
+    ok = (label.width() <= controls.scroll.viewport().width()
+          and label.height() >= label.heightForWidth(label.width()))
+    return ok or [label.width(), controls.scroll.viewport().width(), label.height(),
+                  label.heightForWidth(label.width())]
+
+
+def _plain(text):
+    return text.replace("\u200b", "")
+
+
+def _active(doc):
+    node = doc.activeNode()
+    return node.name() if node is not None else None
+
+
+def _landscape_bgra(w, h):
+    """A simple painted landscape (sky, sun, hills, lake) as Krita BGRA bytes."""
+    import math
+    out = bytearray(w * h * 4)
+    for y in range(h):
+        for x in range(w):
+            t = y / h
+            r, g, b = int(70 + 150 * t), int(120 + 90 * t), int(220 - 60 * t)      # sky
+            if (x - 340) ** 2 + (y - 90) ** 2 < 38 ** 2:
+                r, g, b = 250, 215, 90                                             # sun
+            hill = 190 + 30 * math.sin(x / 45.0) + 12 * math.sin(x / 13.0)
+            if y > hill:
+                r, g, b = int(40 + 60 * (y - hill) / h), int(110 + 50 * math.sin(x / 30.0) ** 2), 50
+            if y > 255:
+                r, g, b = 40, int(90 + 30 * math.sin((x + y) / 9.0)), int(150 + 40 * math.sin(x / 17.0))
+            i = (y * w + x) * 4
+            out[i:i + 4] = bytes((b, g, r, 255))
+    return bytes(out)
 
 
 def _layers(doc):
