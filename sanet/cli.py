@@ -137,7 +137,7 @@ def main(argv=None) -> int:
             return run_stylize(args)
         if args.command == "demo":
             from .demo import run_demo
-            return run_demo(args)
+            return run_demo(args, main)   # demo runs `sanet stylize` through this module's main
         from .weights_cli import run_weights_command
         return run_weights_command(args)
     except SanetError as exc:
