@@ -117,6 +117,10 @@ class Stylizer:
         """Models whose files are all in the weights folder (not loaded, not validated)."""
         return [name for name in MODELS if not missing_files(self.weights_dir, name)]
 
+    def loaded_models(self) -> list[str]:
+        """Models whose networks are in memory now (the others load on first use)."""
+        return list(self._nets)
+
     def networks(self, model=None) -> dict:
         """The loaded modules of a model (default: the Stylizer's), in checkpoint layout, plus "encoder": the VGG
         stages relu1_1 .. relu5_1. For tools, training and tests; the runtime itself passes them to the model."""
