@@ -17,7 +17,7 @@ import zmq
 import sanet
 from sanet_client import protocol as P
 
-from . import __version__, pixels
+from . import __version__, models, pixels
 from .jobs import DONE, Job, JobQueue, JobTable
 from .library import StyleLibrary
 
@@ -288,8 +288,9 @@ class Server:
         self._reply(identity, "hello.reply", req["msg_id"], daemon="sanetd", version=__version__,
                     engine=sanet.__version__, protocol=P.PROTOCOL_VERSION, protocols=[P.PROTOCOL_VERSION],
                     device=self.worker.device_name, precision=self.worker.precision,
-                    model={"name": "SANet (Park & Lee, CVPR 2019)", "loaded": self.worker.loaded,
+                    model={"name": sanet.MODELS[P.DEFAULT_MODEL].title, "loaded": self.worker.loaded,
                            "weights": str(self.worker.weights_dir)},
+                    models=models.describe(self.worker.weights_dir, self.worker.loaded_models()),
                     capabilities={"formats": list(P.LAYER_FORMATS), "mask_formats": list(P.MASK_FORMATS),
                                   "precisions": list(P.PRECISIONS), "style_library": True, "regions": True,
                                   "preview": True, "cancel": True, "progress": True,
@@ -334,6 +335,12 @@ class Server:
                 return
             if "id" in s and s["labels"] is not None and not self._library_labels_fit(identity, req, i):
                 return
+        try:   # feature "models": its files must be in the weights folder (a broken file: the worker names it)
+            models.check_installed(self.worker.weights_dir, req["model"])
+        except models.Unavailable as exc:
+            self._reply(identity, "error", req["msg_id"], code="model_unavailable", message=exc.message,
+                        field=models.FIELD, job_id=req["job_id"], missing=exc.missing)
+            return
         job = Job(req["session"], req["job_id"], req, buffers)
         position = self.queue.try_put(job)
         if position is None:

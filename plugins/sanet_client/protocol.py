@@ -74,6 +74,16 @@ def bytes_per_pixel(fmt: str) -> int:
     return _BYTES_PER_PIXEL[fmt]
 
 
+def hello_models(hello: dict) -> list[dict]:
+    """The models a daemon's hello.reply says it can run: [{"name", "title", "loaded"}], installed ones only. A daemon
+    older than the "models" feature runs SANet alone (its hello has no "models" list)."""
+    if isinstance(hello.get("models"), list):
+        return [m for m in hello["models"] if isinstance(m, dict) and isinstance(m.get("name"), str)]
+    legacy = hello.get("model") if isinstance(hello.get("model"), dict) else {}
+    return [{"name": DEFAULT_MODEL, "title": str(legacy.get("name") or MODELS[DEFAULT_MODEL]),
+             "loaded": bool(legacy.get("loaded"))}]
+
+
 def scsa_pairing_problem(has_content_labels: bool, style_has_labels) -> str | None:
     """The SCSA pairing rule: a layer label map is given if and only if at least one style has one.
 
