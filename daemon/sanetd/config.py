@@ -88,13 +88,14 @@ def _convert(name: str, raw, source: str):
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sanetd",
-        description="The sanet-style daemon: owns the SANet model and serves GIMP, Krita and scripts.",
+        description="The sanet-style daemon: owns the models (SANet, AdaAttN) and serves GIMP, Krita and scripts.",
         epilog="Settings come from (lowest first) built-in defaults, the config file "
                f"({config_file_path()}; [sanetd] section, same names with underscores), SANETD_* "
                "environment variables (e.g. SANETD_DEVICE=cuda) and these options.")
     p.add_argument("--version", action="version", version=f"sanetd {__version__}")
     p.add_argument("--device", choices=DEVICES, help="where the model runs (default auto)")
-    p.add_argument("--weights", metavar="DIR", help="folder with the SANet checkpoints")
+    p.add_argument("--weights", metavar="DIR", help="folder with the checkpoints (every model whose files are there "
+                   "can be used; `sanet weights status` lists them)")
     p.add_argument("--endpoint", help="ipc://PATH or tcp://HOST:PORT (default: ipc in the runtime dir)")
     p.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS)
     p.add_argument("--keep-alive", dest="keep_alive", type=float, metavar="SECONDS",

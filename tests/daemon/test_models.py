@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -190,3 +191,21 @@ def test_mixed_and_truncated_files_are_named_and_the_daemon_keeps_serving(tmp_pa
         assert c.stylize(layer_of(rgba(16, 16, 1)), [style_of(rgba(16, 16, 2))],
                          model="adaattn").info["model"] == "adaattn"
         assert c.stylize(layer_of(rgba(16, 16, 1)), [style_of(rgba(16, 16, 2))]).info["model"] == "sanet"
+
+
+def test_after_an_idle_unload_only_the_model_asked_for_loads(tmp_path, adaattn_weights, ada):
+    """--keep-alive 0: the models are unloaded after every job; the next job loads just the model it names."""
+    with running_sanetd(tmp_path, adaattn_weights, "--keep-alive", "0") as d, \
+            Client(connection_file=d.connection_file, timeout=30.0) as c:
+        content, style = rgba(24, 16, 11), rgba(32, 32, 12)
+        c.stylize(layer_of(content), [style_of(style)])                 # SANet, then unloaded (just after the result)
+        end = time.monotonic() + 30
+        while any(m["loaded"] for m in P.hello_models(c.hello())) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert all(not m["loaded"] for m in P.hello_models(c.hello()))
+        stages = []
+        result = c.stylize(layer_of(content), [style_of(style)], model="adaattn", on_progress=lambda f, s: stages.append(s))
+        assert stages[0] == "loading model"
+        np.testing.assert_array_equal(array_of(result, np.uint8), ada.stylize(content, [sanet.Style(style)]))
+        after = d.log_text().split("model unloaded (keep-alive 0)", 1)[1]   # after the SANet job's unload
+        assert "adaattn loaded on cpu" in after and "sanet loaded on cpu" not in after
