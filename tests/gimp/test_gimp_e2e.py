@@ -590,7 +590,7 @@ def gimp_gui(gimp_e2e, adaattn_weights, tmp_path_factory):
              # the model row: the dialog opens with the last run's values (SANet, alpha 0.8), the artist picks
              # AdaAttN (its row's mnemonic, then Down), the preview follows, OK (alt+o: the row has the focus)
              dict(base, name="dialog_model", steps=[
-                 {"window": "^Style Transfer$"}, {"event": "preview"}, {"keys": "alt+l Down"},
+                 {"window": "^Style Transfer$"}, {"event": "preview"}, {"keys": "alt+e Down"},
                  {"event": "model"}, {"event": "preview", "where": {"model": "adaattn:sampled"}}, {"sleep": 0.5},
                  {"shot": "/e2e/gui/model.png"}, {"keys": "alt+o"}, {"event": "run-finished"}]),
              dict(base, name="dialog_cancel", dialog_keys="Escape"),

@@ -202,7 +202,7 @@ def add_arguments(proc):
     proc.add_boolean_argument("start-daemon", "Start sanetd _when needed",
                               "When sanetd is not running, start the one the installer set up (or `sanetd` on "
                               "PATH); for scripts and Repeat (the dialog has a Start button)", False, rw)
-    proc.add_string_argument("connection-file", "Conn_ection file",
+    proc.add_string_argument("connection-file", "Connection file",
                              "Path of sanetd.json (empty: find the running daemon automatically)", "", rw)
     # SCSA semantic style transfer: region-to-region style with label maps (content and styles)
     proc.add_layer_argument("content-labels-layer", "Re_gion map layer",

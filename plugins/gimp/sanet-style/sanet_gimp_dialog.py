@@ -310,7 +310,7 @@ class StyleTransferDialog:
         self._fill_model_combo()
         self.model_combo.connect("changed", self._on_model)
         self.model_combo.set_tooltip_text(MODEL_TOOLTIP)
-        self._add_row("Mode_l", self.model_combo)
+        self._add_row("Mod_el", self.model_combo)   # e: the connection file (folded away) gave its mnemonic up
         for prop in ("preserve-colors", "only-in-selection"):
             widget = self.dialog.get_widget(prop, GObject.TYPE_NONE)
             self.grid.attach(widget, 0, self._next_row(), 2, 1)
