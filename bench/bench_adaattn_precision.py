@@ -2,6 +2,7 @@
 costs and buys.
 
     python bench/bench_adaattn_precision.py [--weights DIR] [--configs 24] [--sizes 512,1024] [--repeat 2]
+                                            [--explain] [--pairs I,J]
 
 Accuracy: for `--configs` content/style pairs (sizes 32..272 px, smooth random images, the synthetic checkpoints'
 peaked attention), the max deviation of the fp32 engine from the same engine in fp64 (its reference precision,
@@ -9,7 +10,10 @@ equal to the literal oracle within 1e-6 of the range: tests/engine/test_adaattn.
 range — once as the engine is (moments in fp32, about the values' mean in units of their spread), once with the
 moments computed in fp64 (q, k and the values cast to float64 for the one attention call, then back), and, for
 scale, the released forward pass itself run in fp32 (tests/oracle_adaattn.py, the literal form), and SANet's fp32
-engine against its own fp64 run on the same images (the same measure for the other model).
+engine against its own fp64 run on the same images (the same measure for the other model). --explain adds the fp64
+AdaAttN engine with only its VGG encoder run in fp32 (where the fp32 error comes from): once the engine's prepared
+encoder (channels_last), once the released code's plain (contiguous) fp32 encoder. --pairs 13,17 runs only those
+pairs (indices into the list); --sizes "" skips the timing.
 Time: AdaAttN at the given content sizes with a 512² style, cached (StyleFeatures) and fresh, both ways, alternating
 in one process (best of --repeat; CPU seconds are the fairer figure on a shared machine).
 """
@@ -25,6 +29,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "engine"), str(ROOT / "bench")]
+
+
+@contextlib.contextmanager
+def fp32_encoder(stages32):
+    """sanet.vgg.encode run by fp32 copies of the encoder stages (the features handed on in the caller's dtype)."""
+    from sanet import vgg
+    real = vgg.encode
+
+    def encode(stages, x, levels):
+        return {k: v.to(x.dtype) for k, v in real(stages32, x.float(), levels).items()}
+    vgg.encode = encode
+    try:
+        yield
+    finally:
+        vgg.encode = real
 
 
 @contextlib.contextmanager
@@ -63,6 +82,8 @@ def main() -> None:
     ap.add_argument("--configs", type=int, default=24)
     ap.add_argument("--sizes", default="512,1024")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--explain", action="store_true", help="add the fp64 engine with an fp32 encoder")
+    ap.add_argument("--pairs", default="", help="only these content/style pairs (indices, e.g. 13,17)")
     args = ap.parse_args()
     import numpy as np
     import torch
@@ -83,10 +104,15 @@ def main() -> None:
           f"threads, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}, load average "
           f"{os.getloadavg()[0]:.1f}")
     print("\nMax deviation from the exact equations (fp64), relative to the output range:\n")
-    print("| content | style | AdaAttN fp32 engine | fp32, moments in fp64 | released code in fp32 | SANet fp32 engine |\n"
-          "|---|---|---|---|---|---|")
-    worst = [0.0, 0.0, 0.0, 0.0]
-    for (ch, cw), (sh, sw), seed in configs(args.configs):
+    print("| content | style | AdaAttN fp32 engine | fp32, moments in fp64 | released code in fp32 | SANet fp32 engine |"
+          + (" fp64, engine's encoder in fp32 | fp64, contiguous encoder in fp32 |" if args.explain else "")
+          + "\n|---|---|---|---|---|---|" + ("---|---|" if args.explain else ""))
+    worst = [0.0] * (6 if args.explain else 4)
+    pairs = list(enumerate(configs(args.configs)))
+    if args.pairs:
+        pairs = [pairs[int(i)] for i in args.pairs.split(",")]
+    stages32 = ada32.networks()["encoder"]
+    for _, ((ch, cw), (sh, sw), seed) in pairs:
         c, s = smooth_image(ch, cw, seed=seed), smooth_image(sh, sw, seed=seed + 1000)
         ref = ada64.stylize_raw(c, [s])
         span = float(ref.max() - ref.min())
@@ -99,14 +125,23 @@ def main() -> None:
         devs.append(float(np.abs(out - ref).max()) / span)
         sref = sanet64.stylize_raw(c, [s])
         devs.append(float(np.abs(sanet32.stylize_raw(c, [s]) - sref).max()) / float(sref.max() - sref.min()))
+        if args.explain:
+            ada64.clear_cache()
+            for enc in (stages32, released.slices):
+                with fp32_encoder(enc):
+                    devs.append(float(np.abs(ada64.stylize_raw(c, [s]) - ref).max()) / span)
+                ada64.clear_cache()
         worst = [max(w, d) for w, d in zip(worst, devs)]
         print(f"| {cw}×{ch} | {sw}×{sh} | " + " | ".join(f"{d:.1e}" for d in devs) + " |", flush=True)
     print("| **max** | | " + " | ".join(f"**{d:.1e}**" for d in worst) + " |")
 
+    sizes = [int(x) for x in args.sizes.split(",") if x]
+    if not sizes:
+        return
     style = smooth(512, 512, 1)
     ada32.stylize(smooth(64, 64, 2), [smooth(64, 64, 3)])     # warm-up
     print("\n| content | moments | fresh wall s | fresh CPU s | cached wall s | cached CPU s |\n|---|---|---|---|---|---|")
-    for size in [int(x) for x in args.sizes.split(",")]:
+    for size in sizes:
         content = smooth(size, size, size)
         row = {}
         for name, variant in (("fp32", contextlib.nullcontext), ("fp64", fp64_moments), ("fp32 ", contextlib.nullcontext),
