@@ -4,7 +4,9 @@ The networked door is a ROUTER with ZeroMQ CURVE (``curve_server``) and ZAP (RFC
 ``zmq.auth.thread.ThreadAuthenticator`` answers the ZAP requests in its own thread, and admits a client only when
 its CURVE public key is on the allow-list (``Gatekeeper``). A plaintext client, or one that encrypts to another
 server key, fails the CURVE handshake before ZAP is asked; those refusals are logged from the socket monitor
-(peer address and reason). No refused connection ever delivers a message.
+(peer address and reason). No refused connection ever delivers a message. libzmq closes such a connection within
+microseconds, often before its address can be read from the descriptor; the monitor thread then names the peer
+from the kernel's list of connections this port just closed (Linux ``/proc/net/tcp``), or says it could not.
 
 ZAP runs only at the handshake. To drop an established connection (``sanetd revoke``), the door remembers, for
 each routing id, the client it belongs to (the ZAP User-Id, i.e. the public key, carried by every message) and its
@@ -15,6 +17,8 @@ reconnect is refused by ZAP. Messages from a key that is no longer allowed are r
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import socket
 import threading
 import time
@@ -126,8 +130,46 @@ def _peername(fd: int):
 
 
 def _dup(fd: int) -> int:
-    import os
     return os.dup(fd)
+
+
+# TCP states of a connection this side has just closed (include/net/tcp_states.h): FIN_WAIT1, FIN_WAIT2,
+# TIME_WAIT, CLOSE, LAST_ACK, CLOSING
+_CLOSING_STATES = {"04", "05", "06", "07", "09", "0B"}
+
+
+def _hex_ip(text: str) -> str:
+    raw = bytes.fromhex(text)
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    ip = socket.inet_ntop(socket.AF_INET6, words)
+    return ip[7:] if ip.startswith("::ffff:") else ip
+
+
+def closed_peers(port: int) -> set[tuple[str, int]]:
+    """(address, port) of the peers of connections on local ``port`` that are closing or just closed (Linux; an
+    empty set elsewhere)."""
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) < 4 or parts[3] not in _CLOSING_STATES:
+                continue
+            try:
+                local_port = int(parts[1].rsplit(":", 1)[1], 16)
+                if local_port != port:
+                    continue
+                rip, rport = parts[2].rsplit(":", 1)
+                out.add((_hex_ip(rip), int(rport, 16)))
+            except (ValueError, IndexError, OSError):
+                continue
+    return out
 
 
 def _shutdown(fd: int, expected_peer) -> bool:
@@ -156,10 +198,9 @@ class Door:
         self.kind = kind                 # "local" or "network"
         self.endpoint = endpoint
         self.monitor = monitor
-        self.conns: dict[bytes, Conn] = {}        # routing id -> connection (network door)
-        self._accepted: dict[int, tuple | None] = {}   # fd -> peer, from the monitor (for refusal logs)
-        self._failure: str | None = None
+        self.conns: dict[bytes, Conn] = {}        # routing id -> connection (network door; I/O thread only)
         self._throttle = Throttle()
+        self._watcher = None
 
     @property
     def network(self) -> bool:
@@ -197,42 +238,86 @@ class Door:
 
     # -------------------------------------------------------------- monitor
 
-    def on_monitor(self) -> None:
-        """Read the monitor: forget closed connections, log handshakes that failed before ZAP (plaintext
-        clients, a wrong server key)."""
+    def start_watching(self) -> None:
+        """Read the monitor in a thread of its own (it must read a refused peer's address at once)."""
+        if self.monitor is None:
+            return
+        self._stop = threading.Event()
+        self._closed: queue.SimpleQueue = queue.SimpleQueue()
+        try:
+            self._port = int(self.endpoint.rsplit(":", 1)[1])
+        except (ValueError, IndexError):
+            self._port = None
+        self._known_closed = closed_peers(self._port) if self._port else set()
+        self._watcher = threading.Thread(target=self._watch, name="sanetd-door-monitor", daemon=True)
+        self._watcher.start()
+
+    def forget_closed(self) -> None:
+        """I/O thread: forget the routing ids of connections the monitor saw close."""
+        if self.monitor is None:
+            return
+        fds = set()
         while True:
             try:
-                msg = self.monitor.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+                fds.add(self._closed.get_nowait())
+            except queue.Empty:
+                break
+        if fds:
+            for ident in [i for i, c in self.conns.items() if c.fd in fds]:
+                del self.conns[ident]
+
+    def _watch(self) -> None:
+        accepted: dict[int, tuple | None] = {}
+        failure = None
+        while not self._stop.is_set():
             try:
-                ev = parse_monitor_message(msg)
-            except Exception:  # noqa: BLE001
+                if not self.monitor.poll(200):
+                    continue
+                ev = parse_monitor_message(self.monitor.recv_multipart())
+            except zmq.ZMQError:
+                return
+            except Exception:  # noqa: BLE001  a malformed event is skipped
                 continue
             event, value = ev["event"], ev["value"]
+            log.debug("monitor: %s %s", zmq.Event(event).name, value)
             if event == zmq.EVENT_ACCEPTED:
-                self._accepted[value] = _peername(value)
-                if len(self._accepted) > 4096:
-                    self._accepted.clear()
+                accepted[value] = _peername(value)
+                if len(accepted) > 4096:
+                    accepted.clear()
             elif event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-                self._failure = _protocol_failure(value)
+                failure = _protocol_failure(value)
             elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-                self._failure = "the handshake failed"
+                # e.g. a plaintext client that saw our CURVE greeting first and hung up
+                failure = ("the ZeroMQ handshake failed before authentication (a plaintext client, one with another "
+                           "server key, or one that hung up)")
             elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-                self._failure = None      # ZAP refused it and said so already
+                failure = None      # ZAP refused it and said so already
             elif event == zmq.EVENT_DISCONNECTED:
-                peer = self._accepted.pop(value, None)
-                for ident in [i for i, c in self.conns.items() if c.fd == value]:
-                    del self.conns[ident]
-                if self._failure is not None:
-                    address = peer[0] if peer else "an unknown address"
-                    hidden = self._throttle((address, self._failure))
-                    if hidden is not None:
-                        log.warning("refused a connection from %s: %s%s", address, self._failure, _also(hidden))
-                    self._failure = None
+                peer = accepted.pop(value, None)
+                self._closed.put(value)
+                if failure is not None:
+                    self._log_refusal(peer, failure)
+                    failure = None
+
+    def _log_refusal(self, peer, failure: str) -> None:
+        address = peer[0] if peer else None
+        if address is None and self._port:
+            time.sleep(0.005)            # libzmq closes the descriptor right after the event
+            now = closed_peers(self._port)
+            fresh = {ip for ip, _ in now - self._known_closed}
+            self._known_closed = now
+            if len(fresh) == 1:
+                address = fresh.pop()
+        address = address or "an address that was gone before it could be read"
+        hidden = self._throttle((address, failure))
+        if hidden is not None:
+            log.warning("refused a connection from %s: %s%s", address, failure, _also(hidden))
 
     def close(self, linger: int = 0) -> None:
         if self.monitor is not None:
+            if getattr(self, "_watcher", None) is not None:
+                self._stop.set()
+                self._watcher.join(2.0)
             try:
                 self.sock.disable_monitor()
             except zmq.ZMQError:

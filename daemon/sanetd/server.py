@@ -208,7 +208,9 @@ class Server:
             r.close(0)
             raise
         bound = r.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.doors.append(Door(r, "network", bound, monitor))
+        door = Door(r, "network", bound, monitor)
+        door.start_watching()
+        self.doors.append(door)
         log.info("serving other computers on %s (CURVE, server key %s; %d client(s) invited; keys and allow-list "
                  "in %s)", bound, fingerprint(public), len(self.remote), net.folder)
         return bound
@@ -251,10 +253,7 @@ class Server:
         poller = zmq.Poller()
         for door in self.doors:
             poller.register(door.sock, zmq.POLLIN)
-            if door.monitor is not None:
-                poller.register(door.monitor, zmq.POLLIN)
         poller.register(self.outbox.pull, zmq.POLLIN)
-        monitors = {door.monitor: door for door in self.doors if door.monitor is not None}
         next_periodic = 0.0
         deadline = None
         while True:
@@ -275,9 +274,6 @@ class Server:
                         except zmq.Again:
                             break
                         self._handle(door, frames)
-            for mon, door in monitors.items():
-                if mon in events:
-                    door.on_monitor()
             now = time.monotonic()
             if now >= next_periodic:
                 next_periodic = now + PERIODIC_S
@@ -340,6 +336,8 @@ class Server:
 
     def _periodic(self, now: float) -> None:
         self._retry_pending()
+        for door in self.doors:
+            door.forget_closed()
         if self.net is not None:
             self._reload_allow_list()
         lease = self.settings.lease

@@ -181,7 +181,13 @@ class Client:
             fields["compression"] = list(self._offer)   # what we can decode, preferred first
         header = P.envelope(kind, session=self.session, **fields)
         codec = self._codec if buffers and self._info.remote else None
-        self._sock.send_multipart(P.build_message(self._info.key, header, buffers, codec=codec), copy=False)
+        frames = P.build_message(self._info.key, header, buffers, codec=codec)
+        try:   # never blocks: a DEALER whose connection was dropped (and refused again) has nowhere to queue
+            self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            if self._monitor is not None and self._monitor.poll(0):
+                self._monitor_event()        # raises NotAdmitted when the server refused us
+            raise _ConnectionLost() from None
         return header["msg_id"]
 
     def _negotiate(self) -> None:
@@ -302,9 +308,9 @@ class Client:
                 last_error = failure
                 attempt += 1
                 continue
-            msg_id = self._send(kind, buffers, **fields)
             until = time.monotonic() + self.timeout if lost_at is None else lost_at + self.timeout
             try:
+                msg_id = self._send(kind, buffers, **fields)
                 while True:
                     got = self._recv(until)
                     if got is None:
@@ -325,6 +331,7 @@ class Client:
                 if lost_at is None:
                     lost_at = time.monotonic()
                 if reconnects <= _MAX_RECONNECTS:
+                    time.sleep(0.05 * min(reconnects, 10))
                     continue
             self._disconnect()  # Lazy Pirate: drop the socket, re-read the connection file, resend
             attempt += 1
@@ -448,11 +455,11 @@ class Client:
                 last_error = failure
                 attempt += 1
                 continue
-            # a resubmission with the same job id re-attaches to the job; it never runs twice
-            msg_id = self._send("stylize", buffers, **fields)
             quiet_until = time.monotonic() + self.timeout if lost_at is None else lost_at + self.timeout
             next_ping = time.monotonic() + self.heartbeat
             try:
+                # a resubmission with the same job id re-attaches to the job; it never runs twice
+                msg_id = self._send("stylize", buffers, **fields)
                 while True:
                     if cancel_event is not None and cancel_event.is_set() and not cancel_sent:
                         self._send("cancel", job_id=job_id)
@@ -481,7 +488,10 @@ class Client:
                         try:
                             on_progress(h["fraction"], h["stage"])
                         except BaseException:
-                            self._send("cancel", job_id=job_id)
+                            try:
+                                self._send("cancel", job_id=job_id)
+                            except _ConnectionLost:
+                                pass
                             raise
                     elif kind == "result":
                         ref = h["layer"]
@@ -503,6 +513,7 @@ class Client:
                 if lost_at is None:
                     lost_at = time.monotonic()
                 if reconnects <= _MAX_RECONNECTS:
+                    time.sleep(0.05 * min(reconnects, 10))    # a server that refuses at once is not hammered
                     continue
             self._disconnect()
             attempt += 1

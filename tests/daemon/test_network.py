@@ -27,8 +27,10 @@ BLOCKER = (768, 768)   # a job that keeps the (single) worker busy for a second 
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory, synthetic_weights):
-    """One sanetd serving this computer (ipc) and the network (CURVE on 127.0.0.1, a free port)."""
-    with running_sanetd(tmp_path_factory.mktemp("shared"), synthetic_weights, "--listen", "tcp://127.0.0.1:*") as d:
+    """One sanetd serving this computer (ipc) and the network (CURVE on 127.0.0.1, a free port). The raw test peers
+    send no heartbeats while they wait, hence the long lease (leases are tested in test_concurrency.py)."""
+    with running_sanetd(tmp_path_factory.mktemp("shared"), synthetic_weights, "--listen", "tcp://127.0.0.1:*",
+                        "--lease", "600") as d:
         yield d
 
 
@@ -151,6 +153,7 @@ def test_wrong_server_key_plaintext_and_uninvited_keys_are_refused_while_others_
             c.hello()
     assert time.monotonic() - t0 < 10, "refusals must be reported at once, not after the timeout"
     # 3. a plaintext client with the right HMAC key: the handshake fails, nothing reaches the protocol layer
+    log_before = len(shared.log_text())
     plain = RawPeer(good, curve=False)
     try:
         plain.send(plain.header("hello"))
@@ -174,7 +177,10 @@ def test_wrong_server_key_plaintext_and_uninvited_keys_are_refused_while_others_
     log = shared.log_text()
     from sanetd.allowlist import fingerprint
     assert f"refused a connection from 127.0.0.1: key {fingerprint(stranger_pub)} is not invited" in log
-    assert "refused a connection from 127.0.0.1: not encrypted (a plaintext ZeroMQ client" in log
+    # libzmq reports a plaintext peer as a mechanism mismatch, or (when the peer hangs up first) without detail
+    after = log[log_before:]
+    assert ("refused a connection from 127.0.0.1: not encrypted (a plaintext ZeroMQ client" in after
+            or "refused a connection from 127.0.0.1: the ZeroMQ handshake failed before authentication" in after), after
     assert "refused a connection from 127.0.0.1: the CURVE handshake failed (the client uses another server key" in log
 
 
@@ -196,7 +202,12 @@ def test_a_revoked_client_is_refused_and_its_open_connection_dropped(shared):
         seen += peer.wait_event("HANDSHAKE_FAILED_AUTH", 10)
         assert "HANDSHAKE_FAILED_AUTH" in seen, seen             # ...and its reconnect refused by ZAP
         assert time.monotonic() - t0 < 15
-        peer.send(peer.header("ping"))
+        while peer.recv(0.2) is not None:
+            pass   # events that arrived before the connection was dropped
+        try:   # nowhere to send it (the DEALER has no connection left), or sent and never answered
+            peer.sock.send_multipart(P.build_message(peer.key, peer.header("ping")), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
         assert peer.recv(1.0) is None
     finally:
         peer.close()
@@ -204,10 +215,10 @@ def test_a_revoked_client_is_refused_and_its_open_connection_dropped(shared):
         with Client(connection_file=conn, timeout=10, retries=1) as c:
             c.hello()
     with Client(connection_file=other, timeout=30) as c:   # the others are served; dave's job no longer runs
-        end = time.monotonic() + 60
-        while time.monotonic() < end and any(x["name"] == "dave" for x in c.status()["clients"]):
-            time.sleep(0.2)
         assert not any(x["name"] == "dave" for x in c.status()["clients"])
+        end = time.monotonic() + 60      # the cancelled job stops at its next stage
+        while time.monotonic() < end and c.status()["queue"]["running"]:
+            time.sleep(0.2)
         assert c.status()["queue"]["running"] is False
     assert "client dave (key" in shared.log_text() and "revoked: 1 connection(s) dropped, 1 job(s) cancelled" in \
         shared.log_text()
@@ -302,7 +313,7 @@ def test_compression_is_negotiated_only_over_the_network(shared):
         frames = P.build_message(peer.key, header, [content.tobytes(), rgba(16, 16, 6).tobytes(),
                                                     bytes(320 * 256)], codec="zlib")
         assert P.unpack_header(frames[1], 1 << 20)["compressed"]["codec"] == "zlib"
-        assert len(frames[2]) < content.nbytes // 4
+        assert len(frames[2]) < content.nbytes * P.COMPRESS_MAX_RATIO
         peer.send_frames(frames)
         h, bufs = peer.recv_until(terminal_for("z1"), 60)
         assert h["type"] == "result" and h["compressed"]["codec"] == "zlib"
