@@ -71,7 +71,7 @@ def main() -> None:
             t_oracle = best_of(lambda: oracle.stylize(content_t, style_t), args.repeat)
 
         def fresh():
-            st._cache.clear()
+            st.clear_cache()
             st.stylize(content, [style])
         t_fresh = best_of(fresh, args.repeat)
         feats = st.encode_style(style)

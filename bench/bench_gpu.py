@@ -1,6 +1,7 @@
 """Latency and peak device memory of Stylizer.stylize over sizes × precisions (GPU; CPU with small sizes).
 
     python bench/bench_gpu.py                                   # CUDA: 512², 2048², 3840×2160, 7680×4320 × fp32/fp16/bf16
+                                                                #       × SANet and AdaAttN (--models)
     python bench/bench_gpu.py --device cpu --sizes 256x256,512x384 --precisions fp32 --repeat 1
 Each cell: median wall time of --repeat runs after one warm-up (cuda synchronised), the style given as pre-encoded
 StyleFeatures (a dialog re-runs with the same style; encoding it once is timed separately), the content an 8-bit
@@ -61,6 +62,7 @@ def main() -> None:
     ap.add_argument("--style-size", type=int, default=512)
     ap.add_argument("--budget", type=float, help="memory budget in GiB (default: the engine's)")
     ap.add_argument("--weights")
+    ap.add_argument("--models", default="sanet,adaattn", help="models to measure (weights of each needed)")
     args = ap.parse_args()
     from sanet import SanetError, Stylizer
     if args.device == "cpu":
@@ -69,36 +71,38 @@ def main() -> None:
     wdir = weights_dir(args.weights)
     style = smooth_u8(args.style_size, args.style_size, 2)
     rows = []
-    for prec in args.precisions.split(","):
-        try:
-            st = Stylizer(wdir, device=args.device, precision=prec,
-                          memory_budget=int(args.budget * GIB) if args.budget else None)
-        except SanetError as exc:
-            print(json.dumps({"precision": prec, "skipped": str(exc)}))
-            continue
-        t = time.perf_counter()
-        feats = st.encode_style(style)
-        sync(st.device)
-        enc_ms = (time.perf_counter() - t) * 1000
-        for size in args.sizes.split(","):
-            h, w = parse_size(size)
-            content = smooth_u8(h, w, 1)
+    for model in args.models.split(","):
+        for prec in args.precisions.split(","):
             try:
-                r = measure(st, content, feats, args.repeat)
-            except SanetError as exc:   # e.g. out of memory even at the smallest tile: a result, not a crash
-                r = {"error": str(exc)}
-            row = {"device": torch.cuda.get_device_name(st.device) if st.device.type == "cuda" else "cpu",
-                   "precision": prec, "size": f"{w}x{h}", "style_encode_ms_first": round(enc_ms, 1), **r}
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-            del content
-            if st.device.type == "cuda":
-                torch.cuda.empty_cache()
-        st.unload()
-    print("\n| device | precision | size | latency (ms) | peak (GiB) | plan |\n|---|---|---|---|---|---|")
+                st = Stylizer(wdir, device=args.device, precision=prec, model=model,
+                              memory_budget=int(args.budget * GIB) if args.budget else None)
+            except SanetError as exc:
+                print(json.dumps({"model": model, "precision": prec, "skipped": str(exc)}))
+                continue
+            t = time.perf_counter()
+            feats = st.encode_style(style)
+            sync(st.device)
+            enc_ms = (time.perf_counter() - t) * 1000
+            for size in args.sizes.split(","):
+                h, w = parse_size(size)
+                content = smooth_u8(h, w, 1)
+                try:
+                    r = measure(st, content, feats, args.repeat)
+                except SanetError as exc:   # e.g. out of memory even at the smallest tile: a result, not a crash
+                    r = {"error": str(exc)}
+                row = {"model": model,
+                       "device": torch.cuda.get_device_name(st.device) if st.device.type == "cuda" else "cpu",
+                       "precision": prec, "size": f"{w}x{h}", "style_encode_ms_first": round(enc_ms, 1), **r}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+                del content
+                if st.device.type == "cuda":
+                    torch.cuda.empty_cache()
+            st.unload()
+    print("\n| model | device | precision | size | latency (ms) | peak (GiB) | plan |\n|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['device']} | {r['precision']} | {r['size']} | {r.get('ms', '-')} | {r.get('peak_gib', '-')} | "
-              f"{r.get('plan', r.get('error', ''))} |")
+        print(f"| {r['model']} | {r['device']} | {r['precision']} | {r['size']} | {r.get('ms', '-')} | "
+              f"{r.get('peak_gib', '-')} | {r.get('plan', r.get('error', ''))} |")
 
 
 if __name__ == "__main__":

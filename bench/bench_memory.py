@@ -8,10 +8,12 @@ its own ru_maxrss and the plan. --budget GIB overrides the engine's default memo
 
 Agreement (the issue's ≤ 1e-3 of the output range, and the seam check):
     python bench/bench_memory.py --agreement [--size 2048x1536] [--tile 512]
-runs the same layer whole (8 GiB budget) and in tiles, prints the max deviation relative to the output range and
+runs the same layer whole (12 GiB budget) and in tiles, prints the max deviation relative to the output range and
 the gradient-energy ratio at tile boundaries (1.0 = like any other boundary of the same 8-px phase).
 
-Without --weights, synthetic checkpoints (same layout and cost as the real ones) are made once in
+--model adaattn measures AdaAttN instead of SANet (same commands).
+
+Without --weights, synthetic checkpoints of both models (same layout and cost as the real ones) are made once in
 ~/.cache/sanet-style/bench-weights by a child process, so they do not count in this process's peak.
 """
 from __future__ import annotations
@@ -36,9 +38,11 @@ def weights_dir(arg: str | None) -> Path:
     if arg:
         return Path(arg)
     folder = Path.home() / ".cache" / "sanet-style" / "bench-weights"
-    if not (folder / "transformer_iter_500000.pth").is_file():
+    if not (folder / "latest_net_adaattn_3.pth").is_file():
         code = f"import sys; sys.path[:0]={[str(ROOT), str(ROOT / 'tests')]!r}; " \
-               f"from synthetic import make_synthetic_weights; make_synthetic_weights({str(folder)!r})"
+               f"from synthetic import make_synthetic_weights, make_synthetic_adaattn_weights; " \
+               f"w = make_synthetic_weights({str(folder)!r}); " \
+               f"make_synthetic_adaattn_weights(w, w / 'vgg_normalised.pth')"
         subprocess.run([sys.executable, "-c", code], check=True)
     return folder
 
@@ -70,7 +74,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def seam_ratio(img: np.ndarray, tile: int) -> float:
     """Max over tile boundaries of (difference energy across it) / (mean over same-phase non-tile boundaries)."""
-    from sanet.tiled import spans
+    from sanet.runtime.padding import spans
     ratios = []
     for axis in (0, 1):
         cuts = [b for _, b in spans(img.shape[axis], tile)[:-1]]
@@ -84,9 +88,8 @@ def seam_ratio(img: np.ndarray, tile: int) -> float:
 
 def run_memory(args) -> None:
     from sanet import Stylizer
-    from sanet.engine import StyleFeatures  # noqa: F401  (import cost before the baseline)
     h, w = parse_size(args.size)
-    st = Stylizer(weights_dir(args.weights), device=args.device,
+    st = Stylizer(weights_dir(args.weights), device=args.device, model=args.model,
                   memory_budget=int(args.budget * GIB) if args.budget else None)
     style = smooth_u8(512, 512, 2)
     content = rgba_layer(h, w, 1)
@@ -97,28 +100,31 @@ def run_memory(args) -> None:
                      progress=lambda f, s: stages.append(s) if "tile 1/" in s or "tile" not in s else None)
     dt = time.perf_counter() - t
     assert out.shape == content.shape and np.array_equal(out[:, :, 3], content[:, :, 3])
-    print(json.dumps({"size": f"{w}x{h}", "plan": st.last_plan.describe(), "seconds": round(dt, 1),
+    print(json.dumps({"model": args.model, "size": f"{w}x{h}", "plan": st.last_plan.describe(),
+                      "seconds": round(dt, 1),
                       "peak_rss_mb": round(peak_rss_mb()), "rss_before_stylize_mb": round(base),
                       "alpha": args.alpha, "device": str(st.device), "torch_threads": __import__("torch").get_num_threads(),
                       "out_mean": float(out[:, :, :3].mean())}))
 
 
 def run_agreement(args) -> None:
-    from sanet import Stylizer, planner
+    from sanet import Stylizer
+    from sanet.models import get_model
+    from sanet.runtime import planner
     h, w = parse_size(args.size)
-    st = Stylizer(weights_dir(args.weights), device=args.device, memory_budget=8 * GIB)
+    st = Stylizer(weights_dir(args.weights), device=args.device, model=args.model, memory_budget=12 * GIB)
     style = smooth_u8(256, 256, 2)
     content = smooth_u8(h, w, 1).astype(np.float32) / 255
     t = time.perf_counter()
     whole = st.stylize_raw(content, [style], alpha=args.alpha)
     t_whole = time.perf_counter() - t
     assert not st.last_plan.tiled, st.last_plan.describe()
-    st.memory_budget = planner.budget_for_tile(args.tile, h, w)
+    st.memory_budget = planner.budget_for_tile(args.tile, h, w, costs=get_model(args.model).costs)
     t = time.perf_counter()
     tiled = st.stylize_raw(content, [style], alpha=args.alpha)
     t_tiled = time.perf_counter() - t
     rng = float(whole.max() - whole.min())
-    print(json.dumps({"size": f"{w}x{h}", "tiled_plan": st.last_plan.describe(),
+    print(json.dumps({"model": args.model, "size": f"{w}x{h}", "tiled_plan": st.last_plan.describe(),
                       "max_dev_over_range": float(np.abs(tiled - whole).max() / rng),
                       "seam_ratio_tiled": round(seam_ratio(tiled, args.tile), 3),
                       "seam_ratio_whole_same_cuts": round(seam_ratio(whole, args.tile), 3),
@@ -130,6 +136,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default=None, help="WxH (default 3840x2160; 2048x1536 with --agreement)")
     ap.add_argument("--weights")
+    ap.add_argument("--model", default="sanet", choices=("sanet", "adaattn"))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--budget", type=float, help="memory budget in GiB (default: the engine's)")
     ap.add_argument("--alpha", type=float, default=1.0)

@@ -1,4 +1,4 @@
-"""SCSA (sanet/scsa.py) vs plain SANet: wall time and peak memory at 1024² with 2, 4 and 8 labels.
+"""SCSA (sanet/models/scsa.py) vs plain SANet: wall time and peak memory at 1024² with 2, 4 and 8 labels.
 
 CPU seconds (process time, all threads) are reported next to wall time: on a shared machine they vary far less.
 Each configuration runs in its own child process so that peak memory is its own: on CPU the peak resident set
@@ -76,14 +76,13 @@ def _status_kib(field: str) -> int:
 def child(args) -> None:
     """One configuration (labels = 0: plain SANet); prints one JSON line."""
     import torch
-    from sanet import Style, Stylizer, scsa
+    from sanet import Style, Stylizer
     st = Stylizer(args.weights, device=args.device)
     n, s = args.size, args.style_size
     content, style = smooth(n, n, 1), smooth(s, s, 2)
 
     def call(c, sty, k):
-        st._cache.clear()
-        scsa._STYLE_CACHE.clear()   # every timed call encodes its style (and style map) afresh
+        st.clear_cache()            # every timed call encodes its style (and style map) afresh
         if k == 0:
             return st.stylize(c, [sty])
         h, w = c.shape[:2]

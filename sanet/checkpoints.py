@@ -1,28 +1,46 @@
-"""Loading the three circulated checkpoint files safely, with errors that name the file and the mismatch."""
+"""Loading checkpoint files safely (weights_only=True), with errors that name the file and the mismatch.
+
+Every model's files live flat in one weights folder; vgg_normalised.pth is shared by SANet and AdaAttN:
+    SANet    vgg_normalised.pth, decoder_iter_500000.pth, transformer_iter_500000.pth
+    AdaAttN  vgg_normalised.pth, latest_net_transformer.pth, latest_net_decoder.pth, latest_net_adaattn_3.pth
+The expected keys and shapes come from the models' own nn.Modules (sanet.models), so they cannot drift apart.
+"""
 from __future__ import annotations
 
 import pickle
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 
 from .errors import WeightsError
-from .network import ENCODER_DEPTH, build_decoder, build_encoder, build_vgg_full, Transform
+from .models import MODELS, get_model
+from .models.sanet import DECODER_FILE, TRANSFORMER_FILE
+from .vgg import ENCODER_DEPTH, VGG_FILE, build_encoder, build_vgg_full
 
-VGG_FILE = "vgg_normalised.pth"
-DECODER_FILE = "decoder_iter_500000.pth"
-TRANSFORMER_FILE = "transformer_iter_500000.pth"
-CHECKPOINT_FILES = (VGG_FILE, DECODER_FILE, TRANSFORMER_FILE)
+CHECKPOINT_FILES = (VGG_FILE, DECODER_FILE, TRANSFORMER_FILE)   # SANet's three (what `sanet weights` manages)
+
+
+def model_files(model=None) -> tuple[str, ...]:
+    """The files a model needs, the shared VGG first."""
+    return (VGG_FILE,) + tuple(get_model(model).files.values())
+
+
+@lru_cache(maxsize=1)
+def _layouts() -> dict[str, tuple[str, dict[str, tuple[int, ...]]]]:
+    """file name → (owner, {key: shape}) for every known file; owner names the model ('SANet', 'AdaAttN', 'VGG')."""
+    out = {VGG_FILE: ("VGG", {k: tuple(v.shape) for k, v in build_encoder().state_dict().items()})}
+    for model in MODELS.values():
+        owner = model.title.split(" ")[0]
+        for role, module in model.build().items():
+            out[model.files[role]] = (owner, {k: tuple(v.shape) for k, v in module.state_dict().items()})
+    return out
 
 
 def expected_layout() -> dict[str, dict[str, tuple[int, ...]]]:
     """file name → {key: shape} that a file must hold (VGG: only the layers inference runs)."""
-    return {
-        VGG_FILE: {k: tuple(v.shape) for k, v in build_encoder().state_dict().items()},
-        DECODER_FILE: {k: tuple(v.shape) for k, v in build_decoder().state_dict().items()},
-        TRANSFORMER_FILE: {k: tuple(v.shape) for k, v in Transform().state_dict().items()},
-    }
+    return {name: dict(layout) for name, (_, layout) in _layouts().items()}
 
 
 def _tolerated_extra_keys(name: str) -> set[str]:
@@ -30,6 +48,15 @@ def _tolerated_extra_keys(name: str) -> set[str]:
     if name == VGG_FILE:
         return set(build_vgg_full().state_dict())
     return set()
+
+
+def _identify(state: dict[str, torch.Tensor], name: str) -> str:
+    """' (the file holds AdaAttN's latest_net_decoder.pth)' when `state` is another known file exactly, else ''."""
+    for other, (owner, layout) in _layouts().items():
+        if other != name and set(layout) <= set(state) and all(tuple(state[k].shape) == s for k, s in layout.items()) \
+                and not (set(state) - set(layout) - _tolerated_extra_keys(other)):
+            return f"; the file holds {owner}'s {other}"
+    return ""
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -52,14 +79,18 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def validate_state_dict(name: str, state: dict[str, torch.Tensor], path: Path | str | None = None) -> None:
     where = path or name
-    expected = expected_layout()[name]
+    layouts = _layouts()
+    if name not in layouts:
+        raise WeightsError(f"{where}: '{name}' is not a checkpoint file of any model ({', '.join(layouts)})")
+    owner, expected = layouts[name]
     missing = [k for k in expected if k not in state]
     if missing:
         raise WeightsError(f"{where}: missing key(s) {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}"
-                           f" (expected the {name} layout)")
+                           f" (expected the {name} layout{_identify(state, name)})")
     extra = [k for k in state if k not in expected and k not in _tolerated_extra_keys(name)]
     if extra:
-        raise WeightsError(f"{where}: unexpected key(s) {', '.join(sorted(extra)[:5])} (expected the {name} layout)")
+        raise WeightsError(f"{where}: unexpected key(s) {', '.join(sorted(extra)[:5])} (expected the {name} layout"
+                           f"{_identify(state, name)})")
     for key, shape in expected.items():
         got = tuple(state[key].shape)
         if got != shape:
@@ -68,11 +99,24 @@ def validate_state_dict(name: str, state: dict[str, torch.Tensor], path: Path | 
             raise WeightsError(f"{where}: key '{key}' has dtype {state[key].dtype}, expected floating point")
 
 
-def load_checkpoints(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
-    """Read and validate the three files in `folder`; VGG keys beyond relu5_1 are dropped."""
+def missing_files(folder: Path, model=None) -> list[str]:
     folder = Path(folder)
+    return [n for n in model_files(model) if not (folder / n).is_file()]
+
+
+def load_checkpoints(folder: Path, model=None) -> dict[str, dict[str, torch.Tensor]]:
+    """Read and validate a model's files in `folder` (default SANet); VGG keys beyond relu5_1 are dropped.
+    Missing files: one WeightsError naming all of them and the folder."""
+    folder = Path(folder)
+    m = get_model(model)
+    absent = missing_files(folder, m)
+    if absent:
+        more = f", and so are {', '.join(absent[1:])}" if absent[1:] else ""
+        raise WeightsError(f"{folder / absent[0]}: checkpoint file is missing{more} ({m.title.split(' ')[0]} needs "
+                           f"{', '.join(model_files(m))} in {folder}); install them with `sanet weights install SRC` "
+                           f"(or point --weights / SANET_WEIGHTS at their folder)")
     out = {}
-    for name in CHECKPOINT_FILES:
+    for name in model_files(m):
         state = read_state_dict(folder / name)
         validate_state_dict(name, state, folder / name)
         if name == VGG_FILE:
@@ -82,5 +126,5 @@ def load_checkpoints(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
     return out
 
 
-__all__ = ["CHECKPOINT_FILES", "VGG_FILE", "DECODER_FILE", "TRANSFORMER_FILE", "ENCODER_DEPTH",
-           "expected_layout", "read_state_dict", "validate_state_dict", "load_checkpoints"]
+__all__ = ["CHECKPOINT_FILES", "VGG_FILE", "DECODER_FILE", "TRANSFORMER_FILE", "ENCODER_DEPTH", "model_files",
+           "expected_layout", "read_state_dict", "validate_state_dict", "missing_files", "load_checkpoints"]

@@ -101,7 +101,7 @@ def run_stylize(args) -> int:
     weights = args.style_weights or [1.0] * n
     t1 = time.perf_counter()
 
-    from .engine import Style, Stylizer   # torch from here on
+    from .runtime import Style, Stylizer   # torch from here on
     budget = None if args.memory_budget is None else int(args.memory_budget * 2**30)
     st = Stylizer(args.weights, device=args.device, precision=args.precision, memory_budget=budget)
     t2 = time.perf_counter()
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
             return run_stylize(args)
         if args.command == "demo":
             from .demo import run_demo
-            return run_demo(args)
+            return run_demo(args, main)   # demo runs `sanet stylize` through this module's main
         from .weights_cli import run_weights_command
         return run_weights_command(args)
     except SanetError as exc:

@@ -90,7 +90,7 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def run_demo(args) -> int:
+def run_demo(args, sanet_main) -> int:
     out = Path(args.out).expanduser()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -118,8 +118,7 @@ def run_demo(args) -> int:
     if args.weights:
         argv += ["--weights", str(args.weights)]
     _say("demo: $ sanet " + " ".join(argv))
-    from .cli import main
-    code = main(argv)
+    code = sanet_main(argv)   # sanet.cli.main, passed in: demo never imports the CLI back
     if code == 0:
         print(f"demo: done. Open {result} (stylized {content} with {style}); now try your own: "
               f"sanet stylize PHOTO --style PAINTING -o OUT.png")

@@ -6,7 +6,8 @@ import torch
 from .errors import DeviceError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# fp64 is a reference precision for verification (slow; e.g. the AdaAttN oracle tests), not offered to artists
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
 
 
 def _mps_available() -> bool:
@@ -41,8 +42,8 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     name = (name or "fp32").lower()
     if name not in PRECISIONS:
         raise DeviceError(f"unknown precision '{name}': expected one of {', '.join(PRECISIONS)}")
-    if name != "fp32" and device.type == "cpu":
+    if name in ("fp16", "bf16") and device.type == "cpu":
         raise DeviceError(f"precision '{name}' is for GPUs (cuda, mps); on cpu use fp32")
-    if name == "bf16" and device.type == "mps":
-        raise DeviceError("precision 'bf16' is not supported on mps; use fp16 or fp32")
+    if name in ("bf16", "fp64") and device.type == "mps":
+        raise DeviceError(f"precision '{name}' is not supported on mps; use fp16 or fp32")
     return PRECISIONS[name]

@@ -19,3 +19,7 @@ class InputError(SanetError):
 
 class Cancelled(SanetError):
     """The job was cancelled between two stages or tiles."""
+
+
+class OutOfMemory(DeviceError):
+    """The device ran out of memory even after the fallbacks (smaller plans, lower precision on GPUs)."""

@@ -674,33 +674,10 @@ def _read_text(path: Path) -> str:
 
 # ---------------------------------------------------------------------------------------------- checking
 
-def _conv(out_c: int, in_c: int, k: int, prefix: str) -> dict[str, tuple[int, ...]]:
-    return {f"{prefix}.weight": (out_c, in_c, k, k), f"{prefix}.bias": (out_c,)}
-
-
-def _adaattn_layouts() -> dict[str, dict[str, tuple[int, ...]]]:
-    """The AdaAttN release's keys and shapes (facts: scsa-adaattn.md §2). Used until the engine's AdaAttN model
-    provides expected_layout() entries for these names (sanet.checkpoints wins when it has them)."""
-    tr: dict[str, tuple[int, ...]] = {}
-    for level, key_c in (("attn_adain_4_1", 960), ("attn_adain_5_1", 1472)):
-        tr.update(_conv(key_c, key_c, 1, f"{level}.f"))
-        tr.update(_conv(key_c, key_c, 1, f"{level}.g"))
-        tr.update(_conv(512, 512, 1, f"{level}.h"))
-    tr.update(_conv(512, 512, 3, "merge_conv"))
-    a3 = {**_conv(448, 448, 1, "f"), **_conv(448, 448, 1, "g"), **_conv(256, 256, 1, "h")}
-    dec = _conv(256, 512, 3, "decoder_layer_1.1")
-    for idx, (o, i) in zip((1, 4, 7, 10, 14, 17, 21, 24),
-                           ((256, 512), (256, 256), (256, 256), (128, 256), (128, 128), (64, 128), (64, 64), (3, 64))):
-        dec.update(_conv(o, i, 3, f"decoder_layer_2.{idx}"))
-    return {"latest_net_transformer.pth": tr, "latest_net_adaattn_3.pth": a3, "latest_net_decoder.pth": dec}
-
-
 def expected_layouts() -> dict[str, dict[str, tuple[int, ...]]]:
-    """file name → {key: shape} for every known file (sanet.checkpoints first)."""
+    """file name → {key: shape} for every known file: sanet.checkpoints, from the models' own modules."""
     from . import checkpoints
-    layouts = {k: dict(v) for k, v in _adaattn_layouts().items()}
-    layouts.update(checkpoints.expected_layout())
-    return layouts
+    return checkpoints.expected_layout()
 
 
 def read_state_dict(path: Path):

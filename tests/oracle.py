@@ -1,14 +1,16 @@
 """A deliberately literal, slow implementation of the SANet paper's equations: the oracle for the engine.
 
 It follows the reference inference step by step (explicit score matrix, softmax, batched matmuls) and shares
-nothing with sanet.transform / sanet.engine except the nn.Module containers that hold the weights.
+nothing with the engine (sanet.runtime, sanet.functional, sanet.models' functions) except the nn.Module containers
+that hold the weights.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from sanet.network import ENCODER_SLICES, build_decoder, build_encoder, Transform
+from sanet.models.sanet import Transform, build_decoder
+from sanet.vgg import ENCODER_SLICES, build_encoder
 
 
 def calc_mean_std(feat, eps=1e-5):

@@ -97,15 +97,17 @@ def wait_ready(d: SanetdProcess, timeout: float = START_TIMEOUT_S) -> None:
 
 def start_sanetd(tmp_path: Path, weights_dir, *extra_args, endpoint: str | None = None,
                  runtime_dir: Path | None = None, env: dict | None = None, device: str = "cpu",
-                 connection_file: Path | None = None) -> SanetdProcess:
-    """connection_file: SANETD_CONNECTION_FILE (default <runtime_dir>/sanetd.json)."""
+                 connection_file: Path | None = None, launcher: list[str] | None = None) -> SanetdProcess:
+    """connection_file: SANETD_CONNECTION_FILE (default <runtime_dir>/sanetd.json); launcher: what runs sanetd
+    instead of `python -m sanetd` (e.g. [python, tests/sanetd_oom.py])."""
     tmp_path = Path(tmp_path)
     runtime_dir = Path(runtime_dir) if runtime_dir is not None else tmp_path / "run"
     connection_file = Path(connection_file) if connection_file is not None else runtime_dir / "sanetd.json"
     state = tmp_path / "state"
     state.mkdir(parents=True, exist_ok=True)
     full_env = sanetd_env(runtime_dir, state, env, connection_file)
-    args = [sys.executable, "-m", "sanetd", "--device", device, "--weights", str(weights_dir), "--log-level", "debug"]
+    args = (launcher or [sys.executable, "-m", "sanetd"]) + ["--device", device, "--weights", str(weights_dir),
+                                                             "--log-level", "debug"]
     if endpoint:
         args += ["--endpoint", endpoint]
     args += [str(a) for a in extra_args]
@@ -119,9 +121,10 @@ def start_sanetd(tmp_path: Path, weights_dir, *extra_args, endpoint: str | None 
 
 @contextlib.contextmanager
 def running_sanetd(tmp_path, weights_dir, *extra_args, endpoint: str | None = None,
-                   runtime_dir: Path | None = None, env: dict | None = None, connection_file: Path | None = None):
+                   runtime_dir: Path | None = None, env: dict | None = None, connection_file: Path | None = None,
+                   launcher: list[str] | None = None):
     d = start_sanetd(tmp_path, weights_dir, *extra_args, endpoint=endpoint, runtime_dir=runtime_dir, env=env,
-                     connection_file=connection_file)
+                     connection_file=connection_file, launcher=launcher)
     try:
         wait_ready(d)
         yield d

@@ -1,8 +1,12 @@
-"""Synthetic checkpoints in exactly the public layout (file names, keys, shapes, legacy pickle format).
+"""Synthetic checkpoints in exactly the public layouts (file names, keys, shapes, legacy pickle format):
+SANet's three circulated files and AdaAttN's released three (sharing vgg_normalised.pth).
 
 Random Kaiming-scaled weights; the first VGG conv folds RGB→BGR·255 − ImageNet mean like the real file, and the
 decoder's last conv is rescaled so that outputs land around 0.5 ± 0.2 — a fidelity test on constant or saturated
-outputs would prove nothing.
+outputs would prove nothing. Attention is made as peaked as the real files': SANet's logits ~N(0, 28²) as measured
+on the real layout; AdaAttN's f/g are scaled to the same logit spread at each level (no figure from the released
+AdaAttN files is known here; peaked is what matters: it is what makes the softmax underflow and E[v²] − mean²
+cancel, the cases a fidelity test must cover).
 """
 from __future__ import annotations
 
@@ -11,9 +15,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sanet.network import build_decoder, build_vgg_full, Transform
+from sanet.models import adaattn
+from sanet.models.sanet import Transform, build_decoder
+from sanet.vgg import build_vgg_full
 
 FILES = ("vgg_normalised.pth", "decoder_iter_500000.pth", "transformer_iter_500000.pth")
+ADAATTN_FILES = ("latest_net_transformer.pth", "latest_net_decoder.pth", "latest_net_adaattn_3.pth")
+LOGIT_STD = 28.0
 
 
 def _kaiming(module: nn.Module, gen: torch.Generator) -> None:
@@ -47,7 +55,7 @@ def _calibrate_decoder(vgg, decoder, transform, seed: int) -> None:
     import sys
     sys.path.insert(0, str(Path(__file__).parent))
     from oracle import Oracle  # literal reference, independent of the engine
-    from sanet.network import build_encoder
+    from sanet.vgg import build_encoder
 
     enc_keys = set(build_encoder().state_dict())
     oracle = Oracle({FILES[0]: {k: v for k, v in vgg.state_dict().items() if k in enc_keys},
@@ -72,6 +80,61 @@ def make_synthetic_weights(folder: Path, seed: int = 1234) -> Path:
     vgg, decoder, transform = make_modules(seed)
     _calibrate_decoder(vgg, decoder, transform, seed)
     for name, module in zip(FILES, (vgg, decoder, transform)):
+        state = {k: v.clone() for k, v in module.state_dict().items()}
+        torch.save(state, folder / name, _use_new_zipfile_serialization=False)  # legacy (non-zip) pickle
+    return folder
+
+
+# --------------------------------------------------------------------------------------------------- AdaAttN
+
+def make_adaattn_modules(seed: int = 1234):
+    gen = torch.Generator().manual_seed(seed + 7)
+    transformer, decoder, adaattn_3 = adaattn.Transformer(), adaattn.Decoder(), adaattn.AdaAttN(256, 448)
+    for m in (transformer, decoder, adaattn_3):
+        _kaiming(m, gen)
+    return transformer, decoder, adaattn_3
+
+
+def _calibrate_adaattn(vgg_state: dict, transformer, decoder, adaattn_3, seed: int) -> None:
+    """Scale f and g so each level's attention logits have std LOGIT_STD; then the last decoder conv so a typical
+    output is ~0.5 ± 0.2 (measured with the literal oracle, independent of the engine)."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from oracle_adaattn import AdaAttnOracle, get_key
+
+    def oracle():
+        return AdaAttnOracle({FILES[0]: vgg_state, ADAATTN_FILES[0]: transformer.state_dict(),
+                              ADAATTN_FILES[1]: decoder.state_dict(), ADAATTN_FILES[2]: adaattn_3.state_dict()})
+
+    gen = torch.Generator().manual_seed(seed + 2)
+    content, style = _smooth_image(gen, 64), _smooth_image(gen, 64)
+    with torch.no_grad():
+        o = oracle()
+        c, s = o.encode(content), o.encode(style)
+        for idx, module in ((2, adaattn_3), (3, transformer.attn_adain_4_1), (4, transformer.attn_adain_5_1)):
+            q = module.f(get_key(c, idx)).flatten(2)
+            k = module.g(get_key(s, idx)).flatten(2)
+            scale = (LOGIT_STD / torch.bmm(q.transpose(1, 2), k).std().item()) ** 0.5
+            for conv in (module.f, module.g):
+                conv.weight.mul_(scale)
+                conv.bias.mul_(scale)
+        out = oracle().stylize(content, style)
+        scale = 0.2 / max(out.std().item(), 1e-8)
+        last = decoder.decoder_layer_2[-1]
+        last.weight.mul_(scale)
+        last.bias.mul_(scale).add_(0.5 - scale * out.mean().item())
+
+
+def make_synthetic_adaattn_weights(folder: Path, vgg_file: Path, seed: int = 1234) -> Path:
+    """AdaAttN's three files in `folder`, calibrated with the VGG in `vgg_file` (a SANet synthetic folder's)."""
+    from sanet.vgg import build_encoder
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    enc_keys = set(build_encoder().state_dict())
+    vgg_state = {k: v for k, v in torch.load(vgg_file, weights_only=True).items() if k in enc_keys}
+    transformer, decoder, adaattn_3 = make_adaattn_modules(seed)
+    _calibrate_adaattn(vgg_state, transformer, decoder, adaattn_3, seed)
+    for name, module in zip(ADAATTN_FILES, (transformer, decoder, adaattn_3)):
         state = {k: v.clone() for k, v in module.state_dict().items()}
         torch.save(state, folder / name, _use_new_zipfile_serialization=False)  # legacy (non-zip) pickle
     return folder

@@ -98,7 +98,7 @@ def main(argv=None) -> int:
 
     from .allowlist import AllowListError, NetworkFolder
     from .server import Outbox, Server
-    from .worker import Faults, Worker
+    from .worker import Worker
 
     ctx = zmq.Context()
     outbox = None
@@ -112,9 +112,7 @@ def main(argv=None) -> int:
         outbox = Outbox(ctx)
         jobs = JobQueue(settings.max_queue, workers=len(devices))
         library = StyleLibrary(settings.resolved_data_dir() / "styles")
-        faults = Faults()
-        workers = [Worker(settings, jobs, outbox, library, device=d, index=i, faults=faults)
-                   for i, d in enumerate(devices)]
+        workers = [Worker(settings, jobs, outbox, library, device=d, index=i) for i, d in enumerate(devices)]
         for w in workers:       # the models load side by side, one per device
             w.start()
         for w in workers:

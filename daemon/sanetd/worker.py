@@ -1,14 +1,14 @@
 """The worker threads: one per device (``--device cuda:0,cuda:1``), the only threads that touch a model.
 
-Each worker owns its device, its model copy and its caches. It takes jobs from the shared queue, runs the
-engine with progress and cancellation, falls back to a smaller plan on GPU out-of-memory, and unloads its
-model after the keep-alive idle time.
+Each worker owns its device, its engine (model copy and style-feature cache). It takes jobs from the shared fair
+queue, runs the engine with progress and cancellation, and unloads its model after the keep-alive idle time. Out of memory is handled by the engine's one fallback chain (smaller plans, then fp16 on
+GPUs; sanet.runtime.oom); its last word, sanet.OutOfMemory, becomes the protocol's `out_of_memory` error. Styles
+from the library reach the engine's one style-feature cache like any other style (keyed by their pixels).
 """
 from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 import time
 
@@ -23,9 +23,7 @@ from .library import StyleLibrary
 
 log = logging.getLogger("sanetd.worker")
 
-OOM_ERRORS = (torch.cuda.OutOfMemoryError,)
 PROGRESS_MIN_INTERVAL = 0.1   # seconds between two progress events of one job (stage changes always go)
-MAX_CACHED_FEATURES = 16
 
 
 class JobError(Exception):
@@ -34,24 +32,9 @@ class JobError(Exception):
         self.code, self.message, self.field = code, message, field
 
 
-class Faults:
-    """Test hook: SANETD_TEST_FAULTS="oom,ok,oom,oom" scripts the outcome of successive engine attempts, whichever
-    worker makes them ("oom" raises torch.cuda.OutOfMemoryError, anything else runs normally; later attempts run
-    normally). This machine has no GPU to exhaust; docs/protocol.md lists the hook under testing."""
-
-    def __init__(self, spec: str | None = None):
-        spec = os.environ.get("SANETD_TEST_FAULTS", "") if spec is None else spec
-        self._items = [t.strip() for t in spec.split(",") if t.strip()]
-        self._lock = threading.Lock()
-
-    def next_is_oom(self) -> bool:
-        with self._lock:
-            return bool(self._items) and self._items.pop(0) == "oom"
-
-
 class Worker(threading.Thread):
     def __init__(self, settings, queue: JobQueue, outbox, library: StyleLibrary, device: str | None = None,
-                 index: int = 0, faults: Faults | None = None):
+                 index: int = 0):
         super().__init__(name=f"sanetd-worker-{index}", daemon=True)
         self.settings = settings
         self.queue = queue
@@ -65,8 +48,6 @@ class Worker(threading.Thread):
         self.device_name = self.device
         self.precision = settings.precision
         self.weights_dir = settings.weights
-        self._features: dict = {}
-        self._faults = faults if faults is not None else Faults()
         self.jobs_done = 0
         self.state = "starting"     # starting, loading, idle, running, unloaded, failed, stopped
         self.current: Job | None = None
@@ -105,21 +86,21 @@ class Worker(threading.Thread):
     def loaded(self) -> bool:
         return self.stylizer is not None
 
-    def _load(self, precision: str):
-        if self.stylizer is not None and self.stylizer.precision == precision:
+    def _load(self):
+        """The engine, loaded with the default model at the configured precision (jobs may ask for another
+        precision per call; the engine switches its modules, no reload of the daemon's state)."""
+        if self.stylizer is not None:
             return self.stylizer
         t0 = time.monotonic()
         budget = self.settings.memory_budget
         self.state = "loading"
-        st = sanet.Stylizer(self.settings.weights, device=self.device, precision=precision,
+        st = sanet.Stylizer(self.settings.weights, device=self.device, precision=self.settings.precision,
                             memory_budget=None if budget is None else int(budget * 2**30))
-        if self.stylizer is not None:
-            self._unload("precision change")
         self.stylizer = st
         self.device_name = str(st.device)
-        self.precision = precision
+        self.precision = st.precision
         self.weights_dir = str(st.weights_dir)
-        log.info("model loaded on %s (%s, worker %d) from %s in %.2f s", st.device, precision, self.index,
+        log.info("model loaded on %s (%s, worker %d) from %s in %.2f s", st.device, st.precision, self.index,
                  st.weights_dir, time.monotonic() - t0)
         return st
 
@@ -127,25 +108,13 @@ class Worker(threading.Thread):
         if self.stylizer is None:
             return
         dev = self.stylizer.device
-        self.stylizer.unload()
+        self.stylizer.unload()          # models and the style-feature cache
         self.stylizer = None
-        self._features.clear()
         gc.collect()
         if dev.type == "cuda":
             with torch.cuda.device(dev):
                 torch.cuda.empty_cache()
         log.info("model unloaded (%s) on %s", why, dev)
-
-    def _free_memory(self) -> None:
-        self._features.clear()
-        cache = getattr(self.stylizer, "_cache", None)  # the engine's style-feature cache holds device memory
-        if hasattr(cache, "clear"):
-            cache.clear()
-        gc.collect()
-        dev = getattr(self.stylizer, "device", None)
-        if dev is not None and dev.type == "cuda":
-            with torch.cuda.device(dev):
-                torch.cuda.empty_cache()
 
     # ------------------------------------------------------------ loop
 
@@ -153,7 +122,7 @@ class Worker(threading.Thread):
         try:
             if self.device.startswith("cuda:"):
                 torch.cuda.set_device(torch.device(self.device))   # this thread's default CUDA device
-            self._load(self.settings.precision)
+            self._load()
         except Exception as exc:  # noqa: BLE001  reported by main as one line
             self.startup_error = exc
             self.state = "failed"
@@ -206,7 +175,7 @@ class Worker(threading.Thread):
         try:
             if job.cancel.is_set():
                 raise sanet.Cancelled("cancelled before it started")
-            out, info = self._run_with_fallback(job)
+            out, info = self._run(job)
         except sanet.Cancelled:
             why = {"shutting_down": "sanetd is shutting down; the job was cancelled",
                    "lease_expired": "the client stopped answering; the job was cancelled"}.get(
@@ -216,6 +185,10 @@ class Worker(threading.Thread):
             return
         except JobError as exc:
             self._post_error(job, exc.code, exc.message, exc.field)
+            return
+        except sanet.OutOfMemory as exc:   # the engine's fallback chain is exhausted
+            log.warning("job %s: %s", job.job_id, exc)
+            self._post_error(job, "out_of_memory", str(exc))
             return
         except sanet.InputError as exc:
             self._post_error(job, "invalid_input", str(exc))
@@ -242,48 +215,28 @@ class Worker(threading.Thread):
                  layer.height, layer.format, len(req["styles"]), info["seconds"], self.device_name, self.index,
                  job.client_name)
 
-    def _run_with_fallback(self, job: Job):
-        """Run the job; on GPU OOM free memory and retry, then retry in fp16. Never lets OOM escape."""
+    def _run(self, job: Job):
+        """Run the job; result info says how it ran (plan, precision, what the engine's fallbacks degraded)."""
         precision = job.request["precision"] or self.settings.precision
-        plans = [(precision, None), (precision, "retried after freeing GPU memory")]
-        if precision == "fp32" and self.stylizer is not None and self.stylizer.device.type == "cuda":
-            plans.append(("fp16", "ran in fp16 instead of fp32 to fit in GPU memory"))
-        degraded = []
-        last = ""
-        for plan_precision, note in plans:
-            if note:
-                degraded.append(note)
-            failed = False
-            try:
-                out = self._attempt(job, plan_precision)
-            except OOM_ERRORS as exc:
-                failed = True
-                last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if not failed:
-                info = {"device": self.device_name, "precision": plan_precision, "preview": job.request["preview"],
-                        "styles": len(job.request["styles"]), "selection": job.request["selection"] is not None,
-                        "engine": sanet.__version__}
-                if degraded:
-                    info["degraded"] = degraded
-                if getattr(job, "skipped", None):
-                    info["skipped"] = job.skipped
-                elif getattr(self.stylizer, "last_plan", None) is not None:
-                    info["plan"] = self.stylizer.last_plan.describe()   # whole image or tiles, and the budget
-                return out, info
-            # outside the except block: the traceback no longer pins the failed attempt's tensors
-            log.warning("job %s: out of GPU memory (%s); trying a smaller plan", job.job_id, last)
-            self._free_memory()
-        raise JobError("out_of_memory", f"the layer does not fit in GPU memory even after freeing caches and "
-                                        f"falling back ({last}); try preview mode, a smaller layer or "
-                                        f"`sanetd --device cpu`")
+        out = self._stylize(job, precision)
+        st = self.stylizer
+        info = {"device": self.device_name, "precision": precision, "preview": job.request["preview"],
+                "styles": len(job.request["styles"]), "selection": job.request["selection"] is not None,
+                "engine": sanet.__version__}
+        if getattr(job, "skipped", None):
+            info["skipped"] = job.skipped
+        elif st is not None and st.last_info:
+            info["precision"] = st.last_info["precision"]
+            info["plan"] = st.last_info["plan"]          # whole image or tiles, and the budget
+            if st.last_info.get("degraded"):
+                info["degraded"] = list(st.last_info["degraded"])
+        return out, info
 
-    def _attempt(self, job: Job, precision: str):
+    def _stylize(self, job: Job, precision: str):
         req = job.request
         if self.stylizer is None:
             self._progress(job)(0.0, "loading model")
-        st = self._load(precision)
-        if self._faults.next_is_oom():
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected by SANETD_TEST_FAULTS)")
+        st = self._load()
         layer = req["layer"]
         w, h = layer.width, layer.height
         content = pixels.layer_array(layer, job.buffers[layer.buf])
@@ -303,11 +256,8 @@ class Worker(threading.Thread):
             if s["region"] is not None:
                 region = pixels.mask_plane(s["region"], job.buffers[s["region"].buf], w, h)
             labels = None if s["labels"] is None else pixels.label_array(s["labels"], job.buffers[s["labels"].buf])
-            if "id" in s and labels is not None:
-                # SCSA encodes the style together with its label map: the engine needs the image, not features
+            if "id" in s:   # the engine's style cache knows it by its pixels: encoded once per size and model
                 source = self._library_image(s["id"], f"styles[{i}].id")
-            elif "id" in s:
-                source = self._library_features(st, s["id"], max_side, f"styles[{i}].id")
             else:
                 source = pixels.layer_array(s["pixels"], job.buffers[s["pixels"].buf])
             styles.append(sanet.Style(source, weight=s["weight"], region=region, labels=labels))
@@ -322,7 +272,7 @@ class Worker(threading.Thread):
         run = st.stylize_raw if req.get("raw") else st.stylize
         out = run(content, styles, alpha=req["alpha"], preserve_color=req["preserve_color"],
                   selection=selection, preview=req["preview"], style_max_side=max_side,
-                  progress=progress, cancel_check=job.cancel.is_set, **semantic)
+                  progress=progress, cancel_check=job.cancel.is_set, precision=precision, **semantic)
         if req.get("raw"):
             progress(1.0, "done")   # stylize_raw stops at "finish"; the job is complete here
             return pixels.as_raw_bytes(out)
@@ -333,19 +283,6 @@ class Worker(threading.Thread):
             raise JobError("unknown_style", f"style {style_id!r} is not in the style library "
                                             f"(removed?); see styles.list", field)
         return self.library.load(style_id)
-
-    def _library_features(self, st, style_id: str, max_side: int, field: str):
-        key = (style_id, max_side)
-        feats = self._features.get(key)
-        if feats is None:
-            if not self.library.exists(style_id):
-                raise JobError("unknown_style", f"style {style_id!r} is not in the style library "
-                                                f"(removed?); see styles.list", field)
-            feats = st.encode_style(self.library.load(style_id), max_side=max_side)
-            if len(self._features) >= MAX_CACHED_FEATURES:
-                self._features.pop(next(iter(self._features)))
-            self._features[key] = feats
-        return feats
 
     def _progress(self, job: Job):
         last = {"t": 0.0, "stage": None}

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_engine_uses_the_protocol_constants():
     import sanet
-    from sanet import scsa
+    from sanet.models import scsa
     assert sanet.DEFAULT_STYLE_MAX_SIDE is P.DEFAULT_STYLE_MAX_SIDE and sanet.PREVIEW_LONG_SIDE is P.PREVIEW_LONG_SIDE
     assert (scsa.T1, scsa.T2) == P.DEFAULT_SCSA_WEIGHTS
     assert P.Limits().max_styles == P.MAX_STYLES

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -81,9 +82,11 @@ def test_keep_alive_unloads_and_reloads(tmp_path, synthetic_weights):
 
 
 def test_gpu_out_of_memory_falls_back_and_never_kills_the_daemon(tmp_path, synthetic_weights):
-    # No GPU here: SANETD_TEST_FAULTS makes the first engine calls raise torch.cuda.OutOfMemoryError
-    env = dict(os.environ, SANETD_TEST_FAULTS="oom,ok,oom,oom")
-    with running_sanetd(tmp_path, synthetic_weights, env=env) as d:
+    # No GPU here: tests/sanetd_oom.py runs sanetd with the engine's decoder raising torch.OutOfMemoryError on a
+    # script (first call, then twice); the engine's fallback chain and sanetd's error reporting are the real ones
+    env = dict(os.environ, SANET_TEST_OOM="oom,ok,oom,oom")
+    launcher = [sys.executable, str(Path(__file__).resolve().parents[1] / "sanetd_oom.py")]
+    with running_sanetd(tmp_path, synthetic_weights, env=env, launcher=launcher) as d:
         with Client(connection_file=d.connection_file) as c:
             layer, style = layer_of(rgba(32, 24, 54)), [style_of(rgba(32, 32, 55))]
             r = c.stylize(layer, style)       # OOM, then retry after freeing memory: succeeds

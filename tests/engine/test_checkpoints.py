@@ -11,7 +11,7 @@ import torch
 from sanet.checkpoints import (CHECKPOINT_FILES, DECODER_FILE, TRANSFORMER_FILE, VGG_FILE, expected_layout,
                                load_checkpoints, read_state_dict, validate_state_dict)
 from sanet.errors import WeightsError
-from sanet.network import build_vgg_full
+from sanet.vgg import build_vgg_full
 
 
 class _RunsCode:

@@ -34,18 +34,20 @@ def test_alpha_tradeoff_matches_paper(stylizer, oracle, alpha):
 
 
 def test_sdpa_attention_equals_literal_form(stylizer):
-    """transform.attend (fused SDPA, scale=1, also in query chunks) vs the explicit score matrix."""
+    """models.sanet.attend (fused SDPA, scale=1, also in query chunks) vs the explicit score matrix."""
     from oracle import literal_sanet
-    from sanet.transform import attend, style_level
+    from sanet.functional import mean_std
+    from sanet.models.sanet import attend, style_level
     g = torch.Generator().manual_seed(7)
     fc = torch.relu(torch.randn(1, 512, 12, 10, generator=g)) * 30
     fs = torch.relu(torch.randn(1, 512, 9, 11, generator=g)) * 30
-    module = stylizer._transform.sanet4_1
+    module = stylizer.networks()["transformer"].sanet4_1
     with torch.no_grad():
         ref = literal_sanet(module, fc, fs)
-        lvl = style_level(module, fs.contiguous(memory_format=torch.channels_last))
+        fs_cl, fc_cl = (x.contiguous(memory_format=torch.channels_last) for x in (fs, fc))
+        lvl = style_level(module, fs_cl, *mean_std(fs_cl))
         for chunk in (None, 7, 64):
-            got = attend(module, fc.contiguous(memory_format=torch.channels_last), lvl, query_chunk=chunk)
+            got = attend(module, fc_cl, *mean_std(fc_cl), [lvl], chunk)[0]
             assert float((got - ref).abs().max() / ref.abs().max()) <= 1e-4  # fp32 summation order; the engine-level bar
 
 
@@ -61,5 +63,5 @@ def test_weights_load_from_legacy_pickles_with_weights_only(synthetic_weights):
 def test_vgg_file_holds_layers_past_relu5_1_that_are_not_run(synthetic_weights, stylizer):
     state = torch.load(synthetic_weights / "vgg_normalised.pth", weights_only=True)
     assert {"45.weight", "48.weight", "51.weight"} <= set(state)  # relu5_2..relu5_4 convs are in the file
-    n_convs = sum(1 for s in stylizer._slices for m in s.modules() if isinstance(m, torch.nn.Conv2d))
+    n_convs = sum(1 for s in stylizer.networks()["encoder"] for m in s.modules() if isinstance(m, torch.nn.Conv2d))
     assert n_convs == 1 + 2 + 2 + 4 + 4 + 1  # 1×1 colour conv, then up to relu5_1 only

@@ -1,4 +1,4 @@
-"""SCSA semantic style transfer (sanet/scsa.py) against literal forms of the method, on synthetic weights.
+"""SCSA semantic style transfer (sanet/models/scsa.py, sanet/labels.py) against literal forms of the method, on synthetic weights.
 
 The literal forms below follow the facts (scsa-adaattn.md §1) step by step: semantic AdaIN with masks, the full
 score matrix with a label mask filled with a large negative number (the official formulation), softmax, hard
@@ -13,7 +13,9 @@ from engine_helpers import rel_dev, smooth_image, to_tensor
 from oracle import mean_variance_norm as mvn
 
 from sanet import InputError, Style
-from sanet import scsa
+from sanet import functional
+from sanet import labels as label_maps
+from sanet.models import scsa
 
 PALETTE = [(40, 160, 220), (200, 30, 30), (30, 200, 60), (240, 240, 20)]
 
@@ -136,7 +138,7 @@ def _reflect_region(x, mask):
 
 @pytest.mark.parametrize("level", ["sanet4_1", "sanet5_1"])
 def test_attention_never_crosses_labels(stylizer, level):
-    module = getattr(stylizer._transform, level)
+    module = getattr(stylizer.networks()["transformer"], level)
     fc, mc = _features(1, (1, 512, 10, 12)), _features(2, (1, 512, 10, 12))
     fs, ms = _features(3, (1, 512, 9, 14)), _features(4, (1, 512, 9, 14))
     lc = torch.zeros(10, 12)
@@ -224,17 +226,17 @@ def test_labels_work_with_alpha_and_other_styles(stylizer):
 def test_top1_chunking_is_exact(monkeypatch):
     g = torch.Generator().manual_seed(8)
     q, k, v = torch.randn(50, 16, generator=g), torch.randn(70, 16, generator=g), torch.randn(70, 16, generator=g)
-    whole = scsa._top1(q, k, v)
-    monkeypatch.setattr(scsa, "_SCORE_BUDGET", 70 * 7)
-    assert torch.equal(whole, scsa._top1(q, k, v))
+    whole = functional.top1(q, k, v)
+    monkeypatch.setattr(functional, "TOP1_SCORE_BUDGET", 70 * 7)
+    assert torch.equal(whole, functional.top1(q, k, v))
 
 
 def test_palette_inference_and_snapping():
     c = colour_map(np.array([[0, 1], [2, 1]]))
     s = colour_map(np.array([[1, 1], [3, 0]]))
-    cm, (sm,) = scsa.resolve_label_maps(c, [s])     # no palette: distinct colours of both maps, shared ids
+    cm, (sm,) = label_maps.resolve_label_maps(c, [s])     # no palette: distinct colours of both maps, shared ids
     assert cm.ids[0, 1] == sm.ids[0, 0] and cm.ids[0, 0] == sm.ids[1, 1] and len(np.unique(sm.ids)) == 3
-    cm, _ = scsa.resolve_label_maps(c + 9, [None], palette=["#28a0dc", (200, 30, 30), (30, 200, 60)])
+    cm, _ = label_maps.resolve_label_maps(c + 9, [None], palette=["#28a0dc", (200, 30, 30), (30, 200, 60)])
     assert cm.ids.tolist() == [[0, 1], [2, 1]]
 
 
@@ -247,7 +249,7 @@ def test_painted_map_with_antialiased_edges_infers_its_labels():
     a, b = np.asarray(PALETTE[0], np.float32), np.asarray(PALETTE[1], np.float32)
     for i, ti in enumerate(t):                      # 120 blends along the edge, one pixel each
         m[i // 2, 39 + i % 2] = (1 - ti) * a + ti * b
-    cm, _ = scsa.resolve_label_maps(np.rint(m).astype(np.uint8), [None])
+    cm, _ = label_maps.resolve_label_maps(np.rint(m).astype(np.uint8), [None])
     assert len(np.unique(cm.ids)) == 2
     assert cm.ids[0, 39] == cm.ids[0, 0] and cm.ids[59, 40] == cm.ids[0, 79] != cm.ids[0, 0]
 
@@ -278,7 +280,8 @@ def test_labels_need_the_style_image_not_features(stylizer):
 
 def test_tiled_run_equals_whole_image(synthetic_weights):
     """Large-image engine: tiles with whole-image per-region statistics give the whole-image result."""
-    from sanet import Stylizer, planner
+    from sanet import Stylizer
+    from sanet.runtime import planner
     st = Stylizer(synthetic_weights, device="cpu")
     h, w = 250, 200                                 # pads to 256×208: not a multiple of 16, 4×4 tiles of ≤64 px
     cl = np.zeros((h, w), int)
@@ -299,8 +302,8 @@ def test_tiled_run_equals_whole_image(synthetic_weights):
 def test_labelled_styles_are_encoded_once_per_model(stylizer):
     content, style = smooth_image(40, 40, seed=29), smooth_image(48, 48, seed=30)
     cl, sl = np.zeros((40, 40), int), np.zeros((48, 48), int)
-    scsa._STYLE_CACHE.pop(stylizer._transform, None)   # earlier tests may have filled it to its size
-    count = lambda: len(scsa._STYLE_CACHE.get(stylizer._transform, ()))  # noqa: E731
+    stylizer.clear_cache()                          # earlier tests may have filled it to its size
+    count = lambda: len(stylizer.style_cache)  # noqa: E731
     before = count()
     a = stylizer.stylize_raw(content, [Style(style, labels=sl)], content_labels=cl)
     b = stylizer.stylize_raw(content, [Style(style, labels=sl)], content_labels=cl)

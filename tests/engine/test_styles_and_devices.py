@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from engine_helpers import smooth_image
-from sanet import DeviceError, Stylizer, StyleFeatures
+from sanet import DeviceError, Stylizer, StyleFeatures, vgg
 
 
 def test_encoded_style_is_reused_and_skips_the_encoder(stylizer, monkeypatch):
@@ -13,8 +13,8 @@ def test_encoded_style_is_reused_and_skips_the_encoder(stylizer, monkeypatch):
     assert isinstance(feats, StyleFeatures)
     expected = stylizer.stylize_raw(content, [style])
     calls = []
-    real = stylizer._encode
-    monkeypatch.setattr(stylizer, "_encode", lambda x: calls.append(x.shape) or real(x))
+    real = vgg.encode
+    monkeypatch.setattr(vgg, "encode", lambda stages, x, levels: calls.append(x.shape) or real(stages, x, levels))
     out = stylizer.stylize_raw(content, [feats])
     assert len(calls) == 1, "only the content may be encoded when the style is given as StyleFeatures"
     np.testing.assert_array_equal(out, expected)
@@ -30,7 +30,7 @@ def test_style_cache_is_keyed_by_content_and_bounded(synthetic_weights):
     b2[0, 0, 0] += 0.5
     assert st.encode_style(b2) is not fb              # one changed pixel → new entry
     st.encode_style(c)
-    assert len(st._cache) == 2                        # bounded
+    assert len(st.style_cache) == 2                   # bounded
     assert st.encode_style(a, max_side=16) is not st.encode_style(a)  # size is part of the key
 
 

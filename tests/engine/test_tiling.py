@@ -1,4 +1,4 @@
-"""Tiled execution (sanet.planner + sanet.tiled) against the whole-image path, on small layers with forced tiles.
+"""Tiled execution (sanet.runtime.planner + .execute) against the whole-image path, on small layers with forced tiles.
 
 The 2048×1536 agreement and the 4K/8K memory figures are measured by bench/bench_memory.py (too slow for a unit
 test on 2 shared cores); set SANET_SLOW_TESTS=1 to run the 2048×1536 comparison here as well.
@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from engine_helpers import smooth_image
-from sanet import Cancelled, DeviceError, InputError, Style, Stylizer, planner, tiled
+from sanet import Cancelled, DeviceError, InputError, Style, Stylizer
+from sanet.runtime import execute, planner
+from sanet.runtime.padding import spans
 
 H, W, TILE = 384, 512, 256
 
@@ -78,7 +80,7 @@ def test_planner_smaller_plans_shrink_then_end():
 
 @pytest.mark.parametrize("total,tile", [(2160, 1024), (4320, 1024), (384, 256), (32, 256), (7680, 2048)])
 def test_spans_cover_exactly_on_the_16_grid(total, tile):
-    sp = tiled.spans(total, tile)
+    sp = spans(total, tile)
     assert sp[0][0] == 0 and sp[-1][1] == total
     assert all(a % 16 == 0 and b % 16 == 0 and b - a <= tile + 16 for a, b in sp)
     assert all(b1 == a2 for (_, b1), (a2, _) in zip(sp, sp[1:]))
@@ -88,18 +90,24 @@ def test_spans_cover_exactly_on_the_16_grid(total, tile):
 
 def test_tiled_encoder_features_and_global_statistics_equal_whole_image(st):
     """relu4_1/relu5_1 from 80-px-halo tiles equal the whole-image maps; the streamed stats equal global mean/std."""
-    from sanet.engine import _Run, padded_size, pad_to
-    from sanet.network import mean_std
+    from sanet import vgg
+    from sanet.functional import mean_std
+    from sanet.models import SANET
+    from sanet.runtime.padding import padded_size, pad_to
     c = smooth_image(328, 200, seed=13)             # not a multiple of 16: border tiles pad like the whole image
     src = torch.from_numpy(c).permute(2, 0, 1)[None]
-    job = tiled.Job(st, src, [], 1.0, [], torch.zeros(1), False, None, _Run(None, None))
+    nets = st.networks()
+    job = execute.Job(SANET, nets, nets["encoder"], st.device, st.dtype, src, [], 1.0, {}, None,
+                      run=execute.Run(None, None))
     plan = dataclasses.replace(planner.make_plan(328, 200, st.device), tiled=True, tile=128, keep_features=True)
-    run = tiled.TiledRun(job, plan)
+    run = execute.Runner(job, plan)
     assert len(run.tiles) >= 6
     with torch.inference_mode():
         run.encode_pass(0.0, 1.0)
-        w4, w5 = st._encode(pad_to(job.to_device(src), padded_size(328, 200)))
-    for got, ref, (m, s) in [(run.c4, w4, run.stats4), (run.c5, w5, run.stats5)]:
+        whole = vgg.encode(nets["encoder"], pad_to(job.to_device(src), padded_size(328, 200)), (4, 5))
+        w4, w5 = whole[4], whole[5]
+    for got, ref, (m, s) in [(run.maps["r4"], w4, run.stats.mean_std("r4")),
+                             (run.maps["r5"], w5, run.stats.mean_std("r5"))]:
         assert float((got - ref).abs().max() / ref.abs().max()) <= 1e-5
         rm, rs = mean_std(ref)
         assert float((m - rm).abs().max() / rm.abs().max()) <= 1e-5
@@ -118,8 +126,8 @@ def test_no_seams_gradient_energy_at_tile_boundaries_is_not_higher(pair, st):
     """Energy of the pixel differences across each tile boundary vs the other boundaries of the same phase
     (the decoder's ×2 nearest upsamplings make 8-px-periodic structure, so compare like with like)."""
     whole, out, plan = pair
-    cuts_x = [b for _, b in tiled.spans(W, TILE)[:-1]]
-    cuts_y = [b for _, b in tiled.spans(H, TILE)[:-1]]
+    cuts_x = [b for _, b in spans(W, TILE)[:-1]]
+    cuts_y = [b for _, b in spans(H, TILE)[:-1]]
     assert cuts_x and cuts_y
 
     def seam_ratio(img):
@@ -136,8 +144,8 @@ def test_no_seams_gradient_energy_at_tile_boundaries_is_not_higher(pair, st):
     # the check can fail: tiles stylized independently (per-tile statistics, no halo) show their seams
     c, s = smooth_image(H, W, seed=11), smooth_image(256, 256, seed=12)
     naive = np.zeros_like(whole)
-    for y0, y1 in tiled.spans(H, TILE):
-        for x0, x1 in tiled.spans(W, TILE):
+    for y0, y1 in spans(H, TILE):
+        for x0, x1 in spans(W, TILE):
             naive[y0:y1, x0:x1] = st.stylize_raw(c[y0:y1, x0:x1], [s])
     assert seam_ratio(naive) > 1.5
 
@@ -182,15 +190,16 @@ def test_out_of_memory_retries_with_a_smaller_plan(st, monkeypatch, error):
     c, s = smooth_image(192, 256, seed=19), smooth_image(64, 64, seed=20)
     ref = st.stylize_raw(c, [s])
     calls = []
-    real = tiled.run_whole
+    real = execute.Runner.stylize_pass
 
-    def oom_once(job, plan):
-        calls.append(plan)
-        if len(calls) == 1:
-            raise error
-        return real(job, plan)
+    def oom_once(runner, *args):   # counts the whole-image runs (the one-tile plan); the first one runs out
+        if not runner.plan.tiled:
+            calls.append(runner.plan)
+            if len(calls) == 1:
+                raise error
+        return real(runner, *args)
 
-    monkeypatch.setattr(tiled, "run_whole", oom_once)
+    monkeypatch.setattr(execute.Runner, "stylize_pass", oom_once)
     stages = []
     out = st.stylize_raw(c, [s], progress=lambda f, stage: stages.append(stage))
     assert len(calls) == 1 and st.last_plan.tiled       # the retry went to the tiled executor
@@ -202,8 +211,7 @@ def test_out_of_memory_at_every_size_is_a_clear_error_not_a_crash(st, monkeypatc
     def always(*a, **k):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(tiled, "run_whole", always)
-    monkeypatch.setattr(tiled.TiledRun, "stylize_tile", always)
+    monkeypatch.setattr(execute.Runner, "stylize_tile", always)   # whole image and every tile
     c, s = smooth_image(64, 96, seed=21), smooth_image(64, 64, seed=22)
     with pytest.raises(DeviceError, match="out of memory"):
         st.stylize(c, [s])
@@ -215,7 +223,7 @@ def test_other_runtime_errors_are_not_mistaken_for_out_of_memory(st, monkeypatch
     def broken(*a, **k):
         raise RuntimeError("a real bug")
 
-    monkeypatch.setattr(tiled, "run_whole", broken)
+    monkeypatch.setattr(execute.Runner, "stylize_tile", broken)
     with pytest.raises(RuntimeError, match="a real bug"):
         st.stylize(smooth_image(64, 64, seed=1), [smooth_image(64, 64, seed=2)])
 
@@ -225,7 +233,7 @@ def test_progress_per_tile_and_cancel_between_tiles(st, force_tiles):
     force_tiles(128)
     seen = []
     st.stylize(c, [s], progress=lambda f, stage: seen.append((f, stage)))
-    n = len(tiled.spans(192, 128)) * len(tiled.spans(256, 128))
+    n = len(spans(192, 128)) * len(spans(256, 128))
     assert [x for _, x in seen if x.startswith("stylize (tile")] == [f"stylize (tile {i}/{n})" for i in range(1, n + 1)]
     assert [x for _, x in seen if x.startswith("encode content (tile")][-1] == f"encode content (tile {n}/{n})"
     fractions = [f for f, _ in seen]

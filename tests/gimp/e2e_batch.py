@@ -168,44 +168,75 @@ def run_case(case):
     before = [layer_info(x) for x in img.get_layers()]
     before_all = all_layers(img)
 
+    if case.get("display"):
+        # GUI run only: an image window, so that GIMP shows the filter's progress (and its Cancel) in its status bar
+        Gimp.Display.new(img)
+        Gimp.displays_flush()
     if case.get("undo"):
         # GUI run only: a display, and one undoable step of our own before the filter, so that one Ctrl+Z
         # must remove exactly the filter's work (no more, no less)
         Gimp.Display.new(img)
         content.set_name("content (renamed)")
         Gimp.displays_flush()
+    if case.get("last_values") is not None:   # what the plug-in remembers from its last run (its own file)
+        folder = os.path.join(Gimp.directory(), "sanet-style")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "last-values.json"), "w") as f:
+            json.dump(case["last_values"], f)
     helper = None
     run_mode = Gimp.RunMode.NONINTERACTIVE
+    log = os.environ.get("SANET_GIMP_EVENT_LOG")
+    if log:  # the plug-in's events of this case follow this line
+        with open(log, "a") as f:
+            f.write(json.dumps({"event": "case", "name": name, "time": time.time()}) + "\n")
+    steps = case.get("steps")
     if case.get("dialog_keys"):
-        # GUI run only: answer the filter's windows like an artist. Each step waits for a NEW visible window
-        # titled "Style Transfer" (the dialog, then the progress window), waits, and presses its keys.
-        run_mode = Gimp.RunMode.INTERACTIVE
-        steps = case["dialog_keys"] if isinstance(case["dialog_keys"], list) else [case["dialog_keys"]]
-        script = "seen=''; "
-        for i, keys in enumerate(steps):
-            # the pointer off the dialog first: a tooltip under it would cover part of the picture
-            shot = ("xdotool mousemove 0 0; sleep 0.5; "
-                    f"command -v xwd >/dev/null && xwd -id $w -out {OUT}/{name}.{i}.xwd; "
-                    if case.get("screenshot") else "")
-            script += ("w=''; for t in $(seq 600); do for c in $(xdotool search --onlyvisible --name "
-                       "'^Style Transfer$'); do case \" $seen \" in *\" $c \"*) ;; *) w=$c;; esac; done; "
-                       "[ -n \"$w\" ] && break; sleep 0.1; done; [ -n \"$w\" ] || exit 3; seen=\"$seen $w\"; "
-                       f"sleep {case.get('dialog_wait', 1.5)}; {shot}"
-                       f"xdotool windowfocus --sync $w key --clearmodifiers {keys}; ")
-        helper = subprocess.Popen(["sh", "-c", script])
-    status, error, elapsed = run_procedure(case.get("procedure", "python-fu-sanet-style-transfer"), img,
-                                           [content], case.get("args", {}), run_mode=run_mode)
+        # the dialog (a window titled "Style Transfer"): wait, then press the keys, like an artist
+        keys = case["dialog_keys"] if isinstance(case["dialog_keys"], list) else [case["dialog_keys"]]
+        steps = [{"window": "^Style Transfer$"}]
+        for k in keys:
+            steps += [{"sleep": case.get("dialog_wait", 1.5)}, {"keys": k}]
+    if steps:
+        # GUI run only: dialog_driver.py answers the filter's windows (see its docstring)
+        if case.get("interactive", True):
+            run_mode = Gimp.RunMode.INTERACTIVE
+        spec_path = os.path.join(OUT, f"{name}.steps.json")
+        with open(spec_path, "w") as f:   # "@IMAGE@": this case's image id (its window title has it)
+            f.write(json.dumps(steps).replace("@IMAGE@", str(img.get_id())))
+        helper = subprocess.Popen(["python3", "/e2e/dialog_driver.py", spec_path,
+                                   os.path.join(OUT, f"{name}.driver.json")])
+    if case.get("gui_only"):
+        # the artist drives GIMP's own menus (action search, Filters → Repeat): no procedure call here
+        t0 = time.monotonic()
+        try:
+            helper.wait(case.get("gui_timeout", 400))
+        except subprocess.TimeoutExpired:
+            pass
+        status, error, elapsed = "gui", "", time.monotonic() - t0
+    else:
+        target = content
+        if case.get("on_mask"):   # the artist left the layer's mask active: the filter is handed the mask
+            mask = content.create_mask(Gimp.AddMaskType.WHITE)
+            content.add_mask(mask)
+            target = mask
+        status, error, elapsed = run_procedure(case.get("procedure", "python-fu-sanet-style-transfer"), img,
+                                               [target], case.get("args", {}), run_mode=run_mode)
     if helper is not None:
         try:
-            helper_rc = helper.wait(30)
+            helper_rc = helper.wait(60)
         except subprocess.TimeoutExpired:
             helper.kill()
             helper_rc = "timeout"
     after = [layer_info(x) for x in img.get_layers()]
     res = {"status": status, "error": error, "elapsed": elapsed, "before": before, "after": after,
-           "selected": [x.get_id() for x in img.get_selected_layers()]}
+           "selected": [x.get_id() for x in img.get_selected_layers()],
+           "selected_drawables": [x.get_id() for x in img.get_selected_drawables()], "content_id": content.get_id()}
     if helper is not None:
         res["dialog_helper"] = helper_rc
+        try:
+            res["driver"] = json.load(open(os.path.join(OUT, f"{name}.driver.json")))
+        except (OSError, ValueError) as exc:
+            res["driver"] = {"error": f"no driver report: {exc}"}
     dump(f"{name}.orig_after.raw", read(content, None))
     before_ids = {x.get_id() for x in before_all}
     new_layers = [x for x in all_layers(img) if x.get_id() not in before_ids]
@@ -220,19 +251,33 @@ def run_case(case):
         vis = Gimp.Layer.new_from_visible(img, img, "visible")
         dump(f"{name}.visible.raw", read(vis, "R'G'B'A float", L["x"], L["y"], L["w"], L["h"]))
         vis.delete()
+        for i, extra in enumerate(new_layers[1:], 1):   # e.g. Filters → Repeat right after the run
+            dump(f"{name}.new{i}.raw", read(extra, "R'G'B'A float"))
     if case.get("undo"):
         res["undo"] = press_undo(img, len(after))
         res["undo"]["orig_after_undo_identical"] = bytes(read(content, None)) == open(
             os.path.join(OUT, f"{name}.orig_before.raw"), "rb").read()
     if case.get("repeat_args") is not None:
         # Repeat Last Style Transfer on the same layer: another new layer with the same settings
-        r_status, r_error, _ = run_procedure("python-fu-sanet-style-transfer-repeat", img, [content],
-                                             case["repeat_args"])
+        # Filters → Repeat runs it on the image's selected drawables: the source layer again, not the result
+        r_status, r_error, _ = run_procedure("python-fu-sanet-style-transfer-repeat", img,
+                                             list(img.get_selected_drawables()), case["repeat_args"])
         res["repeat"] = {"status": r_status, "error": r_error,
                          "after": [layer_info(x) for x in img.get_layers()]}
         added = [x for x in img.get_layers() if x.get_id() not in {a["id"] for a in after}]
         if added:
             dump(f"{name}.repeat.raw", read(added[0], "R'G'B'A float"))
+        # GIMP's own Filters → Repeat: the main procedure WITH_LAST_VALS on the selected drawables
+        before_ids = {x.get_id() for x in img.get_layers()}
+        g_status, g_error, _ = run_procedure("python-fu-sanet-style-transfer", img,
+                                             list(img.get_selected_drawables()), {},
+                                             run_mode=Gimp.RunMode.WITH_LAST_VALS)
+        res["repeat_gimp"] = {"status": g_status, "error": g_error,
+                              "after": [layer_info(x) for x in img.get_layers()],
+                              "selected": [x.get_id() for x in img.get_selected_drawables()]}
+        added = [x for x in img.get_layers() if x.get_id() not in before_ids]
+        if added:
+            dump(f"{name}.repeat_gimp.raw", read(added[0], "R'G'B'A float"))
     img.delete()
     return res
 

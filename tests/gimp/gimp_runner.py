@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -57,13 +58,15 @@ def run_gimp(work: Path, spec: dict, binds=(), env=None, timeout=300, out_name="
     ``work`` is bind-mounted at /e2e; paths inside ``spec`` must use /e2e/...; results go to work/out_name.
     ``gui``: the full GIMP (gimp-3.0) on a private Xvfb display instead of gimp-console-3.0.
     ``binds``: extra host folders
-    mounted at the same path inside the chroot (e.g. sanetd's runtime dir with the connection file).
+    mounted at the same path inside the chroot (e.g. sanetd's runtime dir with the connection file), or
+    (host folder, chroot folder) pairs.
     """
     out = work / out_name
     out.mkdir(parents=True, exist_ok=True)
     spec = dict(spec, out=f"{INSIDE}/{out_name}")
     (work / f"spec-{out_name}.json").write_text(json.dumps(spec))
     shutil.copy(HERE / "e2e_batch.py", work / "e2e_batch.py")
+    shutil.copy(HERE / "dialog_driver.py", work / "dialog_driver.py")
     profile = work / "profile"
     if not (profile / "plug-ins" / "sanet-style").exists():
         install_plugin(profile)
@@ -74,7 +77,8 @@ def run_gimp(work: Path, spec: dict, binds=(), env=None, timeout=300, out_name="
     inner_env.update(env or {})
     cmd = ["sh", str(ENV_SCRIPT), "run", "-b", f"{work}:{INSIDE}"]
     for b in binds:
-        cmd += ["-b", f"{b}:{b}"]
+        src, dst = b if isinstance(b, tuple) else (b, b)
+        cmd += ["-b", f"{src}:{dst}"]
     batch = f"--batch-interpreter python-fu-eval -b - --quit < {INSIDE}/e2e_batch.py"
     if gui:
         # -displayfd: Xvfb picks a free display (the abstract X socket is shared with the host's network ns)
@@ -86,13 +90,41 @@ def run_gimp(work: Path, spec: dict, binds=(), env=None, timeout=300, out_name="
         script = f"gimp-console-3.0 -idf {batch}"
     cmd += ["--", "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in inner_env.items()], "sh", "-c", script]
     t0 = time.monotonic()
+    # its own process group: on a hang, GIMP, Xvfb and the plug-ins go too (not only the shell that started them)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"GIMP did not finish within {timeout} s (hang?):\n{(exc.stderr or '')[-3000:]}")
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"GIMP did not finish within {timeout} s (hang?):\n{(stderr or '')[-3000:]}")
     seconds = time.monotonic() - t0
-    output = proc.stdout + proc.stderr
+    output = stdout + stderr
     results_file = out / "results.json"
     if not results_file.exists():
         pytest.fail(f"GIMP exited {proc.returncode} without writing results:\n{output[-4000:]}")
     return json.loads(results_file.read_text()), output, seconds
+
+
+def read_events(path: Path, case: str) -> list:
+    """The plug-in's events (SANET_GIMP_EVENT_LOG, one JSON object a line) of one case of e2e_batch.py."""
+    events, current = [], None
+    if not path.exists():
+        return events
+    for line in path.read_text().splitlines():
+        e = json.loads(line)
+        if e["event"] == "case":
+            current = e["name"]
+        elif current == case:
+            events.append(e)
+    return events
+
+
+def log_times(log: str, pattern: str) -> list:
+    """Unix times of the sanetd log lines (asctime, local time) that contain ``pattern``."""
+    out = []
+    for line in log.splitlines():
+        if pattern in line:
+            stamp, ms = line[:23].split(",")
+            out.append(time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(ms) / 1000.0)
+    return out

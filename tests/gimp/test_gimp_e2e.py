@@ -7,6 +7,7 @@ Build the chroot once with `tests/gimp/gimp_env.sh build` (cached in ~/.cache/sa
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 
@@ -14,17 +15,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gimp_runner import ensure_chroot, run_gimp
+from gimp_runner import ROOT, ensure_chroot, log_times, read_events, run_gimp
 from sanetd_process import running_sanetd
 
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
+SCREENSHOTS = ROOT / "docs" / "screenshots"   # SANET_UPDATE_SCREENSHOTS=1 copies the dialog's screenshot there
 
 # image 72x60, content layer 48x36 at (14, 10); the feathered ellipse pokes out of the layer's top-left
 IMAGE = (72, 60)
 LAYER = dict(w=48, h=36, x=14, y=10)
 ELLIPSE = (4, 2, 44, 34)
 FEATHER = 10
-BIG = (1600, 1200)  # a layer whose job (~8 s on an idle 2-core CPU) is still running when Escape comes at 4 s
+BIG = (1920, 1080)  # a full-HD layer: its job (~10 s on an idle 2-core CPU) is still running when Escape comes
+SCENE = (480, 360)  # the layer the dialog's preview is shown and screenshotted with
 
 # name -> (GIMP precision, base type, babl format the plug-in reads, numpy dtype of that format)
 CASES = {
@@ -32,6 +35,16 @@ CASES = {
     "u16": ("U16_NON_LINEAR", "RGB", "R'G'B'A u16", np.uint16),
     "float": ("FLOAT_LINEAR", "RGB", "R'G'B'A float", np.float32),
 }
+# the Cancel button of the image window's status bar, from the window's bottom-right corner (GIMP 3.0.4's
+# default layout on the 1280x1400 Xvfb screen; a miss shows as a run that was not cancelled)
+GIMP_STATUS_CANCEL = [282, 18]
+CANCEL_EFFECT_S = 5.0
+# the style settings of the preview case (a library style and an image file), and where that dialog shows the
+# file's "Add to library" button and the first library thumbnail (GIMP 3.0.4's theme on the 1280x1400 Xvfb
+# screen; a miss shows as a missing library event)
+PREVIEW_VALUES = {"style-files": ["/e2e/style2.png"], "style-weights": "0.6, 1", "alpha": 1.0, "preserve-colors": True}
+ADD_TO_LIBRARY_BUTTON = [896, 324]
+FIRST_LIBRARY_TILE = [597, 125]   # a Cancel must end the daemon job within this (issue 12: "within a few seconds")
 TOL = {np.uint8: 1.01 / 255, np.uint16: 4 / 65535, np.float32: 2e-4}
 
 
@@ -131,6 +144,8 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
     cases.append(dict(cases[0], name="library", repeat_args=None, args={"library-styles": "@LIBRARY_ID@"}))
     # the active layer inside a layer group
     cases.append(dict(cases[0], name="group", in_group=True, repeat_args=None))
+    # the drawable handed to the filter is a layer mask: one message, the filter's name once
+    cases.append(dict(cases[0], name="on_mask", on_mask=True, repeat_args=None))
     # a grayscale image
     # SCSA: a label layer + a style label file; saved channels + an integer (grey) style label file
     Image.fromarray(region_style()).save(work / "style_regions.png")
@@ -213,12 +228,15 @@ def test_new_layer_equals_library_inside_and_is_transparent_outside(gimp_e2e, or
     out, res = case_result(gimp_e2e, name)
     dtype = CASES[name][3]
     h, w = LAYER["h"], LAYER["w"]
-    # a new layer, right above the active one, same geometry, named after the style, selected
+    # a new layer, right above the active one, same geometry, named after the style and the model
     names = [x["name"] for x in res["after"]]
-    assert names == ["top", "Style: style", "content", "background"], names
+    assert names == ["top", "Style: style (SANet)", "content", "background"], names
     new = res["new"]
     assert (new["x"], new["y"], new["w"], new["h"]) == (LAYER["x"], LAYER["y"], w, h)
-    assert new["has_mask"] and res["selected"] == [new["id"]]
+    # the source stays the source: the original layer is the active drawable again (not the result's mask),
+    # so Filters → Repeat and Re-show act on the photo
+    assert new["has_mask"] and res["selected"] == [res["content_id"]]
+    assert res["selected_drawables"] == [res["content_id"]]
 
     ref, sel = expected(oracle, out, name, dtype, [np.asarray(Image.open(out.parent / "style.png"))])
     assert 0 < (sel > 0).sum() < sel.size and ((sel > 0) & (sel < 1)).sum() > 50, "the selection is not feathered"
@@ -245,7 +263,7 @@ def test_original_layer_is_byte_identical(gimp_e2e, name):
 def test_several_styles_weights_strength_and_colours(gimp_e2e, oracle):
     import sanet
     out, res = case_result(gimp_e2e, "mix")
-    assert res["new"]["name"] == "Style: style + style2 (α 0.70, colours kept)"
+    assert res["new"]["name"] == "Style: style + style2 (SANet, α 0.70, colours kept)"
     s1 = np.asarray(Image.open(out.parent / "style.png"))
     s2 = np.asarray(Image.open(out.parent / "style2.png"))
     ref, _ = expected(oracle, out, "mix", np.uint8, [sanet.Style(s1, 1.0), sanet.Style(s2, 3.0)],
@@ -268,8 +286,8 @@ def test_semantic_labels_from_a_label_layer(gimp_e2e, oracle):
     """SCSA: the label layer (rgba8) and the style's label file give the engine's semantic result."""
     import sanet
     out, res = case_result(gimp_e2e, "labels")
-    assert res["new"]["name"] == "Style: style_regions (semantic)" and res["new"]["has_mask"]
-    assert [x["name"] for x in res["after"]] == ["top", "Style: style_regions (semantic)", "content", "background",
+    assert res["new"]["name"] == "Style: style_regions (SANet, semantic)" and res["new"]["has_mask"]
+    assert [x["name"] for x in res["after"]] == ["top", "Style: style_regions (SANet, semantic)", "content", "background",
                                                  "regions"]
     style = np.asarray(Image.open(out.parent / "style_regions.png"))
     style_labels = np.asarray(Image.open(out.parent / "style_regions.labels.png").convert("RGBA"))
@@ -296,7 +314,7 @@ def test_semantic_labels_on_a_16_bit_image(gimp_e2e, oracle):
 
 def test_semantic_style_and_its_label_map_from_layers(gimp_e2e):
     out, res = case_result(gimp_e2e, "labels_stylelayer")
-    assert res["new"]["name"] == "Style: Background (semantic)"
+    assert res["new"]["name"] == "Style: Background (SANet, semantic)"
     # the same style pixels and label maps as the files of the "labels" case: the same result
     assert (out / "labels_stylelayer.new.raw").read_bytes() == (out / "labels.new.raw").read_bytes()
 
@@ -313,7 +331,7 @@ def test_label_layer_of_another_size_is_one_clear_error(gimp_e2e):
 def test_semantic_labels_with_a_library_style(gimp_e2e, oracle):
     import sanet
     out, res = case_result(gimp_e2e, "labels_library")
-    assert res["new"]["name"] == "Style: Stripes (semantic)"
+    assert res["new"]["name"] == "Style: Stripes (SANet, semantic)"
     style = np.asarray(Image.open(out.parent / "style.png"))
     style_labels = np.asarray(Image.open(out.parent / "style.labels.png"))
     ref, _ = expected(oracle, out, "labels_library", np.uint8, [sanet.Style(style, labels=style_labels)],
@@ -335,7 +353,7 @@ def test_semantic_labels_from_saved_channels(gimp_e2e, oracle):
     """SCSA from saved selections: channel k above 50 % = label k+1 (u8), the style's map in grey values."""
     import sanet
     out, res = case_result(gimp_e2e, "channels")
-    assert res["new"]["name"] == "Style: style_regions (semantic)" and not res["new"]["has_mask"]
+    assert res["new"]["name"] == "Style: style_regions (SANet, semantic)" and not res["new"]["has_mask"]
     h, w = LAYER["h"], LAYER["w"]
     labels = np.zeros((h, w), np.uint8)
     for k in range(len(CHANNELS)):
@@ -353,14 +371,14 @@ def test_semantic_labels_from_saved_channels(gimp_e2e, oracle):
 def test_style_from_a_layer_of_another_open_image(gimp_e2e):
     out, res = case_result(gimp_e2e, "stylelayer")
     # an image loaded through the PDB is untitled, so the label is the layer's own name
-    assert res["new"]["name"] == "Style: Background"
+    assert res["new"]["name"] == "Style: Background (SANet)"
     # same content, same style pixels as the style-file run: the same result
     assert (out / "stylelayer.new.raw").read_bytes() == (out / "u8.new.raw").read_bytes()
 
 
 def test_style_from_the_daemon_library(gimp_e2e):
     out, res = case_result(gimp_e2e, "library")
-    assert res["new"]["name"] == "Style: Stripes"  # the library name, not the id
+    assert res["new"]["name"] == "Style: Stripes (SANet)"  # the library name, not the id
     pixels = load_f32(out / "library.new.raw", (LAYER["h"], LAYER["w"], 4))
     same_style = load_f32(out / "u8.new.raw", (LAYER["h"], LAYER["w"], 4))
     assert np.abs(pixels - same_style).max() <= TOL[np.uint8]
@@ -371,7 +389,7 @@ def test_layer_inside_a_group(gimp_e2e, oracle):
     top = [x["name"] for x in res["after"]]
     assert top == ["top", "group", "background"], top
     group = res["after"][1]
-    assert [x["name"] for x in group["children"]] == ["sibling", "Style: style", "content"]
+    assert [x["name"] for x in group["children"]] == ["sibling", "Style: style (SANet)", "content"]
     new = group["children"][1]
     assert (new["x"], new["y"], new["has_mask"]) == (LAYER["x"], LAYER["y"], True)
     ref, _ = expected(oracle, out, "group", np.uint8, [np.asarray(Image.open(out.parent / "style.png"))])
@@ -390,53 +408,168 @@ def test_grayscale_image(gimp_e2e):
     assert np.abs(pixels[sel == 1] - content[sel == 1]).max() > 0.05, "nothing was stylized"
 
 
+def test_a_layer_mask_as_drawable_gives_one_clear_message(gimp_e2e):
+    _, results, _ = gimp_e2e
+    res = results["on_mask"]
+    assert res["status"] == "execution-error", res
+    assert res["error"].startswith("Style Transfer: the active drawable is a layer mask or a channel; select a "
+                                   "layer"), res["error"]
+    assert res["error"].count("Style Transfer") == 1
+    assert len(res["after"]) == len(res["before"])
+
+
 def test_repeat_last_uses_the_same_settings(gimp_e2e):
     out, res = case_result(gimp_e2e, "u8")
     rep = res["repeat"]
     assert rep["status"] == "success", rep["error"]
     # right above the active layer again; GIMP numbers the second layer of the same name
-    assert [x["name"] for x in rep["after"]] == ["top", "Style: style", "Style: style #1", "content", "background"]
+    assert [x["name"] for x in rep["after"]] == ["top", "Style: style (SANet)", "Style: style (SANet) #1", "content",
+                                                 "background"]
     assert (out / "u8.repeat.raw").read_bytes() == (out / "u8.new.raw").read_bytes()
+
+
+def test_filters_repeat_right_after_a_run_stylizes_the_source_again(gimp_e2e):
+    """GIMP's Filters → Repeat (Ctrl+F) runs the filter WITH_LAST_VALS on the selected drawables: after a run
+    (and a Repeat Last) that is the source layer, not a result or its mask."""
+    out, res = case_result(gimp_e2e, "u8")
+    rep = res["repeat_gimp"]
+    assert rep["status"] == "success", rep["error"]
+    assert [x["name"] for x in rep["after"]] == ["top", "Style: style (SANet)", "Style: style (SANet) #1",
+                                                 "Style: style (SANet) #2", "content", "background"]
+    assert rep["selected"] == [res["content_id"]]
+    assert (out / "u8.repeat_gimp.raw").read_bytes() == (out / "u8.new.raw").read_bytes()
+
+
+def scene(w, h):
+    """A synthetic photo-like layer (sky, sun, hills, grass texture) so that the dialog shows something legible."""
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w], float)[:, None, None]
+    img = np.zeros((h, w, 3))
+    img[:] = np.stack([0.35 + 0.3 * yy, 0.55 + 0.25 * yy, 0.95 - 0.2 * yy], -1)          # sky
+    sun = (xx - 0.72) ** 2 + ((yy - 0.25) * h / w) ** 2 < 0.008
+    img[sun] = (1.0, 0.85, 0.35)
+    hills = yy > 0.55 + 0.08 * np.sin(xx * 9) + 0.05 * np.sin(xx * 23 + 1)
+    img[hills] = np.stack([0.2 + 0.2 * xx, 0.45 + 0.2 * yy, 0.15 + 0.1 * xx], -1)[hills]
+    img += rng.normal(0, 0.03, img.shape) * hills[..., None]
+    rgba = np.concatenate([np.clip(img, 0, 1), np.ones((h, w, 1))], -1)
+    return np.round(rgba * 255).astype(np.uint8)
+
+
+def swirl_style(n=256):
+    """A colourful painting-like style (swirling bands), so that its thumbnail reads as a painting."""
+    yy, xx = np.mgrid[0:n, 0:n] / float(n) - 0.5
+    r, a = np.hypot(xx, yy), np.arctan2(yy, xx)
+    t = np.sin(18 * r + 3 * a) * 0.5 + 0.5
+    img = np.stack([0.9 * t + 0.1, 0.35 + 0.45 * np.sin(6 * a) ** 2, 0.6 - 0.5 * t], -1)
+    return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def add_library_style(connection_file, name, rgb):
+    from sanet_client import Client, StylePixels
+    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], -1)
+    with Client(connection_file) as c:
+        return c.styles_add(name, StylePixels(rgba.shape[1], rgba.shape[0], "rgba8", rgba.tobytes()))["id"]
 
 
 @pytest.fixture(scope="module")
 def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
-    """One run of the full GIMP on Xvfb: Ctrl+Z after the filter, and the interactive dialog (OK, Escape)."""
+    """One run of the full GIMP on Xvfb: Ctrl+Z after the filter, the dialog (preview, OK, Escape, Cancel of a
+    full-HD run) and GIMP's own progress Cancel (which kills the plug-in)."""
     work, _, _ = gimp_e2e
     base = dict(precision="U8_NON_LINEAR", base="RGB", image_size=IMAGE, read_format="R'G'B'A u8",
                 layer=dict(LAYER, data="/e2e/u8.in.raw", babl="R'G'B'A u8"), ellipse=ELLIPSE, feather=FEATHER)
+    big_layer = dict(w=BIG[0], h=BIG[1], x=0, y=0, data="/e2e/big.in.raw", babl="R'G'B'A u8")
+    scene_case = dict(base, image_size=SCENE, ellipse=None,
+                      layer=dict(w=SCENE[0], h=SCENE[1], x=0, y=0, data="/e2e/scene.raw", babl="R'G'B'A u8"))
+    shots = work / "gui"
     cases = [dict(base, name="undo", undo=True, args={"style-file": "/e2e/style.png", "alpha": 0.8}),
              # the dialog opens with the values of the last run (alpha 0.8 above); Return = OK
-             dict(base, name="dialog_ok", dialog_keys="Return"),
+             dict(base, name="dialog_ok", steps=[{"window": "^Style Transfer$"}, {"event": "preview"},
+                                                 {"keys": "Return"}]),
              dict(base, name="dialog_cancel", dialog_keys="Escape"),
-             # a big layer (≈8 s on an idle CPU): OK, then Escape in the progress window after a few seconds
-             dict(base, name="progress_cancel", dialog_keys=["Return", "Escape"], dialog_wait=4, image_size=BIG,
-                  layer=dict(w=BIG[0], h=BIG[1], x=0, y=0, data="/e2e/big.in.raw", babl="R'G'B'A u8"),
-                  ellipse=(0, 0, BIG[0], BIG[1])),
+             # the live preview: two styles (a library one and a file), then Strength 0.5: a new preview,
+             # no new layer; screenshots of both
+             dict(scene_case, name="preview_setup", args=dict(PREVIEW_VALUES, **{"library-styles": "@SWIRLS@"})),
+             dict(scene_case, name="preview", steps=[
+                 {"window": "^Style Transfer$"}, {"event": "library"}, {"event": "preview"}, {"sleep": 1},
+                 {"shot": "/e2e/gui/gimp-dialog.png"},
+                 {"keys": "alt+t ctrl+a"}, {"type": "0.5"}, {"mark": "strength"}, {"keys": "Tab"},
+                 {"event": "preview", "count": 2}, {"sleep": 1}, {"shot": "/e2e/gui/preview-alpha-0.5.png"},
+                 {"keys": "Escape"}]),
+             # OK on a full-HD layer, then Cancel in the dialog while the job runs: the dialog stays, Escape
+             # again closes it
+             dict(base, name="progress_cancel", image_size=BIG, layer=big_layer, ellipse=(0, 0, BIG[0], BIG[1]),
+                  steps=[{"window": "^Style Transfer$"}, {"event": "preview", "timeout": 300}, {"keys": "Return"},
+                         {"event": "run-started"}, {"sleep": 4}, {"mark": "escape"}, {"keys": "Escape"},
+                         {"event": "run-cancelled", "timeout": 60}, {"sleep": 1}, {"keys": "Escape"}]),
+             # a scripted full-HD run: GIMP's own progress window (no display) and its Cancel, which kills the
+             # plug-in; the watchdog must cancel the daemon job at once (not the 15 s lease)
+             dict(base, name="kill_cancel", image_size=BIG, layer=big_layer, ellipse=None, interactive=False,
+                  display=True, args={"style-file": "/e2e/style.png"},
+                  steps=[{"close": "^Welcome to GIMP"}, {"window": r"\[Untitled\]-@IMAGE@\.0"},
+                         {"event": "run-progress", "timeout": 120}, {"sleep": 2}, {"mark": "cancel"},
+                         {"click_br": GIMP_STATUS_CANCEL}]),
              # SCSA through the dialog: a scripted run with label channels, then OK in the dialog, which shows
              # the remembered channel names and style label maps in its Semantic section
              dict(base, name="semantic_script", ellipse=None, channels=CHANNELS,
                   args={"style-file": "/e2e/style_regions.png", "content-labels-channels": "sky, face",
                         "style-label-files": ["/e2e/style_regions.ids.png"], "scsa-t1": 0.9, "scsa-t2": 0.5}),
-             dict(base, name="semantic_dialog", ellipse=None, channels=CHANNELS, dialog_keys="Return")]
+             dict(base, name="semantic_dialog", ellipse=None, channels=CHANNELS,
+                  steps=[{"window": "^Style Transfer$"}, {"event": "preview"}, {"sleep": 0.5},
+                         {"shot": "/e2e/gui/semantic.png"}, {"keys": "Return"}]),
+             # the artist's way in GIMP's own UI: the filter from the menus (action search "/"), OK in the
+             # dialog, then Filters → Repeat (Ctrl+F) at once: it must stylize the source layer again
+             dict(base, name="menu_repeat", display=True, gui_only=True,
+                  last_values={"style-file": "/e2e/style.png", "alpha": 0.8},
+                  steps=[{"close": "^Welcome to GIMP"}, {"window": r"\[Untitled\]-@IMAGE@\.0"}, {"sleep": 1},
+                         {"keys": "slash"}, {"window": "^Search Actions$", "timeout": 20}, {"sleep": 1},
+                         {"type": "Style Transfer"}, {"sleep": 1.5}, {"keys": "Return"},
+                         {"window": "^Style Transfer$", "timeout": 30}, {"event": "preview"}, {"keys": "Return"},
+                         {"event": "run-finished"}, {"sleep": 1}, {"focus": r"\[Untitled\]-@IMAGE@\.0"},
+                         {"keys": "ctrl+f"}, {"event": "run-finished", "count": 2, "timeout": 120}, {"sleep": 1},
+                         {"shot": "/e2e/gui/after-repeat.png"}]),
+             # library management in the dialog: the image file's "Add to library", then right-click on the
+             # Swirls thumbnail → "Remove … from the library…" → Remove (the same layout as the preview case)
+             dict(scene_case, name="library_manage", last_values=dict(PREVIEW_VALUES, **{"library-styles": "@SWIRLS@"}),
+                  steps=[{"window": "^Style Transfer$"}, {"event": "library"}, {"event": "preview"}, {"sleep": 1},
+                         {"click": ADD_TO_LIBRARY_BUTTON}, {"event": "library-added", "timeout": 60}, {"sleep": 1},
+                         {"click": FIRST_LIBRARY_TILE, "button": 3}, {"sleep": 1}, {"keys_focused": "Down Return"},
+                         {"sleep": 1.5}, {"keys_focused": "alt+r"}, {"event": "library-removed", "timeout": 60},
+                         {"sleep": 1}, {"shot": "/e2e/gui/library-managed.png"}, {"keys": "Escape"}])]
     big = np.random.default_rng(5).integers(0, 256, (BIG[1], BIG[0], 4), dtype=np.uint8)
     big[..., 3] = 255
     (work / "big.in.raw").write_bytes(big.tobytes())
+    (work / "scene.raw").write_bytes(scene(*SCENE).tobytes())
+    events = shots / "events.jsonl"
+    if events.exists():
+        events.unlink()
     with running_sanetd(tmp_path_factory.mktemp("gui-daemon"), synthetic_weights) as d:
-        results, output, seconds = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir], timeout=300,
+        swirls = add_library_style(d.connection_file, "Swirls", swirl_style())
+        for case in cases:
+            for key in ("args", "last_values"):
+                if (case.get(key) or {}).get("library-styles") == "@SWIRLS@":
+                    case[key] = dict(case[key], **{"library-styles": swirls})
+        results, output, seconds = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir], timeout=600,
                                             out_name="gui", gui=True,
-                                            env={"SANETD_CONNECTION_FILE": str(d.connection_file)})
+                                            env={"SANETD_CONNECTION_FILE": str(d.connection_file),
+                                                 "SANET_GIMP_EVENT_LOG": "/e2e/gui/events.jsonl"})
         log = d.log_text()
+        from sanet_client import Client
+        with Client(d.connection_file) as c:
+            results["library_after"] = [m["name"] for m in c.styles_list()]
     print(f"GIMP GUI run: {seconds:.1f} s")
-    return work, results, output + "\n--- sanetd log ---\n" + log
+    if os.environ.get("SANET_UPDATE_SCREENSHOTS") == "1" and (shots / "gimp-dialog.png").exists():
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shots / "gimp-dialog.png", SCREENSHOTS / "gimp-dialog.png")
+    return work, results, output + "\n--- sanetd log ---\n" + log, events
 
 
 def test_one_undo_removes_the_new_layer(gimp_gui):
     """In the full GIMP UI (Xvfb): run the filter, press Ctrl+Z once: the new layer is gone, nothing else is."""
-    _, results, output = gimp_gui
+    _, results, output, _ = gimp_gui
     res = results["undo"]
     assert res["status"] == "success", f"{res.get('error')}\n{output[-3000:]}"
-    assert [x["name"] for x in res["after"]] == ["top", "Style: style (α 0.80)", "content (renamed)", "background"]
+    assert [x["name"] for x in res["after"]] == ["top", "Style: style (SANet, α 0.80)", "content (renamed)", "background"]
     undo = res["undo"]
     assert "error" not in undo, undo
     # exactly one step: the filter's layer is gone, the rename done before it is still there
@@ -445,11 +578,17 @@ def test_one_undo_removes_the_new_layer(gimp_gui):
 
 
 def test_interactive_dialog_ok_runs_with_remembered_settings(gimp_gui):
-    work, results, output = gimp_gui
+    work, results, output, events_path = gimp_gui
     res = results["dialog_ok"]
     assert res.get("dialog_helper") == 0, f"the dialog never appeared: {res}\n{output[-3000:]}"
     assert res["status"] == "success", f"{res.get('error')}\n{output[-3000:]}"
-    assert [x["name"] for x in res["after"]] == ["top", "Style: style (α 0.80)", "content", "background"]
+    assert [x["name"] for x in res["after"]] == ["top", "Style: style (SANet, α 0.80)", "content", "background"]
+    # the preview showed the selection's area (its bounding box inside the layer), not the whole layer
+    sel = load_f32(work / "gui" / "dialog_ok.selection.raw", (LAYER["h"], LAYER["w"]))
+    ys, xs = np.nonzero(sel)
+    previews = [e for e in read_events(events_path, "dialog_ok") if e["event"] == "preview"]
+    assert previews and previews[0]["size"] == [int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    assert previews[0]["layers"] == ["top", "content", "background"]
     # same content, same remembered settings (alpha 0.8) as the scripted run before it: same pixels
     out = work / "gui"
     assert (out / "dialog_ok.new.raw").read_bytes() == (out / "undo.new.raw").read_bytes()
@@ -457,7 +596,7 @@ def test_interactive_dialog_ok_runs_with_remembered_settings(gimp_gui):
 
 
 def test_interactive_dialog_cancel_changes_nothing(gimp_gui):
-    _, results, output = gimp_gui
+    _, results, output, _ = gimp_gui
     res = results["dialog_cancel"]
     assert res.get("dialog_helper") == 0, f"the dialog never appeared: {res}\n{output[-3000:]}"
     assert res["status"] == "cancel", res
@@ -465,25 +604,141 @@ def test_interactive_dialog_cancel_changes_nothing(gimp_gui):
 
 
 def test_interactive_dialog_keeps_the_semantic_settings(gimp_gui):
-    work, results, output = gimp_gui
+    work, results, output, _ = gimp_gui
     for name in ("semantic_script", "semantic_dialog"):
         assert results[name]["status"] == "success", f"{name}: {results[name].get('error')}\n{output[-3000:]}"
     res = results["semantic_dialog"]
     assert res.get("dialog_helper") == 0, f"the dialog never appeared: {res}\n{output[-3000:]}"
-    assert res["new"]["name"] == "Style: style_regions (semantic)"
+    assert res["new"]["name"] == "Style: style_regions (SANet, semantic)"
     out = work / "gui"
     assert (out / "semantic_dialog.new.raw").read_bytes() == (out / "semantic_script.new.raw").read_bytes()
 
 
-def test_cancel_in_the_progress_window_stops_the_daemon_job(gimp_gui):
-    _, results, output = gimp_gui
+def _cancel_delays(gimp_gui):
+    """(seconds from the dialog's Cancel, seconds from the status bar's Cancel) to the end of each daemon job."""
+    _, results, output, events_path = gimp_gui
+    log = output.split("--- sanetd log ---")[-1]
+    delays = []
+    for case, mark in (("progress_cancel", "escape"), ("kill_cancel", "cancel")):
+        res = results[case]
+        started = [e for e in read_events(events_path, case) if e["event"] == "run-started"]
+        assert started and res.get("driver", {}).get("marks", {}).get(mark), (case, res.get("driver"))
+        ended = log_times(log, f"job {started[0]['job_id']} cancelled (cancelled)")
+        assert ended, f"{case}: sanetd never cancelled job {started[0]['job_id']}:\n{log[-3000:]}"
+        delays.append(ended[0] - res["driver"]["marks"][mark])
+    return delays
+
+
+def test_cancel_in_the_dialog_comes_back_at_once_and_the_job_ends_cancelled(gimp_gui):
+    """OK on a 1920×1080 layer, Cancel while the job runs: the dialog is back within seconds (and stays open),
+    the client cancelled the daemon job (not its lease), no layer is added; Escape again closes the dialog."""
+    _, results, output, events_path = gimp_gui
     res = results["progress_cancel"]
-    assert res.get("dialog_helper") == 0, f"the dialog or progress window never appeared: {res}\n{output[-3000:]}"
+    assert res.get("dialog_helper") == 0, f"the driver failed: {res.get('driver')}\n{output[-3000:]}"
     assert res["status"] == "cancel", f"{res}\n{output[-3000:]}"
     assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]], "a layer was added"
-    assert res["elapsed"] < 60
+    events = read_events(events_path, "progress_cancel")
+    started = [e for e in events if e["event"] == "run-started"]
+    assert started and (started[0]["width"], started[0]["height"]) == BIG
+    escape = res["driver"]["marks"]["escape"]
+    back = [e for e in events if e["event"] == "run-cancelled"]
+    assert back, events
+    assert back[0]["time"] - escape < 5, f"the dialog came back {back[0]['time'] - escape:.1f} s after Cancel"
+    dialog_delay, _ = _cancel_delays(gimp_gui)
+    print(f"dialog Cancel at 1920x1080: dialog back after {back[0]['time'] - escape:.2f} s, sanetd job ended "
+          f"{dialog_delay:.2f} s after Cancel")
     log = output.split("--- sanetd log ---")[-1]
-    assert "cancelled (cancelled)" in log or "was cancelled before it started" in log, log[-3000:]
+    assert "cancelled (lease_expired)" not in log
+
+
+def test_gimp_status_bar_cancel_kills_the_plug_in_and_the_watchdog_cancels_at_once(gimp_gui):
+    """The Cancel button in the image window's status bar: GIMP kills the plug-in (GP_QUIT, 10 ms, SIGKILL).
+    The watchdog sends sanetd the cancel at once (sanetd acknowledges it within seconds), so the job ends as
+    cancelled by its client, not when the 15 s lease runs out."""
+    work, results, output, events_path = gimp_gui
+    res = results["kill_cancel"]
+    assert res.get("dialog_helper") == 0, f"the driver failed: {res.get('driver')}"
+    assert res["status"] == "cancel", res
+    assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]], "a layer was added"
+    job = [e for e in read_events(events_path, "kill_cancel") if e["event"] == "run-started"][0]["job_id"]
+    click = res["driver"]["marks"]["cancel"]
+    lines = [line for line in (work / "profile" / "sanet-style" / "watchdog.log").read_text().splitlines()
+             if f"cancel {job}:" in line]
+    assert lines and lines[0].split(f"cancel {job}: ")[1] in ("cancelling", "cancelled"), lines
+    acked = float(lines[0].split("(t=")[1].split(")")[0])
+    assert acked - click < 3, f"the watchdog's cancel was acknowledged {acked - click:.1f} s after the click"
+    _, job_delay = _cancel_delays(gimp_gui)
+    print(f"status-bar Cancel at 1920x1080: cancel acknowledged by sanetd {acked - click:.2f} s after the click, "
+          f"job ended {job_delay:.2f} s after it")
+    log = output.split("--- sanetd log ---")[-1]
+    assert "cancelled (lease_expired)" not in log
+
+
+@pytest.mark.xfail(strict=False, reason="needs sanetd to check for cancel inside engine stages (issue 12, the "
+                   "engine's part); the plug-in's part (cancel sent at once) is checked by the two tests above")
+def test_full_hd_cancel_ends_the_daemon_job_within_seconds(gimp_gui):
+    dialog_delay, status_bar_delay = _cancel_delays(gimp_gui)
+    assert dialog_delay < CANCEL_EFFECT_S and status_bar_delay < CANCEL_EFFECT_S, (dialog_delay, status_bar_delay)
+
+
+def test_filters_repeat_in_the_real_ui_right_after_a_dialog_run(gimp_gui):
+    """Style Transfer… from GIMP's menus (action search), OK, then Ctrl+F (Filters → Repeat): a second result
+    from the SOURCE layer, which stays the active layer (before, the result's mask was active and Repeat
+    failed with "works on a layer")."""
+    work, results, output, events_path = gimp_gui
+    res = results["menu_repeat"]
+    assert res.get("dialog_helper") == 0, f"the driver failed: {res.get('driver')}\n{output[-3000:]}"
+    assert [x["name"] for x in res["after"]] == ["top", "Style: style (SANet, α 0.80)",
+                                                 "Style: style (SANet, α 0.80) #1", "content", "background"]
+    assert res["selected"] == [res["content_id"]] and res["selected_drawables"] == [res["content_id"]]
+    out = work / "gui"
+    assert (out / "menu_repeat.new.raw").read_bytes() == (out / "menu_repeat.new1.raw").read_bytes()
+    assert (out / "menu_repeat.orig_after.raw").read_bytes() == (out / "menu_repeat.orig_before.raw").read_bytes()
+    finished = [e for e in read_events(events_path, "menu_repeat") if e["event"] == "run-finished"]
+    assert len(finished) == 2
+
+
+def test_library_add_and_remove_from_the_dialog(gimp_gui):
+    _, results, output, events_path = gimp_gui
+    res = results["library_manage"]
+    assert res.get("dialog_helper") == 0, f"the driver failed: {res.get('driver')}\n{output[-3000:]}"
+    events = read_events(events_path, "library_manage")
+    added = [e for e in events if e["event"] == "library-added"]
+    removed = [e for e in events if e["event"] == "library-removed"]
+    assert added and added[0]["name"] == "style2" and removed, events
+    assert results["library_after"] == ["style2"]          # sanetd's library: the file in, Swirls out
+    assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]]
+
+
+def test_preview_updates_after_a_slider_change_without_a_new_layer(gimp_gui):
+    work, results, output, events_path = gimp_gui
+    res = results["preview"]
+    assert res.get("dialog_helper") == 0, f"the driver failed: {res.get('driver')}\n{output[-3000:]}"
+    assert res["status"] == "cancel", res
+    names = [x["name"] for x in res["before"]]
+    assert [x["name"] for x in res["after"]] == names, "the preview added a layer"
+    events = read_events(events_path, "preview")
+    previews = [e for e in events if e["event"] == "preview"]
+    assert len(previews) >= 2, events
+    first, last = previews[0], previews[-1]
+    assert first["alpha"] == 1.0 and last["alpha"] == 0.5, (first, last)
+    assert first["digest"] != last["digest"], "the preview did not change with the strength"
+    assert first["styles"] == 2 and first["size"] == list(SCENE)   # 480x360 fits in the 512 preview size
+    # while the dialog was open the image kept its layers: the preview lives in the dialog only
+    assert all(e["layers"] == names for e in previews)
+    print(f"preview times: {[e['seconds'] for e in previews]} s")
+    assert (work / "gui" / "gimp-dialog.png").stat().st_size > 10_000
+
+
+def test_dialog_mnemonics_are_unique_and_it_fits_the_screen(gimp_gui):
+    _, results, _, events_path = gimp_gui
+    opened = [e for e in read_events(events_path, "preview") if e["event"] == "opened"]
+    assert opened
+    keys = [k for _, k in opened[0]["mnemonics"]]
+    dupes = {k: [t for t, kk in opened[0]["mnemonics"] if kk == k] for k in keys if keys.count(k) > 1}
+    assert not dupes, f"duplicate mnemonics: {dupes}"
+    assert {"t", "o", "c"} <= set(keys), opened[0]["mnemonics"]   # Strength, OK, Cancel
+    assert opened[0]["width"] <= 1100, f"the dialog is {opened[0]['width']} px wide"
 
 
 def test_stopped_daemon_gives_a_clear_error_quickly(gimp_e2e, synthetic_weights, tmp_path):

@@ -13,6 +13,7 @@ sys.path.insert(0, str(PLUGIN))
 
 import sanet_gimp_pixels as px  # noqa: E402
 import sanet_gimp_settings as st  # noqa: E402
+from sanet_client.naming import result_name  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------- channels → labels
@@ -81,7 +82,7 @@ def test_label_files_follow_the_style_order():
     assert s.semantic and s.label_format == "rgba8"
     assert s.content_labels_layer == (9, "regions") and s.content_labels_channels == ()
     assert s.scsa_weights == (0.7, 0.3)
-    assert st.layer_name(s) == "Style: a + b + L + … (semantic)"
+    assert st.result_layer_name(s, result_name) == "Style: a + b + L + … (SANet, semantic)"
 
 
 def test_channels_give_integer_labels_and_custom_weights():
@@ -107,7 +108,7 @@ def test_style_label_layer_belongs_to_the_style_layer():
 def test_no_labels_is_a_plain_run():
     s = st.build_settings(style_file="/a.png", style_label_files=["", "none"][:1])
     assert not s.semantic and s.styles[0].labels_file is None
-    assert st.layer_name(s) == "Style: a"
+    assert st.result_layer_name(s, result_name) == "Style: a (SANet)"
 
 
 @pytest.mark.parametrize("kwargs, message", [

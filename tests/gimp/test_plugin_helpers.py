@@ -134,21 +134,23 @@ def test_bad_arguments_name_the_argument(kwargs, message):
         st.build_settings(**kwargs)
 
 
-def test_layer_name():
+def test_result_layer_name_comes_from_the_shared_naming():
+    from sanet_client.naming import result_name
     one = st.build_settings(style_file="/x/Starry Night.jpg")
-    assert st.layer_name(one) == "Style: Starry Night"
+    assert st.result_layer_name(one, result_name) == "Style: Starry Night (SANet)"
     mix = st.build_settings(style_file="/a.png", style_files=["/b.png", "/c.png", "/d.png"], style_weights="1,1,1,0",
                             alpha=0.5, preserve_color=True, preview=True)
-    assert st.layer_name(mix) == "Style: a + b + c (α 0.50, colours kept, preview)"
+    assert st.result_layer_name(mix, result_name) == "Style: a + b + c (SANet, α 0.50, colours kept, preview)"
     many = st.build_settings(style_files=[f"/s{i}.png" for i in range(5)])
-    assert st.layer_name(many) == "Style: s0 + s1 + s2 + …"
+    assert st.result_layer_name(many, result_name) == "Style: s0 + s1 + s2 + … (SANet)"
 
 
 def test_library_styles_are_named_after_the_daemon_library():
+    from sanet_client.naming import result_name
     s = st.build_settings(style_file="/a.png", library_styles="0123abcd, ffff0000")
     named = st.with_library_names(s, {"0123abcd": "Monet", "other": "x"})
     assert [x.label for x in named.styles] == ["a", "Monet", "ffff0000"]
-    assert st.layer_name(named) == "Style: a + Monet + ffff0000"
+    assert st.result_layer_name(named, result_name) == "Style: a + Monet + ffff0000 (SANet)"
     assert [x.weight for x in named.styles] == [x.weight for x in s.styles]
 
 
@@ -274,16 +276,18 @@ def test_job_with_a_real_daemon_progress_and_cancel(tmp_path, synthetic_weights)
 # ----------------------------------------------------------------------------------------------- start sanetd
 
 import sanet_gimp_daemon as dm  # noqa: E402
+from sanet_client import launch  # noqa: E402  (what the plug-in's Start uses: one search, shared with Krita)
 
 
 def test_data_dir_matches_platformdirs_layout():
-    assert dm.data_dir({}, "/h", "linux") == "/h/.local/share/sanet-style"
-    assert dm.data_dir({"XDG_DATA_HOME": "/x"}, "/h", "linux") == "/x/sanet-style"
-    assert dm.data_dir({}, "/h", "darwin") == "/h/Library/Application Support/sanet-style"
-    assert dm.data_dir({"LOCALAPPDATA": "C:/L"}, "C:/h", "win32").replace("\\", "/") == "C:/L/sanet-style/sanet-style"
+    assert launch.data_dir({}, "/h", "linux") == "/h/.local/share/sanet-style"
+    assert launch.data_dir({"XDG_DATA_HOME": "/x"}, "/h", "linux") == "/x/sanet-style"
+    assert launch.data_dir({}, "/h", "darwin") == "/h/Library/Application Support/sanet-style"
+    assert launch.data_dir({"LOCALAPPDATA": "C:/L"}, "C:/h", "win32").replace("\\", "/") == \
+        "C:/L/sanet-style/sanet-style"
 
 
-def test_sanetd_is_found_in_the_installer_venv_first(tmp_path):
+def test_sanetd_is_found_in_the_installer_venv_first(tmp_path, monkeypatch):
     home = tmp_path / "home"
     data = home / ".local" / "share" / "sanet-style"
     custom = tmp_path / "custom-venv" / "bin"
@@ -295,15 +299,18 @@ def test_sanetd_is_found_in_the_installer_venv_first(tmp_path):
         (d / "sanetd").chmod(0o755)
     env = {"PATH": str(on_path)}
     # no manifest: the default venv (absent) then PATH
-    assert dm.sanetd_candidates(env, str(home), "linux") == [str(data / "venv" / "bin" / "sanetd"),
-                                                              str(on_path / "sanetd")]
-    assert dm.find_sanetd(env, str(home), "linux") == str(on_path / "sanetd")
+    assert launch.sanetd_candidates(env, str(home), "linux") == [str(data / "venv" / "bin" / "sanetd"),
+                                                                  str(on_path / "sanetd")]
+    assert launch.find_sanetd(env, str(home), "linux") == str(on_path / "sanetd")
     data.mkdir(parents=True)
     (data / "install-manifest.json").write_text(json.dumps({"venv": {"path": str(custom.parent)}}))
-    assert dm.find_sanetd(env, str(home), "linux") == str(custom / "sanetd")
+    assert launch.find_sanetd(env, str(home), "linux") == str(custom / "sanetd")
+    # the plug-in's own entry point follows the environment GIMP gives it
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    assert dm.find_sanetd() == str(custom / "sanetd")
     (data / "install-manifest.json").write_text("{broken")
-    assert dm.find_sanetd(env, str(home), "linux") == str(on_path / "sanetd")
-    assert dm.find_sanetd({"PATH": ""}, str(home), "linux") is None
+    assert launch.find_sanetd(env, str(home), "linux") == str(on_path / "sanetd")
+    assert launch.find_sanetd({"PATH": ""}, str(home), "linux") is None
 
 
 def test_start_sanetd_detached_and_wait_until_it_answers(tmp_path, synthetic_weights):

@@ -2,10 +2,12 @@
 
 libgimp calls (progress bar, pixel writes) must stay on the plug-in's main thread, while the client blocks
 until the daemon answers. So the client runs in a worker thread and the main thread polls: it forwards
-progress, asks "cancelled?", and keeps the UI alive. Pure Python; tested outside GIMP against a real sanetd.
+progress, asks "cancelled?", and keeps the UI alive (``run`` blocks and pumps; the dialog uses ``start`` and
+``poll`` from its own main loop). Pure Python; tested outside GIMP against a real sanetd.
 """
 from __future__ import annotations
 
+import json
 import os
 import queue
 import sys
@@ -13,6 +15,22 @@ import threading
 import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+EVENT_LOG_ENV = "SANET_GIMP_EVENT_LOG"
+
+
+def emit_event(name, /, **fields):
+    """Testing hook: with SANET_GIMP_EVENT_LOG set, append one JSON line per event (what the dialog showed,
+    when a run started, its stages, how it ended). Never fails the caller."""
+    path = os.environ.get(EVENT_LOG_ENV)
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(dict(fields, event=name, time=time.time())) + "\n")
+    except (OSError, TypeError, ValueError):
+        pass
 
 
 class PluginError(Exception):
@@ -81,16 +99,34 @@ class Job:
         except BaseException as exc:  # handed to the main thread, which reports it
             self._error = exc
 
+    def start(self) -> "Job":
+        """Start the worker without blocking (the dialog polls it from its main loop)."""
+        self._thread.start()
+        return self
+
+    def poll(self, on_progress=None) -> bool:
+        """Forward progress on the calling thread; True once the job has ended (see ``outcome``)."""
+        self._drain(on_progress)
+        if self._thread.is_alive():
+            return False
+        self._drain(on_progress)
+        return True
+
+    def outcome(self):
+        """The ended job's result, or its error raised."""
+        if self._error is not None:
+            raise self._error
+        return self._result
+
     def run(self, on_progress=None, is_cancelled=None, pump=None, poll_s=0.05, cancel_grace_s=15.0):
         """Block (pumping) until the job ends; returns its result or raises its error.
 
         ``on_progress(fraction, stage)`` and ``pump()`` run on the calling thread. After a cancel the daemon
         gets ``cancel_grace_s`` to confirm; then the worker is abandoned so that GIMP never hangs.
         """
-        self._thread.start()
+        self.start()
         cancel_at = None
-        while self._thread.is_alive():
-            self._drain(on_progress)
+        while not self.poll(on_progress):
             if cancel_at is None and is_cancelled is not None and is_cancelled():
                 self.cancel_event.set()
                 cancel_at = time.monotonic()
@@ -99,10 +135,7 @@ class Job:
             if pump is not None:
                 pump()
             self._thread.join(poll_s)
-        self._drain(on_progress)
-        if self._error is not None:
-            raise self._error
-        return self._result
+        return self.outcome()
 
     def _drain(self, on_progress):
         while True:

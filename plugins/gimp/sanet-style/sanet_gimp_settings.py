@@ -17,6 +17,7 @@ MAX_STYLES = _PROTOCOL.MAX_STYLES                       # the daemon's limit (he
 SCSA_DEFAULT_WEIGHTS = _PROTOCOL.DEFAULT_SCSA_WEIGHTS   # t1 (SCA), t2 (SSA)
 SCSA_WEIGHT_MAX = _PROTOCOL.SCSA_WEIGHT_MAX             # the protocol's range for each of t1, t2
 STYLE_MAX_SIDE = _PROTOCOL.DEFAULT_STYLE_MAX_SIDE       # the engine's style size
+STYLE_MAX_SIDE_MIN = _PROTOCOL.STYLE_MAX_SIDE_MIN       # the protocol's smallest style_max_side
 STYLE_MAX_SIDE_MAX = _PROTOCOL.STYLE_MAX_SIDE_MAX       # the protocol's largest style_max_side
 ALL_CHANNELS = "*"                  # content-labels-channels: every saved channel, in the Channels panel order
 NO_LABELS = ("", "none", "-")       # a style-label-files item that means "this style has no label map"
@@ -238,21 +239,112 @@ def with_library_names(settings: Settings, names: dict) -> Settings:
     return replace(settings, styles=styles)
 
 
-def layer_name(settings: Settings) -> str:
-    """Name of the new layer: the style(s), and the strength when it is not full."""
+MODEL_NAME = "SANet"   # the model result layers are named after (the daemon serves SANet only, for now)
+
+
+def result_layer_name(settings: Settings, result_name, model: str = MODEL_NAME) -> str:
+    """Name of the new layer, made by ``sanet_client.naming.result_name`` (the same names as in Krita): the
+    style(s) with a weight above 0, the model, and what differs from a plain full run."""
     active = [s for s in settings.styles if s.weight > 0] or list(settings.styles)
-    labels = [s.label for s in active]
-    name = labels[0] if len(labels) == 1 else " + ".join(labels[:3]) + (" + …" if len(labels) > 3 else "")
-    extra = []
-    if settings.alpha < 1.0:
-        extra.append(f"α {settings.alpha:.2f}")
-    if settings.preserve_color:
-        extra.append("colours kept")
-    if settings.preview:
-        extra.append("preview")
-    if settings.semantic:
-        extra.append("semantic")
-    return f"Style: {name}" + (f" ({', '.join(extra)})" if extra else "")
+    return result_name([s.label for s in active], model=model, alpha=settings.alpha,
+                       preserve_color=settings.preserve_color, preview=settings.preview,
+                       semantic=settings.semantic)
+
+
+# ----------------------------------------------------------------------------------------------- dialog choices
+# The dialog shows sizes as named choices; the procedure arguments stay plain numbers (scripts keep working).
+
+# style-max-side: the engine shrinks larger styles to this long side. A smaller style image makes the copied
+# texture (brush strokes, patterns) smaller on the layer; a larger one makes it bolder (and costs more time).
+STYLE_SIZE_CHOICES = (
+    (512, "Small: finer texture"),
+    (0, "Standard"),                        # 0 = the daemon's default (protocol.DEFAULT_STYLE_MAX_SIDE)
+    (1536, "Large: bolder texture"),
+    (2048, "Huge: boldest texture, slower"),
+)
+# long side of the preview the daemon renders (the pane shows it scaled to fit)
+PREVIEW_SIZE_CHOICES = (
+    (256, "Small: fastest"),
+    (512, "Medium"),
+    (768, "Large: more detail, slower"),
+)
+DEFAULT_PREVIEW_SIZE = 512
+
+
+def size_choices(choices, value: int) -> list:
+    """The named choices, plus "Custom: N px" for a value a script set that none of them has."""
+    out = list(choices)
+    value = int(value or 0)
+    if value not in [v for v, _ in out]:
+        out.append((value, f"Custom: {value} px"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- the style mix
+# The dialog shows every style of a run as one list (thumbnail, name, weight slider); the procedure keeps its
+# arguments, in their fixed order: style-file, style-files…, style-layer, library-styles…
+
+@dataclass(frozen=True)
+class MixEntry:
+    kind: str        # "file" | "layer" | "library"
+    value: object    # path (str) | layer id (int) | library style id (str)
+    label: str
+    weight: float = 1.0
+
+
+_KIND_ORDER = {"file": 0, "layer": 1, "library": 2}
+
+
+def mix_from_args(style_file=None, style_files=(), style_layer=None, library_styles="", style_weights="",
+                  library_names=None) -> list:
+    """The dialog's style list from the arguments. Never raises: weights that do not fit the styles (a
+    hand-edited file, a script's typo) become equal weights; the run itself still checks the arguments.
+    Weights are scaled so that the largest is 1 (they are relative: the engine normalises them)."""
+    entries = []
+    for p in ([style_file] if style_file else []) + split_paths(style_files):
+        if not any(e.kind == "file" and e.value == p for e in entries):
+            entries.append(MixEntry("file", p, style_label(p)))
+    if style_layer is not None:
+        layer_id, layer_name_ = style_layer
+        entries.append(MixEntry("layer", int(layer_id), str(layer_name_ or f"layer {layer_id}")))
+    for sid in split_list(library_styles):
+        if not any(e.kind == "library" and e.value == sid for e in entries):
+            entries.append(MixEntry("library", sid, str((library_names or {}).get(sid) or sid)))
+    try:
+        weights = parse_weights(style_weights, len(entries)) if entries else []
+    except SettingsError:
+        weights = [1.0] * len(entries)
+    top = max(weights, default=1.0) or 1.0
+    return [MixEntry(e.kind, e.value, e.label, w / top) for e, w in zip(entries, weights)]
+
+
+def sort_mix(entries) -> list:
+    """Entries in argument order (files, the layer, library styles); a stable sort keeps the artist's order
+    within each kind."""
+    return sorted(entries, key=lambda e: _KIND_ORDER[e.kind])
+
+
+def format_weights(weights) -> str:
+    """style-weights for these weights: empty when they are all equal (the default), else one number each."""
+    weights = [float(w) for w in weights]
+    if not weights or all(abs(w - weights[0]) < 1e-9 for w in weights):
+        return ""
+    return ", ".join(f"{round(w, 4):g}" for w in weights)
+
+
+def args_from_mix(entries) -> dict:
+    """The procedure arguments for a style list (the dialog writes these into the config).
+
+    Every file goes to style-files (style-file is left empty), so the file order is the artist's."""
+    entries = sort_mix(entries)
+    layers = [e for e in entries if e.kind == "layer"]
+    if len(layers) > 1:
+        raise SettingsError("only one style can come from a layer (style-layer)")
+    return {"style-file": None,
+            "style-files": [str(e.value) for e in entries if e.kind == "file"],
+            "style-layer": layers[0].value if layers else None,
+            "library-styles": ", ".join(str(e.value) for e in entries if e.kind == "library"),
+            "style-weights": format_weights([e.weight for e in entries])}
 
 
 # ----------------------------------------------------------------------------------------------- last values
@@ -265,7 +357,10 @@ LAST_VALUE_TYPES = {
     "connection-file": str, "start-daemon": bool,
     "content-labels-layer": int, "content-labels-channels": str, "style-label-files": list,
     "style-label-layer": int, "scsa-t1": float, "scsa-t2": float,
+    # the dialog's own settings (not procedure arguments)
+    "dialog-preview-size": int, "dialog-live-preview": bool,
 }
+DIALOG_ONLY = ("dialog-preview-size", "dialog-live-preview")
 
 
 def clean_last_values(values) -> dict:

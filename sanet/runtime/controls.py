@@ -4,7 +4,9 @@ Feature mixing: with per-style coefficient maps c_k(x) (style weight × region m
     F = α · Σ_k c_k T(c, s_k) + (1 − α · Σ_k c_k) · T(c, c)
 which is the paper's α trade-off, its convex style interpolation (no regions: weights normalised to sum 1) and
 its spatial control (regions: F = Σ_k M_k T(c, s_k) where the masks cover the image). Where the regions cover
-less than everything, the remainder keeps the content's own reconstruction T(c, c).
+less than everything, the remainder keeps the content's own reconstruction T(c, c). The same mix is applied to every
+input a model's decoder takes (SANet: the merged transform at relu4_1; AdaAttN: that and its relu3_1 skip), with the
+coefficient maps at each input's grid.
 """
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
-from .images import LUMA
+from ..errors import InputError
+from ..images import LUMA
 
 
 def check_alpha(alpha: float) -> float:
@@ -48,6 +50,22 @@ def coefficient_maps(weights: list[float], regions: list[torch.Tensor | None], g
     total = torch.stack(maps).sum(0)
     over = total.clamp(min=1.0)  # where coefficients sum above 1, scale them back to a convex combination
     return [m / over for m in maps]
+
+
+def mix(outs: list[dict[str, torch.Tensor]], alpha: float, coeffs: dict[str, list[torch.Tensor]],
+        rest: dict[str, torch.Tensor] | None, region: dict[str, tuple[slice, slice]]) -> dict[str, torch.Tensor]:
+    """α · Σ_k c_k · outs[k] + rest · outs[own], per decoder input; outs[-1] is T(c, c) when rest is given.
+    coeffs / rest are whole-image maps (1×1×h×w at each input's grid), sliced to this region."""
+    n_styles = len(outs) - (rest is not None)
+    mixed = {}
+    for name, (rows, cols) in region.items():
+        acc = None
+        for k, out in enumerate(outs):
+            c = (alpha * coeffs[name][k] if k < n_styles else rest[name])[:, :, rows, cols]
+            part = c * out[name]
+            acc = part if acc is None else acc + part
+        mixed[name] = acc
+    return mixed
 
 
 def preserve_colour(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:

@@ -1,9 +1,11 @@
-"""How to run one stylization within a memory budget: whole image, or overlapping tiles (see sanet.tiled).
+"""How to run one stylization within a memory budget: whole image, or overlapping tiles (sanet.runtime.execute).
 
-The planner only does arithmetic on sizes; it never touches tensors. Its per-pixel figures were measured on
-this project's CPU (PyTorch 2.13, channels_last, inference mode): the encoder up to relu5_1 and the decoder each
-peak at ~520-570 bytes per image pixel in fp32 (full-resolution 64-channel maps, two or three alive at a time).
-We plan with 640 B/px so that allocator slack and the small feature maps fit too.
+The planner only does arithmetic on sizes; it never touches tensors. The per-pixel figures are each model's
+(sanet.models.base.Costs). SANet's were measured on this project's CPU (PyTorch 2.13, channels_last, inference
+mode): the encoder up to relu5_1 and the decoder each peak at ~520-570 bytes per image pixel in fp32
+(full-resolution 64-channel maps, two or three alive at a time); it plans with 640 B/px so that allocator slack and
+the small feature maps fit too. AdaAttN keeps more (relu1_1..relu5_1 while its keys are built; 48.75 key values
+per pixel between the passes).
 
 Budget = bytes the engine may use beyond the caller's image buffers (input, float copy, output).
 Defaults: CPU 2 GiB; CUDA half the free device memory at planning time; MPS 4 GiB (unified memory, no query).
@@ -13,19 +15,20 @@ Measured with the CPU default (bench/bench_memory.py under /usr/bin/time -v, 8-b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
+from ..models.base import Costs
+from ..models.sanet import MODEL as _SANET
+from .padding import ALIGN
+
 GIB = 1024 ** 3
-ALIGN = 16                    # tile origins/sizes on the relu5_1 grid: max-pools then align exactly
 ENCODER_HALO = 80             # px: relu5_1 depends on image px 16j-70 .. 16j+85 (receptive field), rounded up to 16
 DECODER_HALO = 10             # relu4_1 cells (80 px): decoder RF ≈ 4 cells + merge conv 1; even keeps relu5_1 aligned
 MIN_TILE = 64                 # px: below this the halos cost more than ten times the tile itself
 MAX_TILE = {"cpu": 1024, "cuda": 2048, "mps": 1024}   # larger tiles buy little: halo overhead is already ≤ 35 %
-WORK_BYTES_PER_PX = 640       # fp32 encoder/decoder peak per image pixel (measured ~550, see module doc)
-UNTILED_EXTRA_PER_PX = 160    # fp32 relu4_1/relu5_1 maps, transformed features, α mix: whole-image run only
-FEATURE_BYTES_PER_PX = 40     # stored relu4_1 (512/64 ch·px) + relu5_1 (512/256) = 10 values per image pixel
+SANET_COSTS = _SANET.costs   # the default: SANet's measured figures (see module doc)
 DEFAULT_CPU_BUDGET = 2 * GIB
 DEFAULT_MPS_BUDGET = 4 * GIB
 
@@ -38,6 +41,7 @@ class Plan:
     query_chunk: int | None     # attention queries per SDPA call (None: all at once)
     budget: int                 # bytes
     estimate: int               # predicted peak working bytes of this plan
+    costs: Costs = field(default=SANET_COSTS, repr=False)   # the model's per-pixel figures
 
     def describe(self) -> str:
         mode = (f"tiles of {self.tile}px, {'kept' if self.keep_features else 're-encoded'} features"
@@ -56,7 +60,8 @@ class Plan:
         if tile < MIN_TILE:
             return None
         return replace(self, tiled=True, tile=tile, keep_features=keep, query_chunk=chunk,
-                       estimate=tile_bytes(tile, keep, 4) + (feature_bytes(height, width, 4) if keep else 0))
+                       estimate=tile_bytes(tile, keep, 4, self.costs)
+                       + (feature_bytes(height, width, 4, self.costs) if keep else 0))
 
 
 def padded_side(n: int) -> int:
@@ -72,20 +77,21 @@ def element_size(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
-def feature_bytes(height: int, width: int, elem: int) -> int:
-    return FEATURE_BYTES_PER_PX * elem // 4 * padded_side(height) * padded_side(width)
+def feature_bytes(height: int, width: int, elem: int, costs: Costs = SANET_COSTS) -> int:
+    return costs.feature_bytes_per_px * elem // 4 * padded_side(height) * padded_side(width)
 
 
-def tile_bytes(tile: int, keep_features: bool, elem: int) -> int:
+def tile_bytes(tile: int, keep_features: bool, elem: int, costs: Costs = SANET_COSTS) -> int:
     """Peak working bytes of one tile: the decoder tile carries 2·80 px of halo, a re-encoded one 2·80 more."""
     halo = DECODER_HALO * 8 + (0 if keep_features else ENCODER_HALO)
-    return WORK_BYTES_PER_PX * elem // 4 * (tile + 2 * halo) ** 2
+    return costs.work_bytes_per_px * elem // 4 * (tile + 2 * halo) ** 2
 
 
-def budget_for_tile(tile: int, height: int, width: int, dtype: torch.dtype = torch.float32) -> int:
+def budget_for_tile(tile: int, height: int, width: int, dtype: torch.dtype = torch.float32,
+                    costs: Costs = SANET_COSTS) -> int:
     """The budget under which make_plan picks `tile` with kept features (tests use it to force small tiles)."""
     elem = element_size(dtype)
-    return tile_bytes(tile, True, elem) + feature_bytes(height, width, elem) + ALIGN
+    return tile_bytes(tile, True, elem, costs) + feature_bytes(height, width, elem, costs) + ALIGN
 
 
 def default_budget(device: torch.device) -> int:
@@ -106,16 +112,18 @@ def _query_chunk(queries: int, style_positions: int, elem: int, budget: int) -> 
 
 
 def make_plan(height: int, width: int, device: torch.device, dtype: torch.dtype = torch.float32,
-              budget: int | None = None, style_positions: int = 16384) -> Plan:
-    """Plan for a (height × width) content; style_positions = relu4_1 positions of the largest style."""
+              budget: int | None = None, style_positions: int = 16384, costs: Costs = SANET_COSTS) -> Plan:
+    """Plan for a (height × width) content; style_positions = key positions per relu4_1 query of the largest style
+    (Model.score_positions); costs = the model's per-pixel figures."""
     budget = int(budget) if budget else default_budget(device)
     elem = element_size(dtype)
     hp, wp = padded_side(height), padded_side(width)
-    whole = (WORK_BYTES_PER_PX + UNTILED_EXTRA_PER_PX) * elem // 4 * hp * wp
+    whole = (costs.work_bytes_per_px + costs.untiled_extra_per_px) * elem // 4 * hp * wp
     if whole <= budget:
-        return Plan(False, None, True, _query_chunk(hp * wp // 64, style_positions, elem, budget), budget, whole)
+        return Plan(False, None, True, _query_chunk(hp * wp // 64, style_positions, elem, budget), budget, whole,
+                    costs)
 
-    feats = feature_bytes(height, width, elem)
+    feats = feature_bytes(height, width, elem, costs)
     max_tile = MAX_TILE.get(device.type, 1024)
     best = None
     for keep in (True, False):
@@ -123,7 +131,7 @@ def make_plan(height: int, width: int, device: torch.device, dtype: torch.dtype 
             continue  # keeping the maps would leave too little for tiles: re-encode instead
         avail = budget - (feats if keep else 0)
         halo = DECODER_HALO * 8 + (0 if keep else ENCODER_HALO)
-        side = math.isqrt(max(0, avail // (WORK_BYTES_PER_PX * elem // 4))) - 2 * halo
+        side = math.isqrt(max(0, avail // (costs.work_bytes_per_px * elem // 4))) - 2 * halo
         tile = min(_align_down(side), max_tile, max(hp, wp))
         if tile >= MIN_TILE:
             best = (tile, keep)
@@ -132,4 +140,4 @@ def make_plan(height: int, width: int, device: torch.device, dtype: torch.dtype 
         best = (MIN_TILE, feats <= budget)
     tile, keep = best
     chunk = _query_chunk((tile // 8 + 2 * DECODER_HALO) ** 2, style_positions, elem, budget)
-    return Plan(True, tile, keep, chunk, budget, tile_bytes(tile, keep, elem) + (feats if keep else 0))
+    return Plan(True, tile, keep, chunk, budget, tile_bytes(tile, keep, elem, costs) + (feats if keep else 0), costs)
