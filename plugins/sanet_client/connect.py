@@ -271,6 +271,18 @@ def read_connection_file(path: str | os.PathLike | None = None) -> ConnectionInf
     return _parse(path, text)
 
 
+def server_label(path: str | os.PathLike | None) -> str:
+    """How an editor names the server a connection file leads to ("Server: …"): "this computer" for None, "the
+    shared sanetd at tcp://gpu:5555 (gpu-box), as alice" for an invite's file, "the sanetd of FILE" for another local
+    daemon's file. DaemonNotRunning/ProtocolMismatch when the file cannot be used (the message says why)."""
+    if not path:
+        return "this computer"
+    info = read_connection_file(path)
+    if info.remote:
+        return f"{info.where()}, as {info.client_name}"
+    return f"the sanetd of {info.path}"
+
+
 def describe(path: str | os.PathLike) -> str:
     """A short description of the daemon a connection file names ("pid 123, endpoint ipc://..."), for messages."""
     try:
@@ -338,5 +350,5 @@ def remove_connection_file(path: Path, written: str) -> None:
 
 
 __all__ = ["APP_NAME", "CONNECTION_FILE_NAME", "START_HINT", "ConnectionInfo", "DaemonPaths", "runtime_dir",
-           "connection_file_path", "daemon_paths", "read_connection_file", "describe", "write_connection_file",
+           "connection_file_path", "daemon_paths", "read_connection_file", "describe", "server_label", "write_connection_file",
            "remove_connection_file", "write_private_file", "write_invite_file", "process_identity"]

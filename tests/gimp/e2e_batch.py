@@ -183,6 +183,11 @@ def run_case(case):
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, "last-values.json"), "w") as f:
             json.dump(case["last_values"], f)
+    if case.get("server_choice") is not None:   # the dialog's Server choice of this GIMP profile
+        folder = os.path.join(Gimp.directory(), "sanet-style")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "server.json"), "w") as f:
+            json.dump({"connection-file": case["server_choice"]}, f)
     helper = None
     run_mode = Gimp.RunMode.NONINTERACTIVE
     log = os.environ.get("SANET_GIMP_EVENT_LOG")
