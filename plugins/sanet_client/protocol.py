@@ -65,7 +65,8 @@ FEATURES = ("scsa", "raw")   # optional request features this side understands (
 # exact uncompressed size of that buffer, nil a buffer sent as is. The signature covers the frames as sent.
 COMPRESS_MIN_BYTES = 64 * 1024       # smaller buffers always go as they are
 COMPRESS_MAX_RATIO = 0.9             # a buffer that does not shrink below 90 % goes as it is
-ZSTD_LEVEL, ZLIB_LEVEL = 3, 1        # fast levels: the point is to beat the network, not to archive
+ZSTD_LEVEL, ZLIB_LEVEL = 1, 1        # fast levels: the point is to beat the network, not to archive
+COMPRESS_SAMPLE_BYTES = 1 << 20      # a large buffer is first tried on a 1 MiB sample from its middle
 
 
 def _zstd_module():
@@ -107,7 +108,7 @@ def compress(codec: str, data) -> bytes:
         if kind == "stdlib":
             return mod.compress(data, level=ZSTD_LEVEL)
         if kind == "zstandard":
-            return mod.ZstdCompressor(level=ZSTD_LEVEL, threads=-1).compress(data)
+            return mod.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
     raise ValueError(f"unknown or unavailable codec {codec!r}")
 
 
@@ -144,6 +145,17 @@ def decompress(codec: str, data, size: int) -> bytes:
     raise ValueError(f"unknown or unavailable codec {codec!r}")
 
 
+def _worth_trying(codec: str, view: memoryview) -> bool:
+    """A buffer many times the sample size is compressed only if a sample from its middle shrinks enough (noise
+    does not; compressing all of it would cost time for nothing)."""
+    n = len(view)
+    if n < 4 * COMPRESS_SAMPLE_BYTES:
+        return True
+    start = (n // 2) & ~15
+    sample = view[start:start + COMPRESS_SAMPLE_BYTES]
+    return len(compress(codec, sample)) <= len(sample) * COMPRESS_MAX_RATIO
+
+
 def compress_buffers(codec: str | None, buffers) -> tuple[list, dict | None]:
     """(frames to send, the header's "compressed" field or None). Small or incompressible buffers go as they are."""
     buffers = list(buffers)
@@ -153,7 +165,7 @@ def compress_buffers(codec: str | None, buffers) -> tuple[list, dict | None]:
     for b in buffers:
         view = _as_bytes_view(b)
         n = len(view)
-        if n >= COMPRESS_MIN_BYTES:
+        if n >= COMPRESS_MIN_BYTES and _worth_trying(codec, view):
             packed = compress(codec, view)
             if len(packed) <= n * COMPRESS_MAX_RATIO:
                 out.append(packed)

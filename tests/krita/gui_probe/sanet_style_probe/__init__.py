@@ -39,6 +39,7 @@ SHOWCASE_STYLE = os.environ.get("SANET_PROBE_SHOWCASE_STYLE", "")
 DEPTH = os.environ.get("SANET_PROBE_DEPTH", "U8")
 BIG = int(os.environ.get("SANET_PROBE_BIG", "768"))
 STEP_TIMEOUT = float(os.environ.get("SANET_PROBE_TIMEOUT", "180"))
+SERVER_FILE = os.environ.get("SANET_PROBE_SERVER_FILE", "")   # a shared server's connection file (sanetd invite)
 
 
 class Probe:
@@ -184,6 +185,25 @@ class Probe:
         yield ("status connected after Start", lambda: controls.connected, 120)
         self.step("started", starting=starting, status=controls.status_label.text(),
                   seconds=round(time.monotonic() - started_at, 2), start_visible=controls.start_button.isVisible())
+
+        # server: the Server choice switched to a shared server's connection file and back to this computer
+        if SERVER_FILE:
+            combo = controls.server_combo
+            items_before = [combo.itemText(i) for i in range(combo.count())]
+            controls.set_server(SERVER_FILE)
+            yield ("shared server connected", lambda: controls.status_label.text().startswith(
+                "Shared sanetd connected as"), 60)
+            yield 0.5
+            docker.grab().save(os.path.join(OUT, "krita-server.png"))
+            shared = dict(status=controls.status_label.text(), combo=combo.currentText(),
+                          items=[combo.itemText(i) for i in range(combo.count())], tooltip=combo.toolTip(),
+                          start_visible=controls.start_button.isVisible(),
+                          setting=app.readSetting("sanet_style", "connection_file", "unset"))
+            controls.set_server(None)
+            yield ("back on this computer", lambda: controls.status_label.text().startswith("sanetd connected"), 60)
+            self.step("server", items_before=items_before, shared=shared, back=controls.status_label.text(),
+                      combo_back=combo.currentText(),
+                      setting_back=app.readSetting("sanet_style", "connection_file", "unset"))
 
         # preview: the first preview comes by itself (connected + a style + a layer), never as a layer
         yield ("first preview", lambda: len(controls.history) >= 1 and controls.preview_task is None)
