@@ -291,6 +291,83 @@ def test_per_client_queue_limit(shared):
     assert "job l2 of lim refused: max_queued" in shared.log_text()
 
 
+# ------------------------------------------------------------------------------------------ protocol v1 over tcp
+
+def test_replay_limits_cancel_and_reattach_are_unchanged_over_tcp(shared):
+    """Over CURVE the rest of protocol v1 holds: a replayed message is dropped, a limit names its field, a running
+    job is cancelled, and a job re-submitted on a new connection (same session, same job id) re-attaches."""
+    conn = invite(shared, "v1")
+    peer = RawPeer(conn)
+    try:
+        frames = peer.send(peer.header("status"))
+        before = peer.recv_until(lambda h: h["type"] == "status.reply", 10)[0]["dropped_messages"]
+        peer.send_frames(frames)                                          # the very same signed frames again
+        assert peer.recv(1.0) is None
+        peer.send(peer.header("status"))
+        assert peer.recv_until(lambda h: h["type"] == "status.reply", 10)[0]["dropped_messages"] == before + 1
+        assert "replayed message" in shared.log_text()
+
+        peer.send(peer.header("stylize", job_id="v1-big", layer=P.pixels_field(9000, 9000, "rgba8", 0),
+                              styles=[{"pixels": P.pixels_field(32, 32, "rgba8", 1)}]),
+                  [bytes(16), rgba(32, 32, 80).tobytes()])
+        err = peer.recv_until(terminal_for("v1-big"), 10)[0]
+        assert (err["type"], err["code"], err["field"]) == ("error", "too_large", "layer"), err
+        assert "limit is" in err["message"]
+
+        raw_stylize(peer, "v1-cancel", rgba(*BLOCKER, 81), rgba(32, 32, 82))
+        assert peer.recv_until(lambda h: h["type"] == "progress" and h.get("job_id") == "v1-cancel", 60)
+        peer.send(peer.header("cancel", job_id="v1-cancel"))
+        assert peer.recv_until(lambda h: h["type"] == "cancel.reply", 10)[0]["state"] == "cancelling"
+        h, _ = peer.recv_until(terminal_for("v1-cancel"), 60)
+        assert (h["type"], h["code"]) == ("error", "cancelled"), h
+
+        peer.send(peer.header("status"))
+        st = peer.recv_until(lambda h: h["type"] == "status.reply", 10)[0]
+        done_before = next(c["done"] for c in st["clients"] if c["name"] == "v1")
+        content, style = rgba(*BLOCKER, 83), rgba(32, 32, 84)
+        raw_stylize(peer, "v1-again", content, style)
+        assert peer.recv_until(lambda h: h["type"] == "progress" and h.get("job_id") == "v1-again", 60)
+        session = peer.session
+    finally:
+        peer.close()                                                      # the connection is gone mid-job
+    again = RawPeer(conn)                                                 # a new connection: new routing id, port
+    try:
+        again.session = session
+        raw_stylize(again, "v1-again", content, style)                    # the client's retry of the same job
+        acc = again.recv_until(lambda h: h.get("job_id") == "v1-again" and h["type"] in ("accepted", "result"), 30)
+        assert acc is not None
+        if acc[0]["type"] == "accepted":                                  # still running: re-attached to it
+            assert acc[0]["reattached"] is True, acc[0]
+            h, bufs = again.recv_until(terminal_for("v1-again"), 120)
+        else:                                                             # it finished meanwhile: the held result
+            h, bufs = acc
+            assert h.get("resent") is True, h
+        assert h["type"] == "result", h
+        assert len(bufs[0]) == content.nbytes
+        again.send(again.header("status"))
+        st = again.recv_until(lambda h: h["type"] == "status.reply", 10)[0]
+        assert [c["done"] for c in st["clients"] if c["name"] == "v1"] == [done_before + 1]   # once, not twice
+    finally:
+        again.close()
+
+
+def test_a_silent_remote_client_loses_its_job_with_the_lease(tmp_path, synthetic_weights):
+    with running_sanetd(tmp_path, synthetic_weights, "--listen", "tcp://127.0.0.1:*", "--lease", "1") as d:
+        peer = RawPeer(invite(d, "quiet"))
+        try:
+            raw_stylize(peer, "q1", rgba(1024, 1024, 90), rgba(32, 32, 91))
+            assert peer.recv_until(lambda h: h["type"] == "progress" and h.get("job_id") == "q1", 60)
+        finally:
+            peer.close()                                                  # gone without a word, no heartbeats
+        with Client(connection_file=d.connection_file, timeout=30) as c:
+            end = time.monotonic() + 30
+            while c.status()["queue"]["running"] and time.monotonic() < end:
+                time.sleep(0.2)
+            assert not c.status()["queue"]["running"]
+        log = d.log_text()
+        assert "silent for more than 1 s" in log and "cancelled (lease_expired)" in log
+
+
 # ------------------------------------------------------------------------------------------ compression
 
 def test_compression_is_negotiated_only_over_the_network(shared):
@@ -397,6 +474,21 @@ def test_device_lists_are_checked(tmp_path):
                             "SANETD_LOG_DIR": str(tmp_path / "log")}, timeout=120)
     if not __import__("torch").cuda.is_available():
         assert r.returncode == 2 and "cuda:all" in r.stderr and "no CUDA GPU" in r.stderr
+
+
+def test_listen_comes_from_the_config_file_the_environment_or_the_command_line(tmp_path, monkeypatch):
+    from sanetd.config import ConfigError, load_settings
+    conf = tmp_path / "sanetd.conf"
+    conf.write_text("[sanetd]\nlisten = tcp://0.0.0.0:5555\nmax_queued = 3\ndevice = cpu,cpu\n")
+    monkeypatch.setenv("SANETD_CONFIG", str(conf))
+    s = load_settings([], {})
+    assert (s.listen, s.max_queued, s.device) == ("tcp://0.0.0.0:5555", 3, "cpu,cpu")
+    assert load_settings([], {"SANETD_LISTEN": "tcp://10.0.0.2:6000"}).listen == "tcp://10.0.0.2:6000"
+    assert load_settings(["--listen", "tcp://127.0.0.1:7000"],
+                         {"SANETD_LISTEN": "tcp://10.0.0.2:6000"}).listen == "tcp://127.0.0.1:7000"
+    conf.write_text("[sanetd]\nlisten = ipc:///tmp/x\n")
+    with pytest.raises(ConfigError, match=r"config file .*sanetd.conf: listen = 'ipc:///tmp/x'; expected tcp://"):
+        load_settings([], {})
 
 
 # ------------------------------------------------------------------------------------------ a dying server
