@@ -89,8 +89,17 @@ def gimp_shared(synthetic_weights, tmp_path_factory):
         results, output, _ = run_gimp(work, {"cases": script}, env={"SANETD_CONNECTION_FILE": "/nonexistent.json"})
         gui = [dict(base, name="dialog_remote", server_choice=conn,
                     last_values={"style-file": "/e2e/style.png", "alpha": 0.9},
+                    # the remembered file's server previews; Server → This computer (alt+e: nothing runs here,
+                    # the daemon line says so); Server → A connection file (→ in the radio group: the chooser
+                    # still holds the file); OK runs on the shared server again
                     steps=[{"window": "^Style Transfer$"}, {"event": "preview", "timeout": 120}, {"sleep": 1},
-                           {"shot": "/e2e/gui/server.png"}, {"keys": "Return"}, {"event": "run-finished"}])]
+                           {"shot": "/e2e/gui/server.png"},
+                           {"keys": "alt+e"}, {"event": "server"},
+                           {"event": "daemon", "where": {"state": "not_running"}, "timeout": 60}, {"sleep": 0.5},
+                           {"shot": "/e2e/gui/server-local.png"},
+                           {"keys": "Right"}, {"event": "server", "count": 2},
+                           {"event": "daemon", "where": {"state": "running"}, "count": 2, "timeout": 60},
+                           {"sleep": 1}, {"keys": "alt+o"}, {"event": "run-finished"}])]   # OK (the focus is on a radio)
         gui_results, gui_output, _ = run_gimp(work, {"cases": gui}, out_name="gui", gui=True, timeout=400,
                                               env={"SANETD_CONNECTION_FILE": "/nonexistent.json",
                                                    "SANET_GIMP_EVENT_LOG": "/e2e/gui/events.jsonl"})
@@ -128,6 +137,12 @@ def test_the_dialog_uses_the_remembered_server_choice(gimp_shared):
     events = read_events(work / "gui" / "events.jsonl", "dialog_remote")
     daemon = [e for e in events if e["event"] == "daemon" and e["state"] == "running"]
     assert daemon and daemon[0]["message"].startswith("Connected to the shared sanetd as gimp-artist"), events
+    # the artist switched the Server to this computer and back, in the dialog; the profile keeps the last choice
+    assert [e["connection_file"] for e in events if e["event"] == "server"] == [None, "/e2e/gimp-artist.json"]
+    down = [e for e in events if e["event"] == "daemon" and e["state"] == "not_running"]
+    assert down and "gimp-artist" not in down[0]["message"], down
+    assert len(daemon) >= 2 and daemon[1]["message"].startswith("Connected to the shared sanetd as gimp-artist")
+    assert res["server_choice_after"] == {"connection-file": "/e2e/gimp-artist.json"}, res["server_choice_after"]
     # the preview and the full-size run went to the shared server, as client gimp-artist
     me = {c["name"]: c for c in status["clients"]}
     assert me["gimp-artist"]["done"] >= 3, status        # the script, at least one preview, and OK

@@ -358,7 +358,8 @@ class StyleTransferDialog:
         box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
         row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=8)
         row.pack_start(_label("Server:", wrap=False), False, False, 0)
-        self.server_local = Gtk.RadioButton.new_with_label(None, "This computer")
+        # Alt+E picks this computer, then ←/→ move within the choice (the other letters are taken: Help, Load…)
+        self.server_local = Gtk.RadioButton.new_with_mnemonic(None, "This comput_er")
         self.server_file = Gtk.RadioButton.new_with_label_from_widget(self.server_local, "A connection file:")
         self.server_chooser = Gtk.FileChooserButton(title="The connection file of a sanetd (a shared server's "
                                                           "from `sanetd invite`, or a sanetd.json)",
