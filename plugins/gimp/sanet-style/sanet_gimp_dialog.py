@@ -354,7 +354,9 @@ class StyleTransferDialog:
     # ------------------------------------------------------------------------------------------- server
 
     def _build_server(self):
-        """Server: (•) This computer  ( ) A connection file: [file…], and what the file leads to."""
+        """Server: (•) This computer  ( ) A connection file:
+                   [file…                               ]
+        and what the file leads to."""
         box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
         row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=8)
         row.pack_start(_label("Server:", wrap=False), False, False, 0)
@@ -373,10 +375,12 @@ class StyleTransferDialog:
         all_files.add_pattern("*")
         self.server_chooser.add_filter(all_files)
         self.server_chooser.set_width_chars(18)
-        for w in (self.server_local, self.server_file, self.server_chooser):
+        for w in (self.server_local, self.server_file):
             row.pack_start(w, False, False, 0)
         box.pack_start(row, False, False, 0)
-        self.server_note = _label("", chars=55, dim=True)
+        # the file on a line of its own: on one line with the choice it widened the dialog by ~100 px
+        box.pack_start(self.server_chooser, False, False, 0)
+        self.server_note = _label("", chars=45, dim=True)
         box.pack_start(self.server_note, False, False, 0)
         if self.connection_file:
             self.server_file.set_active(True)
