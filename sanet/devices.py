@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .cpuflags import proc_cpuinfo, usable_cpus
 from .errors import DeviceError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -51,30 +52,6 @@ class CpuInfo:
         return {**asdict(self), "bf16": self.bf16}
 
 
-def _proc_cpuinfo() -> tuple[str, set[str]]:
-    """(model name, flags) from /proc/cpuinfo (Linux); ("", set()) elsewhere."""
-    try:
-        text = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
-    except OSError:
-        return "", set()
-    name, flags = "", set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and not name:
-            name = value.strip()
-        elif key == "flags" and not flags:
-            flags = set(value.split())
-    return name, flags
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 @functools.lru_cache(maxsize=1)
 def cpu_info() -> CpuInfo:
     caps: dict = {}
@@ -82,8 +59,8 @@ def cpu_info() -> CpuInfo:
         caps = dict(torch.cpu.get_capabilities())   # torch's cpuinfo (x86 and ARM), torch ≥ 2.8
     except Exception:  # noqa: BLE001  older torch or no cpuinfo: the kernel's flags instead
         caps = {}
-    name, flags = _proc_cpuinfo()
-    usable = _usable_cpus()
+    name, flags, _ = proc_cpuinfo()
+    usable = usable_cpus()
     logical = int(caps.get("num_logical_cores") or os.cpu_count() or 1)
     physical = int(caps.get("num_physical_cores") or logical)
     # a container or `taskset` may allow fewer CPUs than the machine has: never plan threads beyond them

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import os
 import threading
 import time
 import uuid
@@ -285,13 +286,15 @@ class Server:
     def _on_hello(self, identity, req, buffers):
         limits = self.limits.as_dict()
         limits.update(max_queue=self.settings.max_queue, lease_s=self.settings.lease)
+        caps = self.worker.capabilities()
         self._reply(identity, "hello.reply", req["msg_id"], daemon="sanetd", version=__version__,
                     engine=sanet.__version__, protocol=P.PROTOCOL_VERSION, protocols=[P.PROTOCOL_VERSION],
                     device=self.worker.device_name, precision=self.worker.precision,
                     model={"name": "SANet (Park & Lee, CVPR 2019)", "loaded": self.worker.loaded,
                            "weights": str(self.worker.weights_dir)},
                     capabilities={"formats": list(P.LAYER_FORMATS), "mask_formats": list(P.MASK_FORMATS),
-                                  "precisions": list(P.PRECISIONS), "style_library": True, "regions": True,
+                                  "precisions": caps["precisions"], "fast_precision": caps["fast_precision"],
+                                  "style_library": True, "regions": True,
                                   "preview": True, "cancel": True, "progress": True,
                                   "label_formats": list(P.LABEL_FORMATS)},
                     features=list(P.FEATURES), limits=limits,
@@ -306,7 +309,15 @@ class Server:
                                                             "max": self.settings.max_queue},
                     jobs=mine, sessions=len(self.sessions), jobs_done=self.worker.jobs_done,
                     dropped_messages=self.dropped, uptime_s=round(time.monotonic() - self.started, 3),
-                    shutting_down=self.shutting_down)
+                    shutting_down=self.shutting_down, precision=self.settings.precision,
+                    capabilities=self._status_capabilities())
+
+    def _status_capabilities(self) -> dict:
+        """What this daemon runs on: the CPU (name, ISA, bf16 units, cores), threads, niceness, torch, the
+        device's precisions and fast precision, the compiler's state."""
+        caps = self.worker.capabilities()
+        caps["nice"] = os.nice(0) if hasattr(os, "nice") else None
+        return caps
 
     def _on_stylize(self, identity, req, buffers):
         job = self.table.get(req["session"], req["job_id"])
@@ -334,6 +345,8 @@ class Server:
                 return
             if "id" in s and s["labels"] is not None and not self._library_labels_fit(identity, req, i):
                 return
+        if req.get("precision") and not self._precision_fits(identity, req):
+            return
         job = Job(req["session"], req["job_id"], req, buffers)
         position = self.queue.try_put(job)
         if position is None:
@@ -343,6 +356,21 @@ class Server:
             return
         self.table.add(job)
         self._reply(identity, "accepted", req["msg_id"], job_id=job.job_id, position=position, reattached=False)
+
+    def _precision_fits(self, identity, req) -> bool:
+        """A precision this device cannot run (bf16 on a CPU without bf16 hardware, fp16 on a CPU) is refused at
+        once, in one line naming the field, before the job queues."""
+        if req["precision"] in self.worker.capabilities()["precisions"]:
+            return True
+        from sanet.devices import choose_precision, resolve_device
+        try:
+            choose_precision(req["precision"], resolve_device(self.settings.device))
+            message = f"precision {req['precision']!r} is not offered by this sanetd"
+        except sanet.SanetError as exc:
+            message = str(exc)
+        self._error(identity, "invalid_input", message, reply_to=req["msg_id"], job_id=req["job_id"],
+                    field="precision")
+        return False
 
     def _library_labels_fit(self, identity, req, i: int) -> bool:
         """A library style's label map must have the stored image's size (the request cannot say it)."""

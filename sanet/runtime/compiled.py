@@ -44,6 +44,7 @@ class Compiler:
         self._built: set[tuple] = set()              # (id(module), shape, dtype) whose graph is ready
         self._pending: set[tuple] = set()
         self.failed: dict[int, str] = {}             # id(module) → why it runs eager
+        self.disabled: str | None = None             # why nothing can be compiled here (no C++ compiler, ...)
         self._wrapped: dict[int, "Compiled"] = {}
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -96,7 +97,7 @@ class Compiler:
         """The compiled callable for x's shape if built; else None (and the shape is queued)."""
         key = (id(module), tuple(x.shape), x.dtype)
         with self._lock:
-            if id(module) in self.failed:
+            if self.disabled or id(module) in self.failed:
                 return None
             if key in self._built:
                 return self._fns[id(module)]
@@ -124,6 +125,21 @@ class Compiler:
             self._fns[id(module)] = fn
         return fn
 
+    def _disable(self, why: str) -> None:
+        with self._lock:
+            first = self.disabled is None
+            self.disabled = why
+            dropped = len(self._pending)
+            while True:
+                try:
+                    _, key, _ = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                self._pending.discard(key)
+        if first:
+            log.warning("torch.compile cannot build graphs on this machine (%s): everything runs eager "
+                        "(%d queued graph(s) dropped)", why, max(0, dropped - 1))
+
     def _build_loop(self) -> None:
         while True:
             try:
@@ -142,7 +158,10 @@ class Compiler:
                     self._built.add(key)
                 log.info("compiled %s for %s %s", type(module).__name__, list(key[1]), str(key[2]).split(".")[-1])
             except Exception as exc:  # noqa: BLE001  compiling must never fail a request: eager from now on
-                self.fail(module, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                self.fail(module, why)
+                if _machine_wide(why):            # every other graph would fail the same way: stop trying
+                    self._disable(why)
             finally:
                 with self._lock:
                     self._pending.discard(key)
@@ -155,7 +174,7 @@ class Compiler:
     def status(self) -> dict:
         with self._lock:
             return {"built": len(self._built), "pending": len(self._pending), "failed": len(self.failed),
-                    "backend": self.backend}
+                    "backend": self.backend, "disabled": self.disabled}
 
     def clear(self) -> None:
         with self._lock:
@@ -163,6 +182,11 @@ class Compiler:
             self._fns.clear()
             self._built.clear()
             self.failed.clear()
+
+
+def _machine_wide(why: str) -> bool:
+    """A failure no other graph can escape (inductor needs a working C++ compiler on CPUs)."""
+    return "InvalidCxxCompiler" in why or "C++ compiler" in why
 
 
 class Compiled(nn.Module):
