@@ -31,7 +31,8 @@ class _Version(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         from .cpuflags import summary, torch_version
-        parser.exit(0, f"sanet {__version__} (torch {torch_version()})\ncpu: {summary()}\n")
+        print(f"sanet {__version__} (torch {torch_version()})\ncpu: {summary()}")
+        parser.exit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -133,3 +133,29 @@ def test_compile_that_cannot_build_never_fails_a_request(tmp_path, synthetic_wei
         log = d.log_text()
         assert "WARNING sanet.runtime: torch.compile cannot build graphs on this machine (InductorError: InvalidCxxCompiler" in log, log[-3000:]
         assert log.count("cannot build graphs") == 1
+
+
+def test_sanet_client_quality_maps_to_the_daemons_fast_precision(daemon, tmp_path):
+    import json
+
+    from PIL import Image
+    Image.fromarray(smooth_rgba(48, 32, 9), "RGBA").save(tmp_path / "in.png")
+    Image.fromarray(smooth_rgba(32, 32, 10), "RGBA").save(tmp_path / "s.png")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "sanet_client.cli", "stylize", str(tmp_path / "in.png"),
+                               "--style", str(tmp_path / "s.png"), *args], env=daemon.env, capture_output=True,
+                              text=True, timeout=180)
+    fast = cli("--quality", "fast", "-o", str(tmp_path / "fast.png"))
+    exact = cli("--quality", "exact", "-o", str(tmp_path / "exact.png"))
+    assert fast.returncode == 0 and exact.returncode == 0, fast.stderr + exact.stderr
+    assert json.loads(fast.stdout)["precision"] == ("bf16" if BF16 else "fp32")
+    assert json.loads(exact.stdout)["precision"] == "fp32"
+    both = cli("--quality", "fast", "--precision", "fp32", "-o", str(tmp_path / "x.png"))
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+def test_quality_choice_helper():
+    assert P.precision_for_quality("fast", "bf16") == "bf16"
+    assert P.precision_for_quality("fast", None) == P.DEFAULT_PRECISION == "auto"
+    assert P.precision_for_quality("exact", "bf16") == "auto"

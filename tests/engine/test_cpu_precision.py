@@ -179,3 +179,33 @@ def test_inductor_graphs_equal_eager(adaattn_weights):
     assert st.compiler.idle.wait(1800) and st.compiler.status()["failed"] == 0
     out = st.stylize_raw(c, [s], precision="fp32")
     assert float(np.abs(out - ref).max() / (ref.max() - ref.min())) <= 1e-4
+
+
+def test_sanet_version_reports_torch_and_the_cpus_bf16_units_without_torch():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "plugins")])}
+    probe = "import sys; from sanet.cli import main\ntry: main(['--version'])\nexcept SystemExit: pass\n" \
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+    lines = p.stdout.strip().splitlines()
+    cpu = devices.cpu_info()
+    assert lines[0] == f"sanet 0.1.0 (torch {torch.__version__})"
+    assert lines[1].startswith(f"cpu: {cpu.name}, {cpu.physical_cores} physical core")
+    units = [n for n, ok in (("AMX-BF16", cpu.amx_bf16), ("AVX-512-BF16", cpu.avx512_bf16)) if ok]
+    assert lines[1].endswith(f"bf16: {' + '.join(units)}" if units else "precision auto runs fp32)")
+    assert lines[2] == "NO-TORCH"
+
+
+def test_sanet_stylize_refuses_zero_threads_before_loading(tmp_path, capsys):
+    from sanet.cli import main
+    from sanet.images import save_image
+    save_image(tmp_path / "c.png", np.zeros((8, 8, 3), np.uint8))
+    code = main(["stylize", str(tmp_path / "c.png"), "--style", str(tmp_path / "c.png"), "--threads", "0",
+                 "-o", str(tmp_path / "out.png")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == ("sanet: error: --threads 0: expected 1 or more (leave it out for all "
+                                               "physical cores)")
