@@ -120,8 +120,17 @@ def atomic_write(path: Path, write) -> None:
 
 
 def save_torch(obj, path: Path) -> None:
+    """torch.save through atomic_write. Serialised in memory first: torch's own writer turns a failed write (a full
+    disk) into a RuntimeError about stream positions; a plain file write raises the OSError (ENOSPC) that it is."""
+    import io
     import torch
-    atomic_write(path, lambda f: torch.save(obj, f))
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    view = buf.getbuffer()
+    try:
+        atomic_write(path, lambda f: f.write(view))
+    finally:
+        view.release()
 
 
 def save_json(obj, path: Path) -> None:

@@ -338,8 +338,8 @@ def train(s: Settings, resume: bool = False, explicit: set[str] | None = None, s
             + (f" ({lst.skipped} unreadable, skipped)" if lst.skipped else ""))
 
     # ---- the VGG (frozen) and the device
-    if resume:
-        vgg_path = Path(run["vgg"])
+    if resume:   # the run's file, or --vgg if it moved (checked below to be the same file)
+        vgg_path = Path(s.vgg).expanduser() if s.vgg else Path(run["vgg"])
     else:
         vgg_path = Path(s.vgg).expanduser() if s.vgg else resolve_weights_dir(s.weights_dir) / "vgg_normalised.pth"
         if not vgg_path.is_file() and s.init and not s.vgg:

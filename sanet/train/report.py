@@ -117,6 +117,7 @@ def draw_report(run_dir: Path) -> tuple[Path, str]:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise NoMatplotlib(f"drawing the loss curves needs matplotlib, which is not installed here "
                            f"(`pip install matplotlib` in this environment); the losses are in "
@@ -130,13 +131,15 @@ def draw_report(run_dir: Path) -> tuple[Path, str]:
     model = read_json(run_dir / RUN_FILE).get("model", "")
     for ax, name in zip(axes.flat, names):
         vals = np.array([r.get(name, np.nan) for r in records], dtype=np.float64)
-        ax.plot(its, vals, color="#9ab", linewidth=0.6, label="per iteration")
+        ax.plot(its, vals, color="#9ab" if window > 1 else "#c33", linewidth=0.6 if window > 1 else 1.4,
+                label="per iteration")
         if window > 1:
             ax.plot(its, _smooth(list(vals), window), color="#c33", linewidth=1.4, label=f"mean of {window}")
         if np.all(vals[np.isfinite(vals)] > 0):
             ax.set_yscale("log")
         ax.set_title("weighted total" if name == "loss" else name)
         ax.set_xlabel("iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(names):]:
