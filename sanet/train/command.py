@@ -3,7 +3,6 @@ starts). sanet.cli calls add_train_command(subparsers) and, for args.command == 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from .recipes import RECIPES
 

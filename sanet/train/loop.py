@@ -26,11 +26,12 @@ import random
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .. import variants
 from ..errors import InputError, SanetError, WeightsError
 from . import checkpoint as ck
 from . import data as D
@@ -124,8 +125,10 @@ def resolve(s: Settings) -> dict:
     if not isinstance(s.seed, int) or isinstance(s.seed, bool) or s.seed < 0:
         raise InputError(f"--seed {s.seed!r}: expected an integer ≥ 0")
     out = Path(s.out).expanduser()
-    name = s.name or variant_name(out.resolve().name)
-    check_variant_name(name)
+    name = s.name or variants.slug(out.resolve().name)
+    problem = variants.name_problem(name)
+    if problem:
+        raise InputError(f"--name {name!r}: {problem} (the result is selected as {s.model}{variants.SEPARATOR}NAME)")
     return {
         "format": ck.RUN_FORMAT, "model": s.model, "name": name,
         "content": _abs(s.content), "style": _abs(s.style),
@@ -139,19 +142,6 @@ def resolve(s: Settings) -> dict:
 
 def _abs(path: str | None) -> str | None:
     return str(Path(path).expanduser().resolve()) if path else None
-
-
-def variant_name(text: str) -> str:
-    """A folder name made into a variant name: lower case letters, digits, '-', '_' and '.' (others become '-')."""
-    out = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "-" for ch in text.lower()).strip("-.")
-    return out[:64] or "my-style"
-
-
-def check_variant_name(name: str) -> None:
-    if not name or len(name) > 64 or name[0] in "-." or any(not (c.isascii() and (c.isalnum() or c in "-_."))
-                                                           for c in name) or name != name.lower():
-        raise InputError(f"--name {name!r}: expected 1–64 lower-case letters, digits, '-', '_' or '.' "
-                         f"(not starting with '-' or '.'): the variant is selected as MODEL:NAME")
 
 
 def sha256_of(path: Path) -> str:
@@ -221,6 +211,42 @@ def _set_rng_state(st: dict) -> None:
     torch.set_rng_state(st["torch"])
     if "cuda" in st and torch.cuda.is_available() and len(st["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(st["cuda"])
+
+
+# --------------------------------------------------------------------------------------------- one step
+
+class Step:
+    """One optimisation step: Σ weight·term of the model's objective (sanet.models.losses) under autocast, backward
+    (through the fp16 loss scaler when enabled), Adam. The loop and bench/bench_train.py both run this."""
+
+    def __init__(self, model, nets: dict, stages, opt, scaler, weights: dict[str, float], device, amp_dtype):
+        from ..models import losses as L
+        self.model, self.nets, self.stages, self.opt, self.scaler = model, nets, stages, opt, scaler
+        self.weights = {k: w for k, w in weights.items() if w}
+        self.device, self.amp_dtype = device, amp_dtype
+        self.objective = L.OBJECTIVES[model.name]
+
+    def autocast(self):
+        import torch
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
+
+    def __call__(self, content, style, lr: float) -> dict[str, float]:
+        """{"loss": the weighted total, term: value, ...} as floats; nothing is updated when the loss is not finite."""
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        c = content.to(self.device, non_blocking=True)
+        s = style.to(self.device, non_blocking=True)
+        self.opt.zero_grad(set_to_none=True)
+        with self.autocast():
+            parts, _ = self.objective(self.model, self.nets, self.stages, c, s, tuple(self.weights))
+        loss = sum(self.weights[k] * parts[k] for k in self.weights)
+        out = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
+        if math.isfinite(out["loss"]):
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        return out
 
 
 # --------------------------------------------------------------------------------------------- the run
@@ -416,15 +442,13 @@ def train(s: Settings, resume: bool = False, explicit: set[str] | None = None, s
         pc, ps = D.preview_pairs(content, style, run["preview_pairs"], run["size"], run["crop"], run["seed"])
         preview = (torch.from_numpy(pc), torch.from_numpy(ps))
     weights = {k: w for k, w in run["weights"].items() if w}
-    objective = L.OBJECTIVES[model.name]
-    terms = tuple(weights)
     say(f"training {model.title} on {dev} ({run['precision']}): iterations {start + 1}…{total}, batch "
         f"{run['batch']}, crop {run['crop']} of {run['size']}², lr {run['lr']:g}, "
         f"loss {' + '.join(f'{w:g}·{k}' for k, w in weights.items())}; networks trained: {', '.join(trainable)}"
         + (f" (frozen: {', '.join(run['freeze'])})" if run["freeze"] else "") + f"; {workers} loader worker(s)")
 
-    def autocast():
-        return torch.autocast(device_type=dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+    step = Step(model, nets, stages, opt, scaler, weights, dev, amp_dtype)
+    autocast = step.autocast
 
     def write_preview(iteration: int) -> None:
         if preview is None:
@@ -462,25 +486,14 @@ def train(s: Settings, resume: bool = False, explicit: set[str] | None = None, s
             log = open(out / ck.LOG_FILE, "a", encoding="utf-8")
             for batch in D.loader(batches, start, total, workers, pin=dev.type == "cuda"):
                 lr = run["lr"] * R.lr_factor(recipe, i, total)
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                c = batch["content"].to(dev, non_blocking=True)
-                st = batch["style"].to(dev, non_blocking=True)
-                opt.zero_grad(set_to_none=True)
-                with autocast():
-                    parts, _ = objective(model, nets, stages, c, st, terms)
-                loss = sum(weights[k] * parts[k] for k in terms)
-                value = float(loss.detach())
+                losses = step(batch["content"], batch["style"], lr)
+                value = losses["loss"]
                 if not math.isfinite(value):
                     raise TrainingError(f"the loss became {value} at iteration {i + 1}"
                                         + (f"; the checkpoint of iteration {last_saved} is intact"
                                            if last_saved else "")
                                         + " (lower --lr, or train in fp32)")
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
                 i += 1
-                losses = {"loss": value, **{k: float(v.detach()) for k, v in parts.items()}}
                 log.write(json.dumps({"iteration": i, "lr": lr, **losses}) + "\n")
                 log.flush()
                 bar.update(i, losses)
@@ -538,4 +551,4 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-__all__ = ["Settings", "train", "resolve", "TrainingError", "PRECISIONS", "variant_name", "asdict"]
+__all__ = ["Settings", "Step", "train", "resolve", "TrainingError", "PRECISIONS"]
