@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from literal_training import AdaAttnTrainingOracle, SanetTrainingOracle, calc_content_loss, calc_style_loss
-from oracle import calc_mean_std, mean_variance_norm
+from oracle import calc_mean_std
 from sanet.models import losses as L
 from train_helpers import engine_networks, smooth_batch
 

@@ -18,54 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from train_helpers import write_images
 
-ROOT = Path(__file__).resolve().parents[2]
-FAST = ["--size", "48", "--crop", "32", "--batch", "1", "--workers", "1", "--seed", "3"]
-ITERATIONS = {"sanet": 4, "adaattn": 5}
-
-
-def env():
-    # one thread: with tiny tensors on a loaded 2-core machine, two OpenMP threads spin ~7× slower (measured)
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]), "OMP_NUM_THREADS": "1"}
-
-
-def sanet(*args, cwd, timeout=600, prefix=()):
-    return subprocess.run([*prefix, sys.executable, "-m", "sanet.cli", *map(str, args)], cwd=cwd, env=env(),
-                          capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory, adaattn_weights):
-    d = tmp_path_factory.mktemp("train_data")
-    write_images(d / "content", 7, seed=1)
-    write_images(d / "style", 4, seed=2)
-    (d / "content" / "notes.png").write_bytes(b"this is not a picture")           # unreadable: skipped at the scan
-    good = (d / "content" / "img00.png").read_bytes()
-    (d / "content" / "nested" / "cut.png").write_bytes(good[: len(good) // 2])   # header fine, pixels cut off
-    (d / "empty").mkdir()
-    (d / "junk").mkdir()
-    (d / "junk" / "a.jpg").write_bytes(b"\xff\xd8 nope")
-    (d / "junk" / "b.png").write_bytes(b"")
-    (d / "a_file.txt").write_text("not a folder")
-    return d
-
-
-def weights_args(model, adaattn_weights):
-    return ["--model", model, "--vgg", adaattn_weights / "vgg_normalised.pth"]
-
-
-@pytest.fixture(scope="module")
-def runs(data, adaattn_weights):
-    """One uninterrupted run per model (previews every 2 iterations: they must not disturb the training)."""
-    out = {}
-    for model, n in ITERATIONS.items():
-        r = sanet("train", *weights_args(model, adaattn_weights), "--content", "content", "--style", "style",
-                  "--out", f"run_{model}", "--iterations", n, "--save-every", 2, "--preview-every", 2, *FAST,
-                  cwd=data)
-        assert r.returncode == 0, r.stderr
-        out[model] = (data / f"run_{model}", r)
-    return out
+from train_helpers import FAST, ITERATIONS, env, sanet, weights_args
 
 
 def tensors_equal(a: Path, b: Path) -> None:

@@ -1,6 +1,9 @@
 """Tiny synthetic training data and the engine's networks loaded from the synthetic checkpoints."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,3 +45,24 @@ def engine_networks(weights: Path, model_name: str):
     for role, module in nets.items():
         module.load_state_dict(states[model.files[role]])
     return model, nets, load_vgg(weights / "vgg_normalised.pth")
+
+
+# ------------------------------------------------------------------------------- `sanet train` as a subprocess
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = ["--size", "48", "--crop", "32", "--batch", "1", "--workers", "1", "--seed", "3"]
+ITERATIONS = {"sanet": 4, "adaattn": 5}
+
+
+def env() -> dict:
+    # one thread: with tiny tensors on a loaded 2-core machine, two OpenMP threads spin ~7× slower (measured)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]), "OMP_NUM_THREADS": "1"}
+
+
+def sanet(*args, cwd, timeout=600):
+    return subprocess.run([sys.executable, "-m", "sanet.cli", *map(str, args)], cwd=cwd, env=env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def weights_args(model, weights):
+    return ["--model", model, "--vgg", Path(weights) / "vgg_normalised.pth"]
