@@ -4,6 +4,11 @@ bf16 autocast, with peak memory; plus the image loader's throughput (decode + re
 
     python bench/bench_train.py [--device cpu|cuda] [--models sanet,adaattn] [--precisions fp32,bf16]
                                 [--batches default|5,8] [--crop 256] [--iterations 3] [--warmup 1]
+    python bench/bench_train.py --flops [--models ...] [--crop 256]
+
+--flops counts the floating-point operations of one step per training pair (torch.utils.flop_counter: convolutions
+and matrix products, forward and backward) instead of timing: with a GPU's sustained rate it gives the time per
+1000 iterations where no GPU is at hand (an estimate; README "Training").
 
 Every configuration runs in a fresh subprocess (clean peak RSS; CUDA: torch.cuda.max_memory_allocated). Networks are
 built with the default initialisation and the VGG with random weights: the speed of a step does not depend on the
@@ -71,6 +76,35 @@ def one(model: str, batch: int, crop: int, precision: str, device: str, iteratio
             "finite": all(v == v for v in losses.values())}
 
 
+def step_flops(model: str, crop: int) -> float:
+    """FLOPs of one training step on ONE pair at crop×crop (a step on B pairs costs B times this)."""
+    import torch
+    import torch.utils.flop_counter as fc
+    from torch.utils.flop_counter import FlopCounterMode
+    from sanet import vgg
+    from sanet.models import get_model
+    from sanet.train.loop import Step
+    from sanet.train.recipes import RECIPES
+    torch.manual_seed(0)
+    stages = vgg.slices(vgg.build_encoder().eval().requires_grad_(False))
+    m = get_model(model)
+    nets = {k: v.train() for k, v in m.build().items()}
+    rec = RECIPES[model]
+    opt = torch.optim.Adam([p for r in rec.roles for p in nets[r].parameters()], lr=rec.lr)
+    step = Step(m, nets, stages, opt, torch.amp.GradScaler("cpu", enabled=False), rec.weights, torch.device("cpu"),
+                None)
+    x = torch.rand(2, 3, crop, crop, generator=torch.Generator().manual_seed(1))
+    # the CPU's fused attention kernels are not in the counter's table: count them with its own SDPA formulas
+    aten = torch.ops.aten
+    sdpa = {aten._scaled_dot_product_flash_attention_for_cpu:
+            lambda q, k, v, *a, out_shape=None, **kw: fc.sdpa_flop_count(q, k, v),   # (the counter passes shapes)
+            aten._scaled_dot_product_flash_attention_for_cpu_backward:
+            lambda g, q, k, v, *a, out_shape=None, **kw: fc.sdpa_backward_flop_count(g, q, k, v)}
+    with FlopCounterMode(display=False, custom_mapping=sdpa) as counter:
+        step(x[:1], x[1:], rec.lr)
+    return float(counter.get_total_flops())
+
+
 def loader_rate(batch: int, count: int = 3) -> float:
     """Images per second through sanet.train.data.Batches (640×480 JPEGs → 512² → random 256 crops), one process."""
     import numpy as np
@@ -100,11 +134,17 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--flops", action="store_true", help="count FLOPs per pair instead of timing")
     ap.add_argument("--one", help=argparse.SUPPRESS)     # internal: one configuration as JSON, in a subprocess
     args = ap.parse_args()
     if args.one:
         cfg = json.loads(args.one)
         print(json.dumps(one(**cfg)))
+        return
+    if args.flops:
+        print("| model | crop | GFLOP per pair per step (forward + backward) |\n|---|---|---|")
+        for model in args.models.split(","):
+            print(f"| {model} | {args.crop} | {step_flops(model, args.crop) / 1e9:.0f} |", flush=True)
         return
     rows = []
     for model in args.models.split(","):
