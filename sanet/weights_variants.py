@@ -112,7 +112,7 @@ def install_run(run_dir: Path, target: Path, iteration: int | None = None, name:
             shutil.rmtree(stage, ignore_errors=True)
             raise
     say(f"{vid}: installed iteration {iteration} of {run_dir} into {final} "
-        f"({', '.join(model.files.values())}); use it as --model {vid}")
+        f"({', '.join(model.files.values())}); select it as the model {vid}")
     return variants.Variant(model.name, name, final, info)
 
 

@@ -28,7 +28,7 @@ Examples:
       --style my-paintings --out runs/my-style --iterations 5000 --freeze transformer
   sanet train --resume --out runs/my-style          (after a crash, a kill or Ctrl+C: continues exactly)
   sanet train --report runs/my-style                 (loss curves → runs/my-style/losses.png)
-  sanet weights install runs/my-style                (then --model sanet:my-style everywhere)
+  sanet weights install runs/my-style                (as the model variant sanet:my-style)
 """
 
 

@@ -525,7 +525,7 @@ def train(s: Settings, resume: bool = False, explicit: set[str] | None = None, s
             except OSError:
                 pass
     say(f"done: {total} iterations in {duration(bar.elapsed())} ({out}); install the result as a model variant "
-        f"with `sanet weights install {out}` and use it as --model {model.name}:{run['name']}")
+        f"with `sanet weights install {out}` and select it as the model {model.name}:{run['name']}")
     return {"iteration": total, "total": total, "interrupted": False, "run_dir": str(out), "losses": losses}
 
 

@@ -133,7 +133,7 @@ def test_fine_tune_from_installed_weights_with_a_frozen_transformer(data, adaatt
     # installs as the named variant, usable at once
     folder = data / "finetune_weights"
     r = sanet("weights", "install", out, "--weights", folder, cwd=data)
-    assert r.returncode == 0 and "use it as --model sanet:my-style" in r.stdout, r.stderr
+    assert r.returncode == 0 and "select it as the model sanet:my-style" in r.stdout, r.stderr
     from sanet import Stylizer
     img = Stylizer(folder, device="cpu", model="sanet:my-style").stylize(image(3, 32, 48), [image(4, 32, 32)])
     assert img.shape == (32, 48, 3)
