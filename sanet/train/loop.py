@@ -225,6 +225,7 @@ class Step:
         self.weights = {k: w for k, w in weights.items() if w}
         self.device, self.amp_dtype = device, amp_dtype
         self.objective = L.OBJECTIVES[model.name]
+        self.skipped = False          # fp16: the latest step was skipped (gradients overflowed at the loss scale)
 
     def autocast(self):
         import torch
@@ -242,10 +243,13 @@ class Step:
             parts, _ = self.objective(self.model, self.nets, self.stages, c, s, tuple(self.weights))
         loss = sum(self.weights[k] * parts[k] for k in self.weights)
         out = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
+        self.skipped = False
         if math.isfinite(out["loss"]):
+            scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt)
             self.scaler.update()
+            self.skipped = scale is not None and self.scaler.get_scale() < scale   # the scaler backs off on inf/nan
         return out
 
 
@@ -478,6 +482,7 @@ def train(s: Settings, resume: bool = False, explicit: set[str] | None = None, s
     log = None
     i = start
     losses: dict[str, float] = {}
+    skipped = 0                      # fp16 steps the loss scaler skipped in this session
     torch.set_flush_denormal(True)   # the unscaled softmax underflows to denormals: ~100× slower arithmetic on x86
     try:
         with _Interrupt() as stop:
@@ -494,7 +499,15 @@ def train(s: Settings, resume: bool = False, explicit: set[str] | None = None, s
                                            if last_saved else "")
                                         + " (lower --lr, or train in fp32)")
                 i += 1
-                log.write(json.dumps({"iteration": i, "lr": lr, **losses}) + "\n")
+                record = {"iteration": i, "lr": lr, **losses}
+                if step.skipped:
+                    skipped += 1
+                    record["skipped"] = True
+                    if skipped in (10, 100, 1000):
+                        bar.say(f"fp16: {skipped} of {i - start} steps skipped so far (the gradients overflow at "
+                                f"the loss scale, now {scaler.get_scale():g}); if this goes on, train in bf16 or "
+                                f"fp32")
+                log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.update(i, losses)
                 at_end = i == total
@@ -524,6 +537,8 @@ def train(s: Settings, resume: bool = False, explicit: set[str] | None = None, s
                 log.close()
             except OSError:
                 pass
+    if skipped:
+        say(f"fp16: {skipped} of {total - start} steps were skipped (gradient overflow; log.jsonl marks them)")
     say(f"done: {total} iterations in {duration(bar.elapsed())} ({out}); install the result as a model variant "
         f"with `sanet weights install {out}` and select it as the model {model.name}:{run['name']}")
     return {"iteration": total, "total": total, "interrupted": False, "run_dir": str(out), "losses": losses}

@@ -86,7 +86,8 @@ def loss_names(records: list[dict]) -> list[str]:
     """"loss" (the weighted total) first, then each term in the order the log gives them."""
     names = []
     for r in records[:1]:
-        names = [k for k, v in r.items() if k not in ("iteration", "lr", "seconds") and isinstance(v, (int, float))]
+        names = [k for k, v in r.items() if k not in ("iteration", "lr", "seconds") and isinstance(v, (int, float))
+                 and not isinstance(v, bool)]
     return sorted(names, key=lambda n: (n != "loss",))
 
 

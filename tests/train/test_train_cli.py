@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shlex
 import shutil
@@ -68,6 +69,34 @@ def test_run_folder_log_previews_and_warnings(runs):
     rec = [json.loads(line) for line in (adaattn_run / "log.jsonl").read_text().splitlines()]
     assert set(rec[0]) == {"iteration", "lr", "loss", "global", "local"}      # content weight 0: not computed
     assert [x["lr"] for x in rec] == pytest.approx([2e-4, 2e-4, 2e-4 * 0.3, 2e-4 * 0.09, 2e-4 * 0.027])
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_trains_and_writes_fp32_public_checkpoints(runs, data, adaattn_weights, precision):
+    """--precision bf16 / fp16 (autocast; fp16 with loss scaling) on CPU: the same batches give the fp32 run's first
+    losses to the precision's accuracy, the weights move, and the checkpoints are fp32 in the public layout."""
+    ref, _ = runs["sanet"]
+    out = data / f"run_{precision}"
+    r = sanet("train", *weights_args("sanet", adaattn_weights), "--content", "content", "--style", "style", "--out",
+              out, "--iterations", 2, "--save-every", 1, "--preview-every", 0, "--precision", precision, *FAST,
+              cwd=data)
+    assert r.returncode == 0, r.stderr
+    assert f"({precision})" in r.stderr
+    first = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    want = json.loads((ref / "log.jsonl").read_text().splitlines()[0])
+    for k in ("loss", "content", "style", "identity_pixel", "identity_feature"):
+        assert math.isfinite(first[k]) and first[k] == pytest.approx(want[k], rel=0.05), (k, first[k], want[k])
+    for name in ("decoder_iter_2.pth", "transformer_iter_2.pth"):
+        got, fp32 = torch.load(out / name, weights_only=True), torch.load(ref / name, weights_only=True)
+        assert got.keys() == fp32.keys()
+        assert all(got[k].dtype == torch.float32 and got[k].shape == fp32[k].shape for k in got)
+    # a step is applied, or (fp16: the gradients overflowed at the loss scale) marked as skipped, and said
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    one, two = (torch.load(out / f"decoder_iter_{i}.pth", weights_only=True) for i in (1, 2))
+    assert any(not torch.equal(one[k], two[k]) for k in one) != bool(log[1].get("skipped"))
+    skipped = sum(1 for rec in log if rec.get("skipped"))
+    assert (f"fp16: {skipped} of 2 steps were skipped" in r.stderr) == (skipped > 0)
+    assert precision == "fp16" or skipped == 0
 
 
 @pytest.mark.parametrize("model", ["sanet", "adaattn"])
