@@ -18,6 +18,7 @@ Flow of one stylization (names are this interface's):
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,18 @@ class Model:
     costs: Costs = Costs(640, 160, 40)
     decoder_roles: tuple[str, ...] = ("decoder",)   # roles of `files` that decode (LowPrecision.decoder)
     cpu_bf16: LowPrecision = LowPrecision()       # what runs in bf16 when a CPU call asks for it
+    base: str = ""                         # variants only: the model whose fine-tuned files they are (sanet.variants)
+
+    def variant(self, name: str) -> "Model":
+        """This model with its networks read from the variant's folder (WEIGHTS/variants/<model>/<name>/, the same
+        file names and layout): the same data and functions, another name (MODEL:NAME) and other files."""
+        from .. import variants
+        v = copy.copy(self)
+        v.name = variants.join(self.name, name)
+        v.title = f"{self.title} — {name}"
+        v.base = self.name
+        v.files = {role: variants.relative_file(self.name, name, f) for role, f in self.files.items()}
+        return v
 
     # ---------------------------------------------------------------- data
     def build(self) -> dict[str, nn.Module]:
