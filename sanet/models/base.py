@@ -30,6 +30,17 @@ STYLE_KEYS = ("sampled", "all")   # style_memory(style_keys=): a model's own key
 
 
 @dataclass(frozen=True)
+class LowPrecision:
+    """Which parts of a model run in bf16 when a call asks for bf16 on a CPU; the others stay fp32 (the runtime casts
+    between them). Chosen by measurement against fp32 (docs/benchmarks.md, bench/bench_cpu.py): the attention is so
+    peaked that rounding the features it compares flips the winning style position, so the parts before it are the
+    sensitive ones; the decoder never is."""
+    encoder: tuple[bool, ...] = (True, True, True, True, True)   # VGG stages ending at relu1_1 .. relu5_1
+    transform: bool = True       # style memory, attention, merge: every role but the decoder's
+    decoder: bool = True         # the roles in Model.decoder_roles
+
+
+@dataclass(frozen=True)
 class Costs:
     """Memory per image pixel in fp32 (the planner scales by the element size); measured, see sanet.runtime.planner."""
     work_bytes_per_px: int        # encoder / decoder peak of one tile
@@ -69,6 +80,8 @@ class Model:
     label_image: bool = False              # SCSA: the label-map IMAGE is encoded too (its features join `feats`)
     scsa_weights: tuple[float, float] = (0.7, 0.3)   # default (t1, t2) of the SCSA variant
     costs: Costs = Costs(640, 160, 40)
+    decoder_roles: tuple[str, ...] = ("decoder",)   # roles of `files` that decode (LowPrecision.decoder)
+    cpu_bf16: LowPrecision = LowPrecision()       # what runs in bf16 when a CPU call asks for it
     base: str = ""                         # variants only: the model whose fine-tuned files they are (sanet.variants)
 
     def variant(self, name: str) -> "Model":
