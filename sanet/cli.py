@@ -1,4 +1,4 @@
-"""The `sanet` command: stylize images, manage weights, run the demo. Bad input → one line on stderr, exit code 2.
+"""The `sanet` command: stylize images, manage weights, train models, run the demo. Bad input → one line on stderr, exit code 2.
 
 Fast start: nothing at module level imports torch or numpy. `sanet --help`, `--version`, argument errors and
 `sanet weights sources` never load torch, and `sanet stylize` checks the output path, reads every input and checks
@@ -26,12 +26,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"sanet: error: {message}\n")
 
 
+class _Version(argparse.Action):
+    """sanet's version, the installed torch's and the CPU's bf16 units — read without importing torch (fast)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .cpuflags import summary, torch_version
+        print(f"sanet {__version__} (torch {torch_version()})\ncpu: {summary()}")
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--weights", metavar="DIR", help="weights folder (default: $SANET_WEIGHTS or the user data dir)")
     p = _Parser(prog="sanet", description="Arbitrary style transfer (SANet, CVPR 2019; AdaAttN, ICCV 2021; SCSA, "
                                           "CVPR 2025) on image files. Start with `sanet demo`.")
-    p.add_argument("--version", action="version", version=f"sanet {__version__}")
+    p.add_argument("--version", action=_Version, nargs=0, help="show the version, torch's and what the CPU offers")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("stylize", parents=[common], help="stylize an image",
@@ -41,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--style", action="append", required=True, metavar="S", help="style image (repeat for several)")
     add_stylize_controls(s)
     s.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
-    s.add_argument("--precision", default="fp32", choices=list(P.PRECISIONS), help="fp16/bf16 on GPUs only")
+    s.add_argument("--precision", default=P.DEFAULT_PRECISION, choices=list(P.PRECISIONS),
+                   help="auto (default): fp32, except --preview in bf16 on CPUs with AVX-512-BF16 or AMX-BF16; "
+                        "bf16: faster on such CPUs (and GPUs) at a small, tested quality cost; fp16: GPUs only")
+    s.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="compute threads on the CPU (default: all physical cores)")
     s.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
                    help="memory the engine may use; larger layers run in tiles (default: 2 on CPU, half the free GPU memory)")
     s.add_argument("--label-palette", metavar="#RRGGBB,...", help="colours of colour-coded label maps "
@@ -58,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .weights_cli import add_weights_commands
     add_weights_commands(sub)
+    from .train.command import add_train_command
+    add_train_command(sub)
     for name, parser in sub.choices.items():  # every subcommand understands --weights DIR
         if not any("--weights" in a.option_strings for a in parser._actions):
             parser.add_argument("--weights", metavar="DIR", help="weights folder")
@@ -86,6 +101,8 @@ def _progress_printer():
 def run_stylize(args) -> int:
     kind = imagefiles.check_output_path(args.output, InputError)   # before anything is read or loaded
     check_stylize_args(args, InputError)
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads {args.threads}: expected 1 or more (leave it out for all physical cores)")
     from .images import load_image, save_image
     out_path = Path(args.output)
     n = len(args.style)
@@ -102,12 +119,15 @@ def run_stylize(args) -> int:
     t1 = time.perf_counter()
 
     from .runtime import Style, Stylizer   # torch from here on
+    if args.threads is not None:
+        import torch
+        torch.set_num_threads(args.threads)
     budget = None if args.memory_budget is None else int(args.memory_budget * 2**30)
     model = args.model or P.DEFAULT_MODEL
     st = Stylizer(args.weights, device=args.device, precision=args.precision, memory_budget=budget, model=model)
     t2 = time.perf_counter()
     _log(f"loaded {content.shape[1]}×{content.shape[0]} content, {n} style(s) in {t1 - t0:.2f}s; "
-         f"{P.MODELS[model]} on {st.device} ({args.precision}) in {t2 - t1:.2f}s")
+         f"{P.MODELS.get(model, model)} on {st.device} ({st.precision}) in {t2 - t1:.2f}s")
     styles = [Style(img, w, r, labels=lab) for img, w, r, lab in zip(styles_img, weights, regions, style_labels)]
     show = _progress_printer()
     kwargs = dict(alpha=args.alpha, preserve_color=args.preserve_color, selection=selection, preview=args.preview,
@@ -126,7 +146,7 @@ def run_stylize(args) -> int:
     save_image(out_path, result)
     _bar_open[0] = False
     if st.last_plan is not None:
-        _log(f"\rplan: {st.last_plan.describe()}")
+        _log(f"\rplan: {st.last_plan.describe()}, {st.last_info.get('precision', st.precision)}")
     _log(f"\rstylized in {t3 - t2:.2f}s, wrote {out_path} ({result.shape[1]}×{result.shape[0]}, {result.dtype}) "
          f"in {time.perf_counter() - t3:.2f}s")
     return 0
@@ -137,6 +157,9 @@ def main(argv=None) -> int:
     try:
         if args.command == "stylize":
             return run_stylize(args)
+        if args.command == "train":
+            from .train.command import run_train_command
+            return run_train_command(args)
         if args.command == "demo":
             from .demo import run_demo
             return run_demo(args, main)   # demo runs `sanet stylize` through this module's main

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import platformdirs
 
+from sanet_client import protocol as P
+
 from . import __version__
 
 APP_NAME = "sanet-style"
 DEVICES = ("auto", "cuda", "cpu", "mps")
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = P.PRECISIONS
+DEFAULT_NICE = 10                    # the daemon yields to the editor: 10 = "lower priority", like a batch job
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -50,7 +53,10 @@ class Settings:
     max_queue: int = 16              # waiting jobs beyond the running one; more are answered `busy`
     max_pixels: int = 8192 * 8192    # per layer, style or mask
     lease: float = 15.0              # a client silent this long has its jobs cancelled
-    precision: str = "fp32"
+    precision: str = P.DEFAULT_PRECISION   # auto: bf16 previews on CPUs with bf16 hardware, results fp32
+    threads: int | None = None       # compute threads; None: all physical cores (the daemon runs at lower priority)
+    nice: int = DEFAULT_NICE         # added to the daemon's niceness at start (0: same priority as the editor)
+    compile: bool = False            # torch.compile the networks on CPUs, built in the background (opt-in)
     memory_budget: float | None = None   # GiB the engine may use before it tiles; None: the engine's per-device default
     data_dir: str | None = None      # style library lives in <data_dir>/styles
     log_dir: str | None = None
@@ -77,9 +83,9 @@ def _convert(name: str, raw, source: str):
     try:
         if name in ("keep_alive", "lease", "memory_budget"):
             value = float(raw)
-        elif name in ("max_queue", "max_pixels", "max_queued"):
+        elif name in ("max_queue", "max_pixels", "max_queued", "threads", "nice"):
             value = int(raw)
-        elif name == "curve":
+        elif name in ("curve", "compile"):
             if isinstance(raw, bool):
                 value = raw
             elif str(raw).lower() in ("1", "true", "yes", "on"):
@@ -110,6 +116,10 @@ def _convert(name: str, raw, source: str):
         raise ConfigError(f"{source}: max_pixels = {raw!r}; expected 1 or more")
     if name == "memory_budget" and not value > 0:
         raise ConfigError(f"{source}: memory_budget = {raw!r}; expected a positive number of GiB")
+    if name == "threads" and value < 1:
+        raise ConfigError(f"{source}: threads = {raw!r}; expected 1 or more (leave it out for all physical cores)")
+    if name == "nice" and not 0 <= value <= 19:
+        raise ConfigError(f"{source}: nice = {raw!r}; expected 0 (normal priority) to 19 (lowest)")
     if name == "lease" and value <= 0:
         raise ConfigError(f"{source}: lease = {raw!r}; expected more than 0 seconds")
     return value
@@ -147,7 +157,16 @@ def parser() -> argparse.ArgumentParser:
                    help="largest layer/style/mask in pixels (default 67108864 = 8192x8192)")
     p.add_argument("--lease", type=float, metavar="SECONDS",
                    help="cancel the jobs of a client silent this long (default 15)")
-    p.add_argument("--precision", choices=PRECISIONS, help="default model precision (default fp32)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="default precision of jobs that name none (default auto: bf16 previews on CPUs with "
+                        "AVX-512-BF16 or AMX-BF16, full-resolution results in fp32)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="compute threads (default: all physical cores; the daemon runs at lower priority)")
+    p.add_argument("--nice", type=int, metavar="N",
+                   help=f"lower the daemon's priority by N (0-19, default {DEFAULT_NICE}) so the editor stays "
+                        "responsive while it computes")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the networks on CPUs, built in the background (first jobs run eager)")
     p.add_argument("--memory-budget", dest="memory_budget", type=float, metavar="GIB",
                    help="memory the engine may use; larger layers run in tiles (default: 2 on CPU, half the free "
                         "GPU memory on CUDA)")

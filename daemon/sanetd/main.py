@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import signal
 import sys
 import threading
@@ -24,23 +25,48 @@ log = logging.getLogger("sanetd")
 
 
 def setup_logging(level: str, log_dir: Path) -> Path | None:
-    """stderr plus a rotating file in the log dir (5 MiB × 3)."""
-    root = logging.getLogger("sanetd")
-    root.setLevel(level.upper())
+    """stderr plus a rotating file in the log dir (5 MiB × 3), for sanetd's loggers and the engine's ("sanet":
+    compiled graphs, fallbacks)."""
+    roots = [logging.getLogger("sanetd"), logging.getLogger("sanet")]
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     err = logging.StreamHandler(sys.stderr)
     err.setFormatter(fmt)
-    root.addHandler(err)
+    for root in roots:
+        root.setLevel(level.upper())
+        root.addHandler(err)
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
         path = log_dir / "sanetd.log"
         fh = logging.handlers.RotatingFileHandler(path, maxBytes=5 << 20, backupCount=3, encoding="utf-8")
         fh.setFormatter(fmt)
-        root.addHandler(fh)
+        for root in roots:
+            root.addHandler(fh)
         return path
     except OSError as exc:
         log.warning("cannot write logs to %s (%s); logging to stderr only", log_dir, exc)
         return None
+
+
+def apply_priority(settings) -> tuple[int, int | None]:
+    """Threads (all physical cores unless --threads) and a lower priority (--nice, default 10) so that the editor
+    stays responsive while sanetd computes. Returns (threads, the process's niceness now or None)."""
+    import torch
+    from sanet.devices import cpu_info
+    threads = settings.threads or cpu_info().physical_cores
+    torch.set_num_threads(threads)
+    niceness = None
+    if settings.nice:
+        try:
+            if hasattr(os, "nice"):
+                niceness = os.nice(settings.nice)
+            elif sys.platform == "win32":   # BELOW_NORMAL_PRIORITY_CLASS
+                import ctypes
+                ctypes.windll.kernel32.SetPriorityClass(ctypes.windll.kernel32.GetCurrentProcess(), 0x4000)
+        except OSError as exc:
+            log.warning("cannot lower sanetd's priority (%s); it runs at the editor's priority", exc)
+    elif hasattr(os, "nice"):
+        niceness = os.nice(0)
+    return threads, niceness
 
 
 def _fail(message: str, code: int) -> int:
@@ -77,11 +103,11 @@ def main(argv=None) -> int:
     log_path = setup_logging(settings.log_level, settings.resolved_log_dir())
 
     import sanet
-    from sanet.devices import resolve_device
-    try:  # fail at once, before any loading, when a device cannot be had
+    from sanet.devices import choose_precision, resolve_device
+    try:  # fail at once, before any loading, when a device or the precision cannot be had
         devices = expand_devices(settings.device)
         for d in devices:
-            resolve_device(d)
+            choose_precision(settings.precision, resolve_device(d))
     except sanet.SanetError as exc:
         return _fail(str(exc), 2)
     if settings.listen:
@@ -89,6 +115,8 @@ def main(argv=None) -> int:
             check_listen_endpoint(settings.listen)
         except InstanceError as exc:
             return _fail(str(exc), 2)
+    threads, niceness = apply_priority(settings)
+    log.info("compute threads %d, niceness %s", threads, niceness)
 
     instance = Instance()
     try:

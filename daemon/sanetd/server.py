@@ -569,6 +569,7 @@ class Server:
         limits.update(max_queue=self.settings.max_queue, lease_s=self.settings.lease,
                       max_queued=self._client_limit(peer.client))
         w0 = self.workers[0]
+        caps = self._capabilities()
         self._reply(peer, "hello.reply", req["msg_id"], daemon="sanetd", version=__version__,
                     engine=sanet.__version__, protocol=P.PROTOCOL_VERSION, protocols=[P.PROTOCOL_VERSION],
                     device=self._device_names(), devices=[w.device_name for w in self.workers],
@@ -579,7 +580,8 @@ class Server:
                     models=models.describe(w0.weights_dir,
                                            sorted({m for w in self.workers for m in w.loaded_models()})),
                     capabilities={"formats": list(P.LAYER_FORMATS), "mask_formats": list(P.MASK_FORMATS),
-                                  "precisions": list(P.PRECISIONS), "style_library": True, "regions": True,
+                                  "precisions": caps["precisions"], "fast_precision": caps["fast_precision"],
+                                  "style_library": True, "regions": True,
                                   "preview": True, "cancel": True, "progress": True,
                                   "label_formats": list(P.LABEL_FORMATS)},
                     features=list(P.FEATURES), limits=limits,
@@ -611,7 +613,25 @@ class Server:
                     jobs=mine, sessions=len(self.sessions), jobs_done=sum(w.jobs_done for w in self.workers),
                     dropped_messages=self.dropped, uptime_s=round(time.monotonic() - self.started, 3),
                     shutting_down=self.shutting_down, client=peer.client.name, clients=clients,
-                    devices=[w.describe() for w in self.workers], host_memory={"rss": _host_rss()})
+                    devices=[w.describe() for w in self.workers], host_memory={"rss": _host_rss()},
+                    precision=self.settings.precision, capabilities=self._status_capabilities())
+
+    def _capabilities(self) -> dict:
+        """The first worker's capabilities (sanet.devices.capabilities + the compiler's state), with the precisions
+        every worker can run (several devices: their common ones; fast_precision only where all agree)."""
+        all_caps = [w.capabilities() for w in self.workers]
+        caps = dict(all_caps[0])
+        caps["precisions"] = [p for p in caps["precisions"] if all(p in c["precisions"] for c in all_caps)]
+        if any(c["fast_precision"] != caps["fast_precision"] for c in all_caps):
+            caps["fast_precision"] = None
+        return caps
+
+    def _status_capabilities(self) -> dict:
+        """What this daemon runs on: the CPU (name, ISA, bf16 units, cores), threads, niceness, torch, the
+        devices' precisions and fast precision, the compiler's state."""
+        caps = self._capabilities()
+        caps["nice"] = os.nice(0) if hasattr(os, "nice") else None
+        return caps
 
     def _on_stylize(self, peer, req, buffers):
         client = peer.client
@@ -647,6 +667,8 @@ class Server:
             self._reply(peer, "error", req["msg_id"], code="model_unavailable", message=exc.message,
                         field=models.FIELD, job_id=req["job_id"], missing=exc.missing)
             return
+        if req.get("precision") and not self._precision_fits(peer, req):
+            return
         job = Job(client, req["session"], req["job_id"], req, buffers, codec=peer.codec)
         try:
             position = self.queue.try_put(job, self._client_limit(client))
@@ -663,6 +685,23 @@ class Server:
         self.table.add(job)
         self._reply(peer, "accepted", req["msg_id"], job_id=job.job_id, position=position, reattached=False)
         log.info("job %s of %s accepted at position %d (%s)", job.job_id, client.name, position, self._counts_text())
+
+    def _precision_fits(self, peer, req) -> bool:
+        """A precision a device cannot run (bf16 on a CPU without bf16 hardware, fp16 on a CPU) is refused at
+        once, in one line naming the field, before the job queues."""
+        if req["precision"] in self._capabilities()["precisions"]:
+            return True
+        from sanet.devices import choose_precision, resolve_device
+        message = f"precision {req['precision']!r} is not offered by this sanetd's devices"
+        for w in self.workers:
+            try:
+                choose_precision(req["precision"], resolve_device(w.device))
+            except sanet.SanetError as exc:
+                message = str(exc)
+                break
+        self._error(peer, "invalid_input", message, reply_to=req["msg_id"], job_id=req["job_id"],
+                    field="precision")
+        return False
 
     def _library_labels_fit(self, peer, req, i: int) -> bool:
         """A library style's label map must have the stored image's size (the request cannot say it)."""

@@ -53,6 +53,7 @@ class Worker(threading.Thread):
         self.precision = settings.precision
         self.weights_dir = str(resolve_weights_dir(settings.weights))
         self.jobs_done = 0
+        self._caps: dict | None = None
         self.state = "starting"     # starting, loading, idle, running, unloaded, failed, stopped
         self.current: Job | None = None
 
@@ -105,7 +106,8 @@ class Worker(threading.Thread):
         self.state = "loading"
         first = model or (models.installed(self.weights_dir) or [P.DEFAULT_MODEL])[0]
         st = sanet.Stylizer(self.settings.weights, device=self.device, precision=self.settings.precision,
-                            memory_budget=None if budget is None else int(budget * 2**30), model=first)
+                            memory_budget=None if budget is None else int(budget * 2**30), model=first,
+                            compile=bool(getattr(self.settings, "compile", False)))
         self.stylizer = st
         self.device_name = str(st.device)
         self.precision = st.precision
@@ -113,6 +115,33 @@ class Worker(threading.Thread):
         log.info("%s loaded on %s (%s, worker %d) from %s in %.2f s", first, st.device, st.precision, self.index,
                  st.weights_dir, time.monotonic() - t0)
         return st
+
+    def capabilities(self) -> dict:
+        """The device's precisions, the CPU, threads (sanet.devices.capabilities) and the compiler's state; for
+        hello and status. Computed once (the device is known from the settings before the model loads)."""
+        if self._caps is None:
+            from sanet.devices import capabilities, resolve_device
+            self._caps = capabilities(resolve_device(self.device))
+        caps = dict(self._caps)
+        st = self.stylizer
+        caps["compile"] = (st.compiler.status() if st is not None and st.compiler is not None
+                           else bool(getattr(self.settings, "compile", False)))
+        return caps
+
+    def _warm(self, st) -> None:
+        """With --compile: one preview-sized run (eager, ~1 s) so that its shapes are built in the background
+        before the artist's first preview comes; never fails the daemon."""
+        if st.compiler is None:
+            return
+        import numpy as np
+        try:
+            side = sanet.PREVIEW_LONG_SIDE
+            img = np.linspace(0, 1, side * side * 3, dtype=np.float32).reshape(side, side, 3)
+            st.stylize(img, [img[: side // 2, : side // 2].copy()], preview=True)
+            st.clear_cache()
+            log.info("compile warm-up queued (%s)", st.compiler.status())
+        except Exception as exc:  # noqa: BLE001
+            log.warning("compile warm-up failed (%s); jobs run eager", exc)
 
     def _unload(self, why: str) -> None:
         if self.stylizer is None:
@@ -140,6 +169,8 @@ class Worker(threading.Thread):
             return
         self.state = "idle"
         self.ready.set()
+        if not self.queue.waiting():
+            self._warm(self.stylizer)
         keep_alive = self.settings.keep_alive
         idle_since = time.monotonic()
         while True:

@@ -99,7 +99,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--style", action="append", required=True, metavar="S",
                    help="style image file, or id:STYLE_ID from the library (repeat for several)")
     add_stylize_controls(s)
-    s.add_argument("--precision", choices=list(P.PRECISIONS), default=None)
+    q = s.add_mutually_exclusive_group()
+    q.add_argument("--precision", choices=list(P.PRECISIONS), default=None,
+                   help="default: the daemon's (auto: fp32 results, bf16 previews on CPUs with bf16 units)")
+    q.add_argument("--quality", choices=list(P.QUALITIES), default=None,
+                   help="the plug-ins' choice: exact = precision auto; fast = the daemon's fast precision (bf16 on "
+                        "CPUs with AVX-512-BF16 or AMX-BF16, fp16 on GPUs; exact where there is none)")
     s.add_argument("--label-palette", type=_palette, metavar="#RRGGBB,...", help="colours of colour-coded label "
                    "maps (default: their distinct colours)")
     s.add_argument("--progress", action="store_true", help="print progress to stderr")
@@ -158,10 +163,13 @@ def _stylize(c: Client, args) -> None:
     def progress(fraction, stage):
         if args.progress:
             print(f"{fraction * 100:5.1f}% {stage}", file=sys.stderr, flush=True)
+    precision = args.precision
+    if args.quality is not None:
+        precision = P.precision_for_quality(args.quality, c.hello()["capabilities"].get("fast_precision"))
     # Ctrl-C leaves the job to the daemon's lease, which cancels it once this process stops pinging
     result = c.stylize(layer, styles, selection=None if selection is None else mask_of(selection),
                        alpha=args.alpha, preserve_color=args.preserve_color, preview=args.preview,
-                       style_max_side=args.style_max_side, precision=args.precision, on_progress=progress,
+                       style_max_side=args.style_max_side, precision=precision, on_progress=progress,
                        content_labels=labels, label_palette=args.label_palette, scsa_weights=args.scsa_weights,
                        raw=raw, model=args.model, style_keys=args.style_keys)
     h, w = content.shape[:2]

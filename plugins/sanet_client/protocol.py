@@ -44,7 +44,20 @@ LABEL_FORMATS = {"u8": 1, "u16": 2, "rgba8": 4}
 RAW_FORMAT = "rgbf32"
 RESULT_FORMATS = {**LAYER_FORMATS, RAW_FORMAT: 12}
 _BYTES_PER_PIXEL = {**RESULT_FORMATS, **MASK_FORMATS, **LABEL_FORMATS}   # the shared names agree (u8 1, rgba8 4)
-PRECISIONS = ("fp32", "fp16", "bf16")
+# auto: previews in the device's fast precision where that is a CPU with bf16 hardware, full resolution in fp32;
+# bf16 on CPUs runs the parts of each model that keep the quality bar (docs/benchmarks.md) in bf16; fp16: GPUs only
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DEFAULT_PRECISION = "auto"
+# the plug-ins' "Quality" choice: exact → "auto" (previews fast where the CPU can, the result fp32); fast → the
+# device's fast precision, hello.reply capabilities "fast_precision" (None: nothing faster than fp32 there)
+QUALITIES = ("exact", "fast")
+
+
+def precision_for_quality(quality: str, fast_precision: str | None) -> str:
+    """The request's precision for a Quality choice, given the daemon's hello capabilities["fast_precision"]."""
+    if quality == "fast" and fast_precision:
+        return fast_precision
+    return DEFAULT_PRECISION
 
 DEFAULT_ALPHA = 1.0                  # content–style trade-off: 1 = full style
 DEFAULT_STYLE_MAX_SIDE = 1024        # styles are reduced to this long side (SANet was trained on 512-px styles)
@@ -258,7 +271,7 @@ class Limits:
                 "style_weight_max": STYLE_WEIGHT_MAX, "scsa_weight_max": SCSA_WEIGHT_MAX, "max_palette": MAX_PALETTE}
 
 
-def defaults_dict(precision: str = "fp32") -> dict:
+def defaults_dict(precision: str = DEFAULT_PRECISION) -> dict:
     """What hello.reply "defaults" carries: the value each optional stylize field takes when it is left out."""
     return {"alpha": DEFAULT_ALPHA, "style_max_side": DEFAULT_STYLE_MAX_SIDE, "preview_long_side": PREVIEW_LONG_SIDE,
             "scsa_weights": list(DEFAULT_SCSA_WEIGHTS), "precision": precision, "weight": 1.0,

@@ -18,6 +18,7 @@ Flow of one stylization (names are this interface's):
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,17 @@ from torch import nn
 
 # style_memory(style_keys=): a model's own key subsampling (if any), or every key; one definition, in the protocol
 from sanet_client.protocol import STYLE_KEYS
+
+
+@dataclass(frozen=True)
+class LowPrecision:
+    """Which parts of a model run in bf16 when a call asks for bf16 on a CPU; the others stay fp32 (the runtime casts
+    between them). Chosen by measurement against fp32 (docs/benchmarks.md, bench/bench_cpu.py): the attention is so
+    peaked that rounding the features it compares flips the winning style position, so the parts before it are the
+    sensitive ones; the decoder never is."""
+    encoder: tuple[bool, ...] = (True, True, True, True, True)   # VGG stages ending at relu1_1 .. relu5_1
+    transform: bool = True       # style memory, attention, merge: every role but the decoder's
+    decoder: bool = True         # the roles in Model.decoder_roles
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,20 @@ class Model:
     label_image: bool = False              # SCSA: the label-map IMAGE is encoded too (its features join `feats`)
     scsa_weights: tuple[float, float] = (0.7, 0.3)   # default (t1, t2) of the SCSA variant
     costs: Costs = Costs(640, 160, 40)
+    decoder_roles: tuple[str, ...] = ("decoder",)   # roles of `files` that decode (LowPrecision.decoder)
+    cpu_bf16: LowPrecision = LowPrecision()       # what runs in bf16 when a CPU call asks for it
+    base: str = ""                         # variants only: the model whose fine-tuned files they are (sanet.variants)
+
+    def variant(self, name: str) -> "Model":
+        """This model with its networks read from the variant's folder (WEIGHTS/variants/<model>/<name>/, the same
+        file names and layout): the same data and functions, another name (MODEL:NAME) and other files."""
+        from .. import variants
+        v = copy.copy(self)
+        v.name = variants.join(self.name, name)
+        v.title = f"{self.title} — {name}"
+        v.base = self.name
+        v.files = {role: variants.relative_file(self.name, name, f) for role, f in self.files.items()}
+        return v
 
     # ---------------------------------------------------------------- data
     def build(self) -> dict[str, nn.Module]:

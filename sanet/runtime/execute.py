@@ -69,13 +69,17 @@ class Job:
     label_src: torch.Tensor | None = None     # SCSA: the content label-map image (CPU, like src), if the model reads it
     label_grids: dict[int, torch.Tensor] | None = None   # SCSA: content label ids per factor (whole padded grids)
     scsa_weights: tuple[float, float] | None = None
+    input_dtype: torch.dtype | None = None    # the first encoder stage's (None: dtype); mixed precision on CPUs
+    decoder_dtype: torch.dtype | None = None  # the decoder's (None: dtype); its inputs are cast to it
 
     @property
     def size(self) -> tuple[int, int]:
         return tuple(self.src.shape[-2:])
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
+        """An image crop for the encoder, in its first stage's dtype (the stages cast between themselves)."""
+        return x.to(device=self.device, dtype=self.input_dtype or self.dtype).contiguous(
+            memory_format=torch.channels_last)
 
 
 class Runner:
@@ -115,7 +119,7 @@ class Runner:
         for name, x in feats.items():
             f = self._factor(name)
             a, b = (y0 - ys) // f, (x0 - xs) // f
-            out[name] = x[:, :, a:a + (y1 - y0) // f, b:b + (x1 - x0) // f]
+            out[name] = x[:, :, a:a + (y1 - y0) // f, b:b + (x1 - x0) // f].to(job.dtype)
         return out
 
     def features(self, ga: int, gb: int, gc: int, gd: int) -> dict[str, torch.Tensor]:
@@ -179,6 +183,8 @@ class Runner:
                   for name, f in model.decoder_inputs.items()}
         mixed = controls.mix(outs, job.alpha, job.coeffs, job.rest, region)
         del outs
+        if job.decoder_dtype is not None and job.decoder_dtype != job.dtype:
+            mixed = {name: x.to(job.decoder_dtype) for name, x in mixed.items()}
         out = model.decode(job.nets, mixed)
         rh, rw = job.size
         oy, ox = y0 - 8 * ga, x0 - 8 * gc

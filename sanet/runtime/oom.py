@@ -1,15 +1,17 @@
 """The one out-of-memory fallback chain: smaller plans, then (on GPUs) lower precision, then a clear error.
 
     plan P (planner)  ─OOM→ free memory, P.smaller() … down to the smallest tile; the smallest once more after freeing
-                      ─OOM→ (GPU, fp32) the same walk in fp16
+                      ─OOM→ (GPU, fp32) the same walk in fp16; (CPU with bf16 hardware, fp32) the same walk in bf16
                       ─OOM→ OutOfMemory: one message naming the device, the last plan and what to try
 Every step first frees what is not in use (the style cache, Python garbage, the CUDA caching allocator). The result
 says what degraded: "retried after freeing GPU memory" (or "... memory" for a host allocation failure) when any
-attempt ran out, and "ran in fp16 instead of fp32 to fit in GPU memory" when precision was lowered. A smaller plan
+attempt ran out, and "ran in fp16 instead of fp32 to fit in GPU memory" (CPU: "ran in bf16 instead of fp32 to fit in
+memory") when precision was lowered. A smaller plan
 is not a degradation (tiles are exact); Stylizer.last_info["plan"] says which one ran.
 
-The chain asks one question about the device, is_gpu(); tests fake a GPU by replacing that function (nothing else
-in the engine is told it is on a GPU), and inject out-of-memory errors by wrapping a model function.
+The chain asks two questions about the device, is_gpu() and (on CPUs) cpu_bf16(); tests fake a GPU or a CPU with or
+without bf16 by replacing those functions here (nothing else in the engine is told), and inject out-of-memory errors
+by wrapping a model function.
 """
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ from typing import Callable
 
 import torch
 
-from ..devices import PRECISIONS
+from ..devices import PRECISIONS, cpu_bf16
 from ..errors import OutOfMemory
 from .planner import Plan
 
 LOWER = {torch.float32: torch.float16}     # the fallback precision on GPUs (what fits in half the memory)
+LOWER_CPU = {torch.float32: torch.bfloat16}   # on CPUs with bf16 hardware (the model's bf16 split)
 NAMES = {v: k for k, v in PRECISIONS.items()}
 
 
@@ -40,7 +43,9 @@ def is_gpu(device: torch.device) -> bool:
 
 
 def lower_precision(device: torch.device, dtype: torch.dtype) -> torch.dtype | None:
-    return LOWER.get(dtype) if is_gpu(device) else None
+    if is_gpu(device):
+        return LOWER.get(dtype)
+    return LOWER_CPU.get(dtype) if cpu_bf16() else None
 
 
 @dataclass
@@ -71,7 +76,8 @@ def run_with_fallback(attempt: Callable[[Plan, torch.dtype], object], first_plan
                 error = exc   # handled below, outside the handler: the failed attempt's frames and tensors are freed
             if error is None:
                 if precision != dtype:
-                    notes.append(f"ran in {NAMES[precision]} instead of {NAMES[dtype]} to fit in GPU memory")
+                    notes.append(f"ran in {NAMES[precision]} instead of {NAMES[dtype]} to fit in "
+                                 f"{'GPU ' if is_gpu(device) else ''}memory")
                 return Outcome(value, plan, precision, notes)
             why = str(error).splitlines()[0] if str(error) else type(error).__name__
             note = ("retried after freeing GPU memory" if isinstance(error, torch.OutOfMemoryError)
@@ -91,7 +97,8 @@ def run_with_fallback(attempt: Callable[[Plan, torch.dtype], object], first_plan
         precision = lower_precision(device, precision)
         if precision is not None:
             on_retry(f"out of memory, retrying in {NAMES[precision]}")
-    lowered = f" in {NAMES[LOWER[dtype]]}" if lower_precision(device, dtype) is not None else ""
+    lowest = lower_precision(device, dtype)
+    lowered = f" in {NAMES[lowest]}" if lowest is not None else ""
     where = last.describe() if last is not None else "the styles alone"
     other = " or the CPU (--device cpu)" if is_gpu(device) else ""
     raise OutOfMemory(f"out of memory on {device} even with {where}{lowered} ({why}): try preview mode, "

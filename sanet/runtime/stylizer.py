@@ -13,14 +13,15 @@ import gc
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import vgg
-from ..checkpoints import load_checkpoints, missing_files, read_state_dict, validate_state_dict, expected_layout
+from .. import variants, vgg
+from ..checkpoints import missing_files
 from ..devices import resolve_device, resolve_precision
 from ..errors import InputError
 from ..images import as_mask, merge_layer, split_layer
@@ -32,6 +33,7 @@ from . import oom, planner
 from .cache import DEFAULT_BYTES, DEFAULT_ENTRIES, FeatureCache, image_key
 from .controls import blend_selection, check_alpha, coefficient_maps, normalised_weights, preserve_colour
 from .execute import Job, Progress, Run, execute
+from .modules import ModuleStore
 from .padding import MIN_SIDE, pad_to, padded_size
 from .stats import Stats
 
@@ -80,98 +82,69 @@ def flush_denormals():
             torch.set_flush_denormal(False)
 
 
-def _prepare(module: torch.nn.Module, device, dtype) -> torch.nn.Module:
-    module.eval().requires_grad_(False).to(device=device, dtype=dtype, memory_format=torch.channels_last)
-    for layer in module.modules():  # every ReLU follows a conv whose output nothing else reads: ~9% faster
-        if isinstance(layer, torch.nn.ReLU):
-            layer.inplace = True
-    return module
-
-
 class Stylizer:
     def __init__(self, weights_dir=None, device: str = "auto", precision: str = "fp32",
                  style_cache_size: int = DEFAULT_ENTRIES, memory_budget: int | None = None, model: str = "sanet",
-                 style_cache_bytes: int = DEFAULT_BYTES):
+                 style_cache_bytes: int = DEFAULT_BYTES, compile: bool = False):
         """model: the default model, loaded now (a missing file is one WeightsError naming it and the folder); other
         models load on first use. memory_budget: bytes the engine may use beyond the image buffers; None →
         sanet.runtime.planner.default_budget (CPU 2 GiB, CUDA half the free device memory, MPS 4 GiB). Above it
-        layers are stylized in tiles. The style cache holds at most style_cache_size styles and style_cache_bytes."""
+        layers are stylized in tiles. The style cache holds at most style_cache_size styles and style_cache_bytes.
+        precision: "fp32" | "bf16" (CPUs with bf16 hardware: the parts that keep the quality bar, Model.cpu_bf16;
+        GPUs: all) | "fp16" (GPUs) | "auto" (previews in bf16 on such CPUs, everything else fp32); every call may
+        say another. compile: torch.compile (freezing) the encoder and decoder on CPUs, graphs built in the
+        background (sanet.runtime.compiled), eager until they are ready and whenever compiling fails."""
         if memory_budget is not None and not (isinstance(memory_budget, (int, float)) and memory_budget > 0):
             raise InputError(f"memory_budget {memory_budget!r} is invalid: expected a positive number of bytes")
         self.memory_budget = None if memory_budget is None else int(memory_budget)
         self.last_plan: planner.Plan | None = None   # how the latest stylize() ran (for logs and tests)
         self.last_info: dict = {}                    # model, plan, precision, degraded (what the fallbacks changed)
         self.device = resolve_device(device)
-        self.dtype = resolve_precision(precision, self.device)
-        self.precision = precision
+        self.dtype = resolve_precision(precision, self.device)     # full resolution's; previews may differ (auto)
+        self.precision = (precision or "fp32").lower()
         self.model = get_model(model)
         self.weights_dir = resolve_weights_dir(weights_dir)
         self.style_cache = FeatureCache(style_cache_size, style_cache_bytes)
-        self._encoder: tuple[list[torch.nn.Module], torch.dtype] | None = None
-        self._nets: dict[str, tuple[dict[str, torch.nn.Module], torch.dtype]] = {}
+        self.compiler = None
+        if compile:
+            from .compiled import Compiler
+            self.compiler = Compiler(self.device)
+        self.store = ModuleStore(self.weights_dir, self.device, self.compiler)
         self.load(self.model)
 
     # ------------------------------------------------------------------ models
 
     def available_models(self) -> list[str]:
-        """Models whose files are all in the weights folder (not loaded, not validated)."""
-        return [name for name in MODELS if not missing_files(self.weights_dir, name)]
+        """Models whose files are all in the weights folder (not loaded, not validated), then the installed model
+        variants (MODEL:NAME, sanet.variants) whose files are all there."""
+        base = [name for name in MODELS if not missing_files(self.weights_dir, name)]
+        if not (self.weights_dir / vgg.VGG_FILE).is_file():
+            return base
+        own = {name: tuple(Path(f).name for f in m.files.values()) for name, m in MODELS.items()}
+        return base + [v.id for v in variants.installed(self.weights_dir, own)]
 
     def loaded_models(self) -> list[str]:
         """Models whose networks are in memory now (the others load on first use)."""
-        return list(self._nets)
+        return list(dict.fromkeys(name for name, _ in self.store.loaded()))
 
     def networks(self, model=None) -> dict:
         """The loaded modules of a model (default: the Stylizer's), in checkpoint layout, plus "encoder": the VGG
-        stages relu1_1 .. relu5_1. For tools, training and tests; the runtime itself passes them to the model."""
+        stages relu1_1 .. relu5_1, in the Stylizer's precision. For tools, training and tests; the runtime itself
+        passes them to the model."""
         m = self.load(model)
-        stages, nets = self._modules(m, self.dtype)
-        return {"encoder": stages, **nets}
+        return {"encoder": self.store.encoder(self.dtype), **self.store.nets(m, self.dtype)}
 
     def load(self, model=None) -> Model:
         """Load a model's weights now (otherwise the first call that needs them does)."""
         m = get_model(model) if model is not None else self.model
-        self._modules(m, self.dtype)
+        self.store.nets(m, self.dtype)
+        self.store.encoder(self.dtype)
         return m
 
     def _modules(self, model: Model, dtype: torch.dtype) -> tuple[list[torch.nn.Module], dict[str, torch.nn.Module]]:
-        """(encoder stages, model nets) on the device in `dtype`. Lowering precision casts in place; going back up
-        re-reads the files (a cast down and up again would lose bits)."""
-        states = None
-        entry = self._nets.get(model.name)
-        if entry is None or (entry[1] != dtype and not self._castable(entry[1], dtype)):
-            states = load_checkpoints(self.weights_dir, model)
-            nets = model.build()
-            for role, module in nets.items():
-                module.load_state_dict(states[model.files[role]])
-                _prepare(module, self.device, dtype)
-            self._nets[model.name] = (nets, dtype)
-        elif entry[1] != dtype:
-            for module in entry[0].values():
-                module.to(dtype=dtype)
-            self._nets[model.name] = (entry[0], dtype)
-        enc = self._encoder
-        if enc is not None and enc[1] != dtype and self._castable(enc[1], dtype):
-            for stage in enc[0]:
-                stage.to(dtype=dtype)
-            self._encoder = (enc[0], dtype)
-        elif enc is None or enc[1] != dtype:
-            if states is None:
-                path = self.weights_dir / vgg.VGG_FILE
-                state = read_state_dict(path)
-                validate_state_dict(vgg.VGG_FILE, state, path)
-            else:
-                state = states[vgg.VGG_FILE]
-            keep = expected_layout()[vgg.VGG_FILE]
-            encoder = vgg.build_encoder()
-            encoder.load_state_dict({k: v for k, v in state.items() if k in keep})
-            _prepare(encoder, self.device, dtype)
-            self._encoder = (vgg.slices(encoder), dtype)
-        return self._encoder[0], self._nets[model.name][0]
-
-    @staticmethod
-    def _castable(have: torch.dtype, want: torch.dtype) -> bool:
-        return torch.finfo(want).bits < torch.finfo(have).bits
+        """(encoder stages, model nets) for a call in `dtype`: each part in the dtype the model's split gives it
+        (sanet.runtime.modules)."""
+        return self.store.get(model, self.store.parts(model, dtype))
 
     def clear_cache(self) -> None:
         """Forget every cached style (frees their device memory)."""
@@ -180,8 +153,7 @@ class Stylizer:
     def unload(self) -> None:
         """Free the models and cached styles (the daemon calls this after its keep-alive); a later call reloads."""
         self.clear_cache()
-        self._encoder = None
-        self._nets.clear()
+        self.store.clear()
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -197,12 +169,14 @@ class Stylizer:
                          ids: torch.Tensor | None = None):
         """A style memory from an image tensor on the device, already resized (labels: image + ids resized too)."""
         stages, nets = self._modules(model, dtype)
+        inner = self.store.parts(model, dtype).transform
         h, w = x.shape[-2:]
         pad = (max(h, MIN_SIDE), max(w, MIN_SIDE))
         label_enc = None
         if labels is not None and model.label_image:
             label_enc = vgg.encode(stages, pad_to(label_image, pad), model.levels)
-        feats = model.features(vgg.encode(stages, pad_to(x, pad), model.levels), label_enc)
+        feats = {k: v.to(inner) for k, v in
+                 model.features(vgg.encode(stages, pad_to(x, pad), model.levels), label_enc).items()}
         grids = None
         if labels is not None:
             ids = pad_to(ids, pad)[0, 0]
@@ -224,11 +198,12 @@ class Stylizer:
             return hit
         rgb = split_layer(arr, what).rgb
         with torch.inference_mode(), flush_denormals():
-            x = self._to_device(rgb, dtype)
+            first = self.store.parts(model, dtype).encoder[0]   # the image in the first stage's dtype
+            x = self._to_device(rgb, first)
             h, w = rgb.shape[:2]
             m = ids = None
             if labels is not None:
-                m = self._to_device(labels.image, dtype)
+                m = self._to_device(labels.image, first)
                 ids = torch.from_numpy(labels.ids.astype(np.float32))[None, None].to(self.device)
             if max_side and max(h, w) > max_side:
                 s = max_side / max(h, w)
@@ -249,8 +224,9 @@ class Stylizer:
         _check_style_keys(style_keys)
         return self._style_features(m, image, max_side, self._dtype(precision), style_keys)
 
-    def _dtype(self, precision: str | None) -> torch.dtype:
-        return self.dtype if precision is None else resolve_precision(precision, self.device)
+    def _dtype(self, precision: str | None, preview: bool = False) -> torch.dtype:
+        """A call's dtype: its own precision, else the Stylizer's ("auto" picks per call: previews may differ)."""
+        return resolve_precision(self.precision if precision is None else precision, self.device, preview)
 
     def _style_list(self, styles) -> list[Style]:
         if isinstance(styles, (np.ndarray, StyleFeatures, Style)):
@@ -305,7 +281,7 @@ class Stylizer:
         tile when tiled."""
         m = self.model if model is None else get_model(model)
         _check_style_keys(style_keys)
-        dtype = self._dtype(precision)
+        dtype = self._dtype(precision, preview)
         alpha = check_alpha(alpha)
         layer = split_layer(content, "content image")
         h, w = layer.rgb.shape[:2]
@@ -337,7 +313,7 @@ class Stylizer:
                         f = self._style_features(m, s.source, style_max_side, dt, style_keys, request.styles[i],
                                                  f"style {i + 1} image")
                     elif isinstance(s.source, StyleFeatures):
-                        f = s.source if s.source.dtype == dt else self._retype(s.source, dt)
+                        f = s.source if s.source.dtype == dt else self._retype(s.source, dt, m)
                     else:
                         f = self._style_features(m, s.source, style_max_side, dt, style_keys,
                                                  what=f"style {i + 1} image")
@@ -374,7 +350,8 @@ class Stylizer:
                 return m.style_memory(nets, maps, stats, None, style_keys)
             s = cap / max(rh, rw)
             x = F.interpolate(src, size=(max(1, round(rh * s)), max(1, round(rw * s))), mode="area")
-            return self._encode_as_style(m, self._to_device(x[0].permute(1, 2, 0).numpy(), dt), dt,
+            first = self.store.parts(m, dt).encoder[0]
+            return self._encode_as_style(m, self._to_device(x[0].permute(1, 2, 0).numpy(), first), dt,
                                          style_keys=style_keys)
 
         def finish(tile: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
@@ -385,16 +362,20 @@ class Stylizer:
 
         def first_plan(dt: torch.dtype) -> planner.Plan:
             positions = max(m.score_positions(mem) for mem in memories(dt))
-            return planner.make_plan(rh, rw, self.device, dt, self.memory_budget, positions, m.costs)
+            # mixed precisions (bf16 on CPUs) plan for the widest part: the fp32 encoder holds the peak
+            return planner.make_plan(rh, rw, self.device, self.store.parts(m, dt).widest, self.memory_budget,
+                                     positions, m.costs)
 
         def attempt(plan: planner.Plan, dt: torch.dtype) -> np.ndarray:
             stages, nets = self._modules(m, dt)
-            cast = lambda d: {k: ([x.to(dt) for x in v] if isinstance(v, list) else v.to(dt))  # noqa: E731
+            parts = self.store.parts(m, dt)
+            inner = parts.transform
+            cast = lambda d: {k: ([x.to(inner) for x in v] if isinstance(v, list) else v.to(inner))  # noqa: E731
                               for k, v in d.items()}
-            job = Job(m, nets, stages, self.device, dt, src, memories(dt), alpha, cast(coeffs),
+            job = Job(m, nets, stages, self.device, inner, src, memories(dt), alpha, cast(coeffs),
                       cast(rest) if use_own else None, own, own_needs_full, run,
                       label_src, label_grids,
-                      None if request is None else (request.t1, request.t2))
+                      None if request is None else (request.t1, request.t2), parts.encoder[0], parts.decoder)
             return execute(job, plan, finish if same else None)
 
         def free() -> None:
@@ -420,11 +401,14 @@ class Stylizer:
             raw = blend_selection(raw, layer.rgb, sel)
         return np.ascontiguousarray(raw, dtype=np.float32), layer, sel
 
-    def _retype(self, feats: StyleFeatures, dtype: torch.dtype) -> StyleFeatures:
-        """Pre-encoded features in another precision (the out-of-memory chain lowered it): tensors cast."""
+    def _retype(self, feats: StyleFeatures, dtype: torch.dtype, model: Model) -> StyleFeatures:
+        """Pre-encoded features in another precision (the out-of-memory chain lowered it): tensors cast to the dtype
+        the model's transform runs in at that precision."""
+        inner = self.store.parts(model, dtype).transform
+
         def cast(obj):
             if isinstance(obj, torch.Tensor):
-                return obj.to(dtype) if obj.is_floating_point() else obj
+                return obj.to(inner) if obj.is_floating_point() else obj
             if isinstance(obj, dict):
                 return {k: cast(v) for k, v in obj.items()}
             if hasattr(obj, "__dataclass_fields__"):

@@ -256,9 +256,11 @@ def test_an_oversized_header_is_dropped_unanswered(peer):
 
 def test_job_errors_carry_protocols(peer):
     doc_says("on job errors too (`cancelled`, `shutting_down`, `invalid_input`, ...)")
-    stylize(peer, "fp16", precision="fp16")                 # the worker refuses: no fp16 on a CPU daemon
+    doc_says("A precision not in hello's `capabilities.precisions` (fp16 on a CPU, bf16 on a CPU without bf16 units) "
+             "is refused at once: `invalid_input`, field `precision`")
+    stylize(peer, "fp16", precision="fp16")                 # refused up front: no fp16 on a CPU daemon
     err, _ = peer.until(terminal("fp16"))
-    assert (err["type"], err["code"], err["protocols"]) == ("error", "engine_error", [1])
+    assert (err["type"], err["code"], err["protocols"], err["field"]) == ("error", "invalid_input", [1], "precision")
     # a waiting job cancelled by the I/O thread
     w, h = 768, 768
     stylize(peer, "long", w, h)

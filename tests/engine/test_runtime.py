@@ -68,6 +68,7 @@ def test_smaller_plans_come_first_and_keep_precision(st, monkeypatch):
 
 
 def test_cpu_chain_ends_in_one_clear_error_and_the_stylizer_still_works(st, monkeypatch):
+    monkeypatch.setattr(oom, "cpu_bf16", lambda: False)    # a CPU without bf16 hardware: no lower precision
     calls = fail_first(monkeypatch, SANET, None, RuntimeError(
         "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 GB"))
     st.encode_style(S)
@@ -80,6 +81,20 @@ def test_cpu_chain_ends_in_one_clear_error_and_the_stylizer_still_works(st, monk
     assert len(st.style_cache) == 0                        # the chain freed the cache
     monkeypatch.undo()
     assert st.stylize(C, [S]).shape == C.shape
+
+
+def test_cpu_with_bf16_walks_plans_then_runs_in_bf16_and_says_so(st, monkeypatch):
+    """On a CPU with bf16 hardware the chain's precision step is bf16 (the model's split: SANet decodes in bf16)."""
+    ref = st.stylize_raw(C, [S])
+    monkeypatch.setattr(oom, "cpu_bf16", lambda: True)
+    calls = fail_first(monkeypatch, SANET, 2, RuntimeError("DefaultCPUAllocator: can't allocate memory: 4 GB"))
+    out = st.stylize_raw(C, [S])       # (bf16 runs on any x86 CPU, emulated without the hardware: slow, not wrong)
+    assert calls == [torch.float32, torch.float32, torch.bfloat16]
+    assert st.last_info["precision"] == "bf16"
+    assert st.last_info["degraded"] == ["retried after freeing memory", "ran in bf16 instead of fp32 to fit in memory"]
+    assert np.abs(out - ref).max() / (ref.max() - ref.min()) < 0.5                # a stylization, not garbage
+    monkeypatch.undo()
+    assert np.array_equal(st.stylize_raw(C, [S]), ref) and st.last_info["precision"] == "fp32"
 
 
 def test_host_allocation_failure_is_reported_as_such(st, monkeypatch):
