@@ -2,8 +2,11 @@
 style fresh (encoded inside the timed call) and cached (given as StyleFeatures), in one process, side by side.
 
     python bench/bench_models.py [--weights DIR] [--sizes 512,1024] [--style-size 512] [--repeat 1] [--device cpu]
+                                 [--models sanet,adaattn,adaattn:all]
 
-Prints a markdown table; the ratio columns compare AdaAttN with SANet in the same run (the fair figure on a shared
+`adaattn:all` is AdaAttN with every style key (style_keys="all", the quality option; a 512² style has 128² relu3_1
+positions, of which the released code keeps 64²). Prints a markdown table; the ratio lines compare AdaAttN with SANet
+(and full attention with the released sampling) in the same run (the fair figure on a shared
 machine; CPU seconds are process time over all threads and vary less than wall time under load). Without --weights
 synthetic checkpoints of both models are made (tests/synthetic.py: exact released layouts and cost).
 """
@@ -46,7 +49,9 @@ def main() -> None:
     ap.add_argument("--style-size", type=int, default=512)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--models", default="sanet,adaattn,adaattn:all")
     args = ap.parse_args()
+    runs = [(m.split(":")[0], m.split(":")[1] if ":" in m else "sampled") for m in args.models.split(",")]
     weights = args.weights
     if not weights:
         from synthetic import make_synthetic_adaattn_weights, make_synthetic_weights
@@ -57,7 +62,7 @@ def main() -> None:
     from sanet import Stylizer
     st = Stylizer(weights, device=args.device)
     style = smooth(args.style_size, args.style_size, 1)
-    for model in ("sanet", "adaattn"):                       # warm-up: load, threads, allocator
+    for model in dict(runs):                                 # warm-up: load, threads, allocator
         st.stylize(smooth(64, 64, 2), [smooth(64, 64, 3)], model=model)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, {torch.get_num_threads()} "
           f"threads, torch {torch.__version__}, device {args.device}, {time.strftime('%Y-%m-%d %H:%M')}, "
@@ -69,19 +74,22 @@ def main() -> None:
     for size in [int(s) for s in args.sizes.split(",")]:
         content = smooth(size, size, size)
         row = {}
-        for model in ("sanet", "adaattn"):
+        for model, keys in runs:
             def fresh():
                 st.clear_cache()
-                st.stylize(content, [style], model=model)
+                st.stylize(content, [style], model=model, style_keys=keys)
             f = timed(fresh, args.repeat)
-            feats = st.encode_style(style, model=model)
-            c = timed(lambda: st.stylize(content, [feats], model=model), args.repeat)
-            row[model] = (f, c)
-            print(f"| {size}² | {args.style_size}² | {model} | {f[0]:.2f} | {f[1]:.1f} | {c[0]:.2f} | {c[1]:.1f} | "
+            feats = st.encode_style(style, model=model, style_keys=keys)
+            c = timed(lambda: st.stylize(content, [feats], model=model, style_keys=keys), args.repeat)
+            name = model if keys == "sampled" else f"{model}, all keys"
+            row[name] = (f, c)
+            print(f"| {size}² | {args.style_size}² | {name} | {f[0]:.2f} | {f[1]:.1f} | {c[0]:.2f} | {c[1]:.1f} | "
                   f"{st.last_plan.describe()} |", flush=True)
-        (fs, cs), (fa, ca) = row["sanet"], row["adaattn"]
-        ratios.append(f"{size}²: AdaAttN / SANet fresh {fa[0] / fs[0]:.2f}× wall ({fa[1] / fs[1]:.2f}× CPU), "
-                      f"cached {ca[0] / cs[0]:.2f}× wall ({ca[1] / cs[1]:.2f}× CPU)")
+        for a, b in (("adaattn", "sanet"), ("adaattn, all keys", "adaattn")):
+            if a in row and b in row:
+                (fb, cb), (fa, ca) = row[b], row[a]
+                ratios.append(f"{size}²: {a} / {b} fresh {fa[0] / fb[0]:.2f}× wall ({fa[1] / fb[1]:.2f}× CPU), "
+                              f"cached {ca[0] / cb[0]:.2f}× wall ({ca[1] / cb[1]:.2f}× CPU)")
     print()
     for r in ratios:
         print(r)

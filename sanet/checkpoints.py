@@ -125,8 +125,9 @@ def load_checkpoints(folder: Path, model=None) -> dict[str, dict[str, torch.Tens
     if absent:
         more = f", and so are {', '.join(absent[1:])}" if absent[1:] else ""
         raise WeightsError(f"{folder / absent[0]}: checkpoint file is missing{more} ({m.title.split(' ')[0]} needs "
-                           f"{', '.join(model_files(m))} in {folder}); install them with `sanet weights install SRC` "
-                           f"(or point --weights / SANET_WEIGHTS at their folder)")
+                           f"{', '.join(model_files(m))} in {folder}); install them with `sanet weights install "
+                           f"--model {m.name}` (or `--from FOLDER|ZIP`), or point --weights / SANET_WEIGHTS at "
+                           f"their folder")
     out = {}
     for name in model_files(m):
         state = read_state_dict(folder / name)

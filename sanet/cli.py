@@ -38,8 +38,8 @@ class _Version(argparse.Action):
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--weights", metavar="DIR", help="weights folder (default: $SANET_WEIGHTS or the user data dir)")
-    p = _Parser(prog="sanet", description="Arbitrary style transfer (SANet, CVPR 2019) on image files. "
-                                          "Start with `sanet demo`.")
+    p = _Parser(prog="sanet", description="Arbitrary style transfer (SANet, CVPR 2019; AdaAttN, ICCV 2021; SCSA, "
+                                          "CVPR 2025) on image files. Start with `sanet demo`.")
     p.add_argument("--version", action=_Version, nargs=0, help="show the version, torch's and what the CPU offers")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -123,16 +123,18 @@ def run_stylize(args) -> int:
         import torch
         torch.set_num_threads(args.threads)
     budget = None if args.memory_budget is None else int(args.memory_budget * 2**30)
-    st = Stylizer(args.weights, device=args.device, precision=args.precision, memory_budget=budget)
+    model = args.model or P.DEFAULT_MODEL
+    st = Stylizer(args.weights, device=args.device, precision=args.precision, memory_budget=budget, model=model)
     t2 = time.perf_counter()
     _log(f"loaded {content.shape[1]}×{content.shape[0]} content, {n} style(s) in {t1 - t0:.2f}s; "
-         f"model on {st.device} ({st.precision}) in {t2 - t1:.2f}s")
+         f"{P.MODELS.get(model, model)} on {st.device} ({st.precision}) in {t2 - t1:.2f}s")
     styles = [Style(img, w, r, labels=lab) for img, w, r, lab in zip(styles_img, weights, regions, style_labels)]
     show = _progress_printer()
     kwargs = dict(alpha=args.alpha, preserve_color=args.preserve_color, selection=selection, preview=args.preview,
                   style_max_side=args.style_max_side or P.DEFAULT_STYLE_MAX_SIDE, progress=show,
                   content_labels=content_labels,
-                  label_palette=args.label_palette.split(",") if args.label_palette else None)
+                  label_palette=args.label_palette.split(",") if args.label_palette else None,
+                  style_keys=args.style_keys or P.DEFAULT_STYLE_KEYS)
     if args.scsa_weights is not None:
         kwargs["scsa_weights"] = tuple(args.scsa_weights)
     if kind == "npy":

@@ -694,28 +694,11 @@ def read_state_dict(path: Path):
 
 
 def validate_state_dict(name: str, state: dict, where) -> None:
-    """Keys, shapes and dtypes of ``state`` against the layout of file ``name``; the error names ``where``."""
+    """Keys, shapes and dtypes of ``state`` against the layout of file ``name`` (sanet.checkpoints, the one
+    definition, taken from the models' own modules); the error names ``where``. The AdaAttN release's own VGG copy
+    (ALT_VGG_FILE) has the VGG layout."""
     from . import checkpoints
-    layout_name = VGG_FILE if name == ALT_VGG_FILE else name
-    if layout_name in checkpoints.expected_layout():
-        checkpoints.validate_state_dict(layout_name, state, where)
-        return
-    import torch
-    expected = expected_layouts()[layout_name]
-    missing = [k for k in expected if k not in state]
-    if missing:
-        raise WeightsError(f"{where}: missing key(s) {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}"
-                           f" (expected the {layout_name} layout)")
-    extra = [k for k in state if k not in expected]
-    if extra:
-        raise WeightsError(f"{where}: unexpected key(s) {', '.join(sorted(extra)[:5])} "
-                           f"(expected the {layout_name} layout)")
-    for key, shape in expected.items():
-        got = tuple(state[key].shape)
-        if got != shape:
-            raise WeightsError(f"{where}: key '{key}' has shape {list(got)}, expected {list(shape)}")
-        if not torch.is_floating_point(state[key]):
-            raise WeightsError(f"{where}: key '{key}' has dtype {state[key].dtype}, expected floating point")
+    checkpoints.validate_state_dict(VGG_FILE if name == ALT_VGG_FILE else name, state, where)
 
 
 def _load_error(exc: WeightsError, tmp: Path, label: str) -> str:

@@ -128,7 +128,7 @@ def _convert(name: str, raw, source: str):
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sanetd",
-        description="The sanet-style daemon: owns the SANet model and serves GIMP, Krita and scripts.",
+        description="The sanet-style daemon: owns the models (SANet, AdaAttN) and serves GIMP, Krita and scripts.",
         epilog="Commands for a shared server: `sanetd invite NAME -o FILE`, `sanetd revoke NAME`, `sanetd clients` "
                "(see `sanetd invite --help`). "
                "Settings come from (lowest first) built-in defaults, the config file "
@@ -138,7 +138,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", metavar="DEVICE[,DEVICE...]",
                    help="where the model runs: auto (default), cpu, cuda, cuda:N, mps; several separated by commas, "
                         "or cuda:all, run one worker per device over one queue (e.g. cuda:0,cuda:1)")
-    p.add_argument("--weights", metavar="DIR", help="folder with the SANet checkpoints")
+    p.add_argument("--weights", metavar="DIR", help="folder with the checkpoints (every model whose files are there "
+                   "can be used; `sanet weights status` lists them)")
     p.add_argument("--endpoint", help="the local endpoint: ipc://PATH or tcp://127.0.0.1:PORT (default: ipc in the "
                                       "runtime dir)")
     p.add_argument("--listen", metavar="tcp://HOST:PORT",

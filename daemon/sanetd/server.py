@@ -24,7 +24,7 @@ import zmq
 import sanet
 from sanet_client import protocol as P
 
-from . import __version__, pixels
+from . import __version__, models, pixels
 from .allowlist import LOCAL_CLIENT, AllowListError, NetworkFolder, fingerprint
 from .doors import ZAP_DOMAIN, Door, Gatekeeper, Throttle, _also
 from .jobs import DONE, Job, JobQueue, JobTable, QueueFull
@@ -574,8 +574,11 @@ class Server:
                     engine=sanet.__version__, protocol=P.PROTOCOL_VERSION, protocols=[P.PROTOCOL_VERSION],
                     device=self._device_names(), devices=[w.device_name for w in self.workers],
                     precision=w0.precision,
-                    model={"name": "SANet (Park & Lee, CVPR 2019)", "loaded": any(w.loaded for w in self.workers),
+                    model={"name": sanet.MODELS[P.DEFAULT_MODEL].title,
+                           "loaded": any(w.loaded for w in self.workers),
                            "weights": str(w0.weights_dir)},
+                    models=models.describe(w0.weights_dir,
+                                           sorted({m for w in self.workers for m in w.loaded_models()})),
                     capabilities={"formats": list(P.LAYER_FORMATS), "mask_formats": list(P.MASK_FORMATS),
                                   "precisions": caps["precisions"], "fast_precision": caps["fast_precision"],
                                   "style_library": True, "regions": True,
@@ -658,6 +661,12 @@ class Server:
                 return
             if "id" in s and s["labels"] is not None and not self._library_labels_fit(peer, req, i):
                 return
+        try:   # feature "models": its files must be in the weights folder (a broken file: the worker names it)
+            models.check_installed(self.workers[0].weights_dir, req["model"])
+        except models.Unavailable as exc:
+            self._reply(peer, "error", req["msg_id"], code="model_unavailable", message=exc.message,
+                        field=models.FIELD, job_id=req["job_id"], missing=exc.missing)
+            return
         if req.get("precision") and not self._precision_fits(peer, req):
             return
         job = Job(client, req["session"], req["job_id"], req, buffers, codec=peer.codec)

@@ -1,7 +1,10 @@
 """The worker threads: one per device (``--device cuda:0,cuda:1``), the only threads that touch a model.
 
-Each worker owns its device, its engine (model copy and style-feature cache). It takes jobs from the shared fair
-queue, runs the engine with progress and cancellation, and unloads its model after the keep-alive idle time. Out of memory is handled by the engine's one fallback chain (smaller plans, then fp16 on
+Each worker owns its device, its engine (model copies and style-feature cache). It takes jobs from the shared fair
+queue, runs the engine with progress and cancellation, and unloads its models after the keep-alive idle time.
+Models load lazily: the first installed one at start-up, every other on the first job that
+asks for it (progress stage "loading model"); the engine's style cache is keyed by model, so each model has its own
+cached style features. Out of memory is handled by the engine's one fallback chain (smaller plans, then fp16 on
 GPUs; sanet.runtime.oom); its last word, sanet.OutOfMemory, becomes the protocol's `out_of_memory` error. Styles
 from the library reach the engine's one style-feature cache like any other style (keyed by their pixels).
 """
@@ -15,9 +18,10 @@ import time
 import torch
 
 import sanet
+from sanet.weights import resolve_weights_dir
 from sanet_client import protocol as P
 
-from . import pixels
+from . import models, pixels
 from .jobs import Job, JobQueue
 from .library import StyleLibrary
 
@@ -47,7 +51,7 @@ class Worker(threading.Thread):
         self.stylizer = None
         self.device_name = self.device
         self.precision = settings.precision
-        self.weights_dir = settings.weights
+        self.weights_dir = str(resolve_weights_dir(settings.weights))
         self.jobs_done = 0
         self._caps: dict | None = None
         self.state = "starting"     # starting, loading, idle, running, unloaded, failed, stopped
@@ -87,22 +91,28 @@ class Worker(threading.Thread):
     def loaded(self) -> bool:
         return self.stylizer is not None
 
-    def _load(self):
-        """The engine, loaded with the default model at the configured precision (jobs may ask for another
-        precision per call; the engine switches its modules, no reload of the daemon's state)."""
+    def loaded_models(self) -> list[str]:
+        st = self.stylizer
+        return [] if st is None else st.loaded_models()
+
+    def _load(self, model: str | None = None):
+        """The engine at the configured precision (jobs may ask for another precision per call; the engine switches
+        its modules, no reload of the daemon's state), with `model` loaded — at start-up (None) the first installed
+        model, so that a daemon with only AdaAttN's files serves AdaAttN. Other models load on first use."""
         if self.stylizer is not None:
             return self.stylizer
         t0 = time.monotonic()
         budget = self.settings.memory_budget
         self.state = "loading"
+        first = model or (models.installed(self.weights_dir) or [P.DEFAULT_MODEL])[0]
         st = sanet.Stylizer(self.settings.weights, device=self.device, precision=self.settings.precision,
-                            memory_budget=None if budget is None else int(budget * 2**30),
+                            memory_budget=None if budget is None else int(budget * 2**30), model=first,
                             compile=bool(getattr(self.settings, "compile", False)))
         self.stylizer = st
         self.device_name = str(st.device)
         self.precision = st.precision
         self.weights_dir = str(st.weights_dir)
-        log.info("model loaded on %s (%s, worker %d) from %s in %.2f s", st.device, st.precision, self.index,
+        log.info("%s loaded on %s (%s, worker %d) from %s in %.2f s", first, st.device, st.precision, self.index,
                  st.weights_dir, time.monotonic() - t0)
         return st
 
@@ -217,6 +227,14 @@ class Worker(threading.Thread):
         except JobError as exc:
             self._post_error(job, exc.code, exc.message, exc.field)
             return
+        except models.Unavailable as exc:   # its files were removed after the job was accepted
+            self._post_terminal(job, P.envelope("error", job_id=job.job_id, code="model_unavailable",
+                                                message=exc.message, field=models.FIELD, missing=exc.missing))
+            return
+        except sanet.WeightsError as exc:  # a model's file is truncated, corrupt or another model's: named
+            log.warning("job %s: %s", job.job_id, exc)
+            self._post_error(job, "model_unavailable", str(exc), models.FIELD)
+            return
         except sanet.OutOfMemory as exc:   # the engine's fallback chain is exhausted
             log.warning("job %s: %s", job.job_id, exc)
             self._post_error(job, "out_of_memory", str(exc))
@@ -251,7 +269,8 @@ class Worker(threading.Thread):
         precision = job.request["precision"] or self.settings.precision
         out = self._stylize(job, precision)
         st = self.stylizer
-        info = {"device": self.device_name, "precision": precision, "preview": job.request["preview"],
+        info = {"device": self.device_name, "precision": precision, "model": job.request.get("model", P.DEFAULT_MODEL),
+                "preview": job.request["preview"],
                 "styles": len(job.request["styles"]), "selection": job.request["selection"] is not None,
                 "engine": sanet.__version__}
         if getattr(job, "skipped", None):
@@ -265,9 +284,12 @@ class Worker(threading.Thread):
 
     def _stylize(self, job: Job, precision: str):
         req = job.request
-        if self.stylizer is None:
+        model = req.get("model", P.DEFAULT_MODEL)
+        if model not in self.loaded_models():
+            models.check_installed(self.weights_dir, model)
             self._progress(job)(0.0, "loading model")
-        st = self._load()
+        st = self._load(model)
+        st.load(model)   # lazily, once; a broken file is one WeightsError naming it
         layer = req["layer"]
         w, h = layer.width, layer.height
         content = pixels.layer_array(layer, job.buffers[layer.buf])
@@ -303,7 +325,8 @@ class Worker(threading.Thread):
         run = st.stylize_raw if req.get("raw") else st.stylize
         out = run(content, styles, alpha=req["alpha"], preserve_color=req["preserve_color"],
                   selection=selection, preview=req["preview"], style_max_side=max_side,
-                  progress=progress, cancel_check=job.cancel.is_set, precision=precision, **semantic)
+                  progress=progress, cancel_check=job.cancel.is_set, precision=precision, model=model,
+                  style_keys=req.get("style_keys", P.DEFAULT_STYLE_KEYS), **semantic)
         if req.get("raw"):
             progress(1.0, "done")   # stylize_raw stops at "finish"; the job is complete here
             return pixels.as_raw_bytes(out)

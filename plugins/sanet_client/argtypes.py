@@ -28,6 +28,13 @@ def unit_float(text: str) -> float:
 
 def add_stylize_controls(s: argparse.ArgumentParser) -> None:
     """The engine controls `sanet stylize` and `sanet-client stylize` share (one definition, same names and help)."""
+    names = ", ".join(f"{k} ({v})" for k, v in P.MODELS.items())
+    s.add_argument("--model", choices=list(P.MODELS), default=None,
+                   help=f"the method: {names}; default {P.DEFAULT_MODEL}")
+    s.add_argument("--style-keys", choices=list(P.STYLE_KEYS), default=None,
+                   help=f"AdaAttN's style keys: 'sampled' (the released behaviour: a large style attends over a "
+                        f"fixed random subset of its positions) or 'all' (full attention: a quality option, slower "
+                        f"on large styles); default {P.DEFAULT_STYLE_KEYS}. SANet always uses every position")
     s.add_argument("--style-weights", type=floats, metavar="W1,W2", help="one weight per style (default: equal)")
     s.add_argument("--region", action="append", metavar="M", help="one mask per style for spatial control")
     s.add_argument("--selection", metavar="SEL", help="stylize only inside this soft mask; outside stays as it is")

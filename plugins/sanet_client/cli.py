@@ -1,6 +1,6 @@
 """`sanet-client`: stylize files through a running sanetd from scripts.
 
-    sanet-client stylize photo.png --style starry.jpg -o out.png [--selection sel.png] [--alpha 0.8]
+    sanet-client stylize photo.png --style starry.jpg -o out.png [--selection sel.png] [--alpha 0.8] [--model adaattn]
     sanet-client stylize photo.png --style s.jpg --content-labels photo-map.png --style-labels s-map.png -o out.png
     sanet-client styles add "Starry night" starry.jpg ; sanet-client styles list ; sanet-client hello
 
@@ -27,7 +27,7 @@ from .errors import JobFailed, SanetClientError
 from .payloads import Labels, Layer, Mask, StylePixels, StyleRef
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
-BAD_INPUT_CODES = ("bad_request", "too_large", "invalid_input", "unknown_style")
+BAD_INPUT_CODES = ("bad_request", "too_large", "invalid_input", "unknown_style", "model_unavailable")
 
 
 class CliError(Exception):
@@ -171,7 +171,7 @@ def _stylize(c: Client, args) -> None:
                        alpha=args.alpha, preserve_color=args.preserve_color, preview=args.preview,
                        style_max_side=args.style_max_side, precision=precision, on_progress=progress,
                        content_labels=labels, label_palette=args.label_palette, scsa_weights=args.scsa_weights,
-                       raw=raw)
+                       raw=raw, model=args.model, style_keys=args.style_keys)
     h, w = content.shape[:2]
     if raw:
         out = np.frombuffer(result.data, dtype="<f4").reshape(h, w, 3)

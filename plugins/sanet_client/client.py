@@ -419,8 +419,13 @@ class Client:
                 preserve_color: bool = False, preview: bool = False, style_max_side: int | None = None,
                 precision: str | None = None, job_id: str | None = None, on_progress=None,
                 cancel_event=None, content_labels: Labels | None = None, label_palette=None,
-                scsa_weights=None, raw: bool = False) -> Result:
+                scsa_weights=None, raw: bool = False, model: str | None = None,
+                style_keys: str | None = None) -> Result:
         """Run one job and block until its result. Raises Busy, JobCancelled, JobFailed, DaemonNotRunning.
+
+        model: "sanet" | "adaattn" (protocol.MODELS; None: the daemon's default, SANet); style_keys: AdaAttN's
+        "sampled" | "all" (None: "sampled"). A model whose weights the daemon lacks is JobFailed with code
+        "model_unavailable" (field "model"); hello()["models"] lists the installed ones.
 
         SCSA semantic transfer: content_labels (Labels at the layer size) plus ``labels`` on at least one style;
         label_palette: [(r, g, b), ...] 0..255 for rgba8 maps; scsa_weights: (t1, t2), default (0.7, 0.3).
@@ -432,15 +437,19 @@ class Client:
             preview=bool(preview), style_max_side=style_max_side, precision=precision,
             label_palette=None if label_palette is None else [[int(v) for v in c] for c in label_palette],
             scsa_weights=None if scsa_weights is None else [float(v) for v in scsa_weights],
-            raw=True if raw else None)
+            raw=True if raw else None, model=model, style_keys=style_keys)
         fields["job_id"] = job_id
-        # a daemon without a feature would ignore its fields (unknown fields are ignored): ask first
-        needed = [f for f, used in (("scsa", content_labels is not None), ("raw", raw)) if used]
+        # a daemon without a feature would ignore its fields (unknown fields are ignored): ask first. A daemon
+        # without "models" runs SANet with the released behaviour, so asking for exactly that needs no feature
+        other_model = (model not in (None, P.DEFAULT_MODEL)) or (style_keys not in (None, P.DEFAULT_STYLE_KEYS))
+        needed = [f for f, used in (("scsa", content_labels is not None), ("raw", raw), ("models", other_model))
+                  if used]
         if needed:
             have = self.hello().get("features") or []
             for feature in needed:
                 if feature not in have:
-                    what = "SCSA label maps" if feature == "scsa" else "raw float results"
+                    what = {"scsa": "SCSA label maps", "raw": "raw float results",
+                            "models": "the choice of model (AdaAttN)"}[feature]
                     raise ProtocolMismatch(f"this sanetd does not support {what} (its hello lists no '{feature}' "
                                            f"feature); install matching versions of sanet-style")
         want_format = P.RAW_FORMAT if raw else layer.format

@@ -1,11 +1,40 @@
-"""How results are named in every editor: one definition, so GIMP and Krita layers read the same.
+"""How results and choices are named in every editor: one definition, so GIMP and Krita read the same.
 
     result_name(["Starry Night"], model="SANet")                         → "Style: Starry Night (SANet)"
     result_name(["a", "b"], model="AdaAttN", alpha=0.8, preview=True)    → "Style: a + b (AdaAttN, α 0.80, preview)"
+    model_choices(["sanet"])  → [("sanet", "sampled", "SANet"), ("adaattn", "sampled", "AdaAttN (not installed)"), …]
 """
 from __future__ import annotations
 
+from . import protocol as P
+
 MAX_NAMED_STYLES = 3
+NOT_INSTALLED = " (not installed)"
+
+# The editors' model choice: one entry per (model, style_keys). AdaAttN with every style key (full attention) is a
+# quality option of AdaAttN, so it is an entry of its own; SANet has no key subsampling, so it has one entry.
+MODEL_CHOICES = tuple((name, P.DEFAULT_STYLE_KEYS, short) for name, short in P.MODELS.items()) + (
+    ("adaattn", "all", f"{P.MODELS['adaattn']} full attention"),)
+MODEL_TOOLTIP = ("The method. SANet (CVPR 2019) copies the style's strokes and patterns by attention; AdaAttN (ICCV "
+                 "2021) matches each point's colour and contrast to the style's similar parts, keeping the layer's "
+                 "content clearer. Full attention looks at every point of a large style instead of a sample (finer, "
+                 "slower). Each needs its weights in sanetd (`sanet weights install --model NAME`).")
+
+
+def model_choices(installed=None) -> list:
+    """(model, style_keys, text) of every entry; with ``installed`` (hello's models, sanet_client.protocol.
+    hello_models), an entry whose model sanetd lacks says so."""
+    return [(m, k, text + NOT_INSTALLED if installed is not None and m not in installed else text)
+            for m, k, text in MODEL_CHOICES]
+
+
+def model_choice(model, style_keys) -> tuple:
+    """The entry (model, style_keys) these values select: SANet ignores style keys; unknown values raise ValueError."""
+    model = str(model or P.DEFAULT_MODEL).strip().lower()
+    keys = str(style_keys or P.DEFAULT_STYLE_KEYS).strip().lower()
+    if model not in P.MODELS or keys not in P.STYLE_KEYS:
+        raise ValueError(f"unknown model {model!r} / style keys {keys!r}")
+    return (model, P.DEFAULT_STYLE_KEYS if model == "sanet" else keys)
 
 
 def style_list(labels) -> str:

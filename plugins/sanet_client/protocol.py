@@ -69,7 +69,17 @@ DEFAULT_SCSA_WEIGHTS = (0.7, 0.3)    # SCSA t1 (semantic continuous), t2 (semant
 SCSA_WEIGHT_MAX = 10.0               # each of scsa_weights [t1, t2] lies in [0, SCSA_WEIGHT_MAX]
 MAX_PALETTE = 64                     # label_palette entries
 
-FEATURES = ("scsa", "raw")   # optional request features this side understands (hello.reply "features")
+# Models (optional v1 addition, feature "models"): a stylize request's `model` picks the method. Name → the short
+# name selectors and result layers show; the engine's sanet.models.MODELS has the same names (tested).
+MODELS = {"sanet": "SANet", "adaattn": "AdaAttN"}
+DEFAULT_MODEL = "sanet"              # what a request without `model` means (every v1 request before the addition)
+# AdaAttN's style keys: "sampled" = the released behaviour (a style level with more positions than 64² at relu3_1 /
+# 256² at relu4_1 and relu5_1 attends over a fixed random subset), "all" = full attention (a quality option). SANet
+# always attends over every style position: both values mean the same for it.
+STYLE_KEYS = ("sampled", "all")
+DEFAULT_STYLE_KEYS = "sampled"
+
+FEATURES = ("scsa", "raw", "models")   # optional request features this side understands (hello.reply "features")
 
 # ---------------------------------------------------------------- compression (networked endpoints only)
 # Pixel frames may travel compressed, losslessly, over a networked (tcp, CURVE) endpoint: negotiated in hello
@@ -197,6 +207,16 @@ def bytes_per_pixel(fmt: str) -> int:
     return _BYTES_PER_PIXEL[fmt]
 
 
+def hello_models(hello: dict) -> list[dict]:
+    """The models a daemon's hello.reply says it can run: [{"name", "title", "loaded"}], installed ones only. A daemon
+    older than the "models" feature runs SANet alone (its hello has no "models" list)."""
+    if isinstance(hello.get("models"), list):
+        return [m for m in hello["models"] if isinstance(m, dict) and isinstance(m.get("name"), str)]
+    legacy = hello.get("model") if isinstance(hello.get("model"), dict) else {}
+    return [{"name": DEFAULT_MODEL, "title": str(legacy.get("name") or MODELS[DEFAULT_MODEL]),
+             "loaded": bool(legacy.get("loaded"))}]
+
+
 def scsa_pairing_problem(has_content_labels: bool, style_has_labels) -> str | None:
     """The SCSA pairing rule: a layer label map is given if and only if at least one style has one.
 
@@ -216,7 +236,7 @@ EVENT_TYPES = ("hello.reply", "status.reply", "pong", "styles.list.reply", "styl
 # Error codes carried by an ``error`` event (docs/protocol.md lists when each is sent).
 ERROR_CODES = ("bad_request", "too_large", "version_mismatch", "stale_message", "busy", "unknown_style",
                "duplicate_job", "invalid_input", "cancelled", "out_of_memory", "engine_error",
-               "shutting_down", "internal")
+               "shutting_down", "internal", "model_unavailable")
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 REPLAY_WINDOW_S = 300.0
@@ -254,7 +274,8 @@ class Limits:
 def defaults_dict(precision: str = DEFAULT_PRECISION) -> dict:
     """What hello.reply "defaults" carries: the value each optional stylize field takes when it is left out."""
     return {"alpha": DEFAULT_ALPHA, "style_max_side": DEFAULT_STYLE_MAX_SIDE, "preview_long_side": PREVIEW_LONG_SIDE,
-            "scsa_weights": list(DEFAULT_SCSA_WEIGHTS), "precision": precision, "weight": 1.0}
+            "scsa_weights": list(DEFAULT_SCSA_WEIGHTS), "precision": precision, "weight": 1.0,
+            "model": DEFAULT_MODEL, "style_keys": DEFAULT_STYLE_KEYS}
 
 
 class ProtocolError(Exception):
@@ -724,6 +745,9 @@ def validate_request(header: dict, buffers: list, limits: Limits) -> dict:
         req["precision"] = get_str(header, "precision", required=False, choices=PRECISIONS)
         req["raw"] = get_bool(header, "raw")
         _semantic_fields(header, req, limits, bufs)
+        # feature "models": the method, and AdaAttN's style keys (absent: SANet, the released subsampling)
+        req["model"] = get_str(header, "model", required=False, choices=tuple(MODELS)) or DEFAULT_MODEL
+        req["style_keys"] = get_str(header, "style_keys", required=False, choices=STYLE_KEYS) or DEFAULT_STYLE_KEYS
     elif kind == "hello":
         offers = _get(header, "compression", "", required=False)
         if offers is not None and (not isinstance(offers, list) or len(offers) > 8

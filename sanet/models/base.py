@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-
-STYLE_KEYS = ("sampled", "all")   # style_memory(style_keys=): a model's own key subsampling (if any), or every key
+# style_memory(style_keys=): a model's own key subsampling (if any), or every key; one definition, in the protocol
+from sanet_client.protocol import STYLE_KEYS
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,10 @@ class Stylizer:
         own = {name: tuple(Path(f).name for f in m.files.values()) for name, m in MODELS.items()}
         return base + [v.id for v in variants.installed(self.weights_dir, own)]
 
+    def loaded_models(self) -> list[str]:
+        """Models whose networks are in memory now (the others load on first use)."""
+        return list(dict.fromkeys(name for name, _ in self.store.loaded()))
+
     def networks(self, model=None) -> dict:
         """The loaded modules of a model (default: the Stylizer's), in checkpoint layout, plus "encoder": the VGG
         stages relu1_1 .. relu5_1, in the Stylizer's precision. For tools, training and tests; the runtime itself

@@ -200,6 +200,29 @@ def test_raw_results_are_unclamped_float_rgb(peer):
     assert raw.size == 32 * 24 * 3 and np.isfinite(raw).all()
 
 
+def test_models_the_daemon_lacks_are_refused_with_the_missing_files(peer):
+    """This module's daemon has SANet's files only (section 6b)."""
+    doc_says('`"models"` = the `model` and `style_keys` fields, section 6b', "`model` \"sanet\", `style_keys` "
+             '"sampled"', "`hello.reply` `models` lists the models whose files are all in the weights folder",
+             "A model whose files are not all there is refused at once with `error` code `model_unavailable`, "
+             "`field` `\"model\"`, a message naming the missing files and the folder, and `missing`",
+             "Another string is `bad_request`, field `model`")
+    h, _ = peer.request("hello")
+    assert "models" in h["features"] and (h["defaults"]["model"], h["defaults"]["style_keys"]) == ("sanet", "sampled")
+    assert [m["name"] for m in h["models"]] == ["sanet"] and h["models"][0]["loaded"] is True
+    sent = stylize(peer, "ada1", model="adaattn", style_keys="all")
+    err, _ = peer.until(lambda e: e.get("reply_to") == sent["msg_id"])
+    assert err["type"] == "error" and err["code"] == "model_unavailable" and err["field"] == "model"
+    assert err["missing"] == ["latest_net_transformer.pth", "latest_net_decoder.pth", "latest_net_adaattn_3.pth"]
+    assert all(name in err["message"] for name in err["missing"]) and err["job_id"] == "ada1"
+    sent = stylize(peer, "ada2", model="AdaAttN")
+    err, _ = peer.until(lambda e: e.get("reply_to") == sent["msg_id"])
+    assert err["code"] == "bad_request" and err["field"] == "model"
+    stylize(peer, "sanet1", model="sanet", style_keys="all")      # SANet ignores style_keys
+    res, _ = peer.until(terminal("sanet1"))
+    assert res["type"] == "result" and res["info"]["model"] == "sanet"
+
+
 @pytest.mark.parametrize("side", [0, -3])
 def test_sizes_of_zero_or_less_are_bad_request(peer, side):
     doc_says("A side of 0 or less is `bad_request`; over `max_side`, or over `max_pixels` in all, is `too_large`",

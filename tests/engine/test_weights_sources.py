@@ -186,10 +186,15 @@ def test_packaged_sources_name_the_public_releases():
     assert ada.kind == "zip" and "1XvpD1eI4JeCBIaW5uwMT6ojF_qlzM_lo" in ada.spec["url"]
     assert ada.spec["members"]["latest_net_decoder.pth"] == "checkpoints/AdaAttN/latest_net_decoder.pth"
     assert all(s.contains and s.verify for s in srcs)          # what each holds and how it is verified
-    from sanet.checkpoints import CHECKPOINT_FILES
+    from sanet.checkpoints import CHECKPOINT_FILES, expected_layout, model_files
+    from sanet.models import MODELS as ENGINE_MODELS
     assert SANET == CHECKPOINT_FILES                             # the engine reads the names listed here
+    # the catalogue's file lists (read without torch) are the engine models' own, in load order
+    assert list(W.MODELS) == list(ENGINE_MODELS)
+    assert all(W.MODELS[m] == model_files(m) for m in ENGINE_MODELS)
     assert W.MODELS["adaattn"] == (W.VGG_FILE, "latest_net_transformer.pth", "latest_net_decoder.pth",
                                    "latest_net_adaattn_3.pth")
+    assert set(W.ALL_FILES) == set(expected_layout())           # one key/shape table: sanet.checkpoints'
 
 
 def test_a_bad_sources_file_names_the_field(tmp_path, monkeypatch):

@@ -61,6 +61,15 @@ def content_pixels(dtype, seed):
     return np.round(rgba * scale).astype(dtype)
 
 
+def big_style_image(n=280):
+    """A style above 256 px: AdaAttN's released code attends over a sample of its relu3_1 positions (70² > 64²)."""
+    rng = np.random.default_rng(12)
+    yy, xx = np.mgrid[0:n, 0:n]
+    img = (np.sin(xx / 7.0 + 2 * np.sin(yy / 23.0))[..., None] * np.array([90, 40, -60]) + np.array([120, 110, 130])
+           + ((xx // 20 + yy // 20) % 2)[..., None] * np.array([60, -30, 40]) + rng.integers(0, 40, (n, n, 3)))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
 def style_image(seed):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:48, 0:48]
@@ -116,7 +125,9 @@ def load_f32(path, shape):
 
 
 @pytest.fixture(scope="module")
-def gimp_e2e(synthetic_weights, tmp_path_factory):
+def gimp_e2e(adaattn_weights, synthetic_weights, tmp_path_factory):
+    """One headless GIMP run of every scripted case against a sanetd with both models' weights (SANet's files are
+    the same as synthetic_weights'), and a second sanetd with SANet's only (a model it lacks)."""
     ensure_chroot()
     work = tmp_path_factory.mktemp("gimp-e2e")
     Image.fromarray(style_image(1)).save(work / "style.png")
@@ -180,6 +191,19 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
     cases.append(dict(cases[0], name="channels", repeat_args=None, ellipse=None, channels=CHANNELS,
                       args={"style-file": "/e2e/style_regions.png", "content-labels-channels": "sky, face",
                             "style-label-files": ["/e2e/style_regions.ids.png"], "scsa-t1": 0.9, "scsa-t2": 0.5}))
+    # AdaAttN: the model argument (and Repeat remembers it), full attention on a large style, label maps; a model
+    # the daemon lacks, a model that does not exist
+    Image.fromarray(big_style_image()).save(work / "big_style.png")
+    cases.append(dict(cases[0], name="ada", args={"style-file": "/e2e/style.png", "model": "adaattn"}))
+    cases.append(dict(cases[0], name="ada_sampled", repeat_args=None, ellipse=None,
+                      args={"style-file": "/e2e/big_style.png", "model": "adaattn"}))
+    cases.append(dict(cases[0], name="ada_all", repeat_args=None, ellipse=None,
+                      args={"style-file": "/e2e/big_style.png", "model": "adaattn", "style-keys": "all"}))
+    cases.append(dict(labelled, name="ada_labels", args=dict(labelled["args"], model="adaattn")))
+    cases.append(dict(cases[0], name="ada_missing", repeat_args=None,
+                      args={"style-file": "/e2e/style.png", "model": "adaattn", "connection-file": "@SANET_ONLY@"}))
+    cases.append(dict(cases[0], name="model_bad", repeat_args=None, args={"style-file": "/e2e/style.png",
+                                                                          "model": "adain"}))
     gray = content_pixels(np.uint8, 9)
     gray[..., 1] = gray[..., 2] = gray[..., 0]
     (work / "gray.in.raw").write_bytes(gray.tobytes())
@@ -187,7 +211,8 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
                       read_format="R'G'B'A u8", layer=dict(LAYER, data="/e2e/gray.in.raw", babl="R'G'B'A u8"),
                       ellipse=ELLIPSE, feather=FEATHER, args={"style-file": "/e2e/style.png"}))
 
-    with running_sanetd(work / "daemon", synthetic_weights) as d:
+    with running_sanetd(work / "daemon", adaattn_weights) as d, \
+            running_sanetd(work / "daemon_sanet", synthetic_weights) as sanet_only:
         from sanet_client import Client, StylePixels
         rgba = np.asarray(Image.open(work / "style.png").convert("RGBA"))
         with Client(d.connection_file) as c:
@@ -195,8 +220,10 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
         for case in cases:
             if case["args"].get("library-styles") == "@LIBRARY_ID@":
                 case["args"] = {k: v for k, v in case["args"].items() if v is not None} | {"library-styles": style_id}
-        results, output, seconds = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir],
-                                            env={"SANETD_CONNECTION_FILE": str(d.connection_file)})
+            if case["args"].get("connection-file") == "@SANET_ONLY@":
+                case["args"] = dict(case["args"], **{"connection-file": str(sanet_only.connection_file)})
+        results, output, seconds = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir, sanet_only.runtime_dir],
+                                            env={"SANETD_CONNECTION_FILE": str(d.connection_file)}, timeout=600)
     print(f"GIMP e2e run: {seconds:.1f} s")
     return work, results, output
 
@@ -205,6 +232,12 @@ def gimp_e2e(synthetic_weights, tmp_path_factory):
 def oracle(synthetic_weights):
     import sanet
     return sanet.Stylizer(synthetic_weights, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def ada_oracle(adaattn_weights):
+    import sanet
+    return sanet.Stylizer(adaattn_weights, device="cpu", model="adaattn")
 
 
 def case_result(gimp_e2e, name):
@@ -254,7 +287,7 @@ def test_new_layer_equals_library_inside_and_is_transparent_outside(gimp_e2e, or
 
 
 @pytest.mark.parametrize("name", list(CASES) + ["mix", "nosel", "gray", "group", "stylelayer", "library", "labels",
-                                  "channels", "labels_library", "labels_stylelayer"])
+                                  "channels", "labels_library", "labels_stylelayer", "ada", "ada_all", "ada_labels"])
 def test_original_layer_is_byte_identical(gimp_e2e, name):
     out, _ = case_result(gimp_e2e, name)
     assert (out / f"{name}.orig_after.raw").read_bytes() == (out / f"{name}.orig_before.raw").read_bytes()
@@ -418,6 +451,74 @@ def test_a_layer_mask_as_drawable_gives_one_clear_message(gimp_e2e):
     assert len(res["after"]) == len(res["before"])
 
 
+# ----------------------------------------------------------------------------------------------- AdaAttN
+
+def test_adaattn_new_layer_equals_the_library(gimp_e2e, ada_oracle):
+    """model=adaattn: the new layer is AdaAttN's result (sanet.Stylizer(model="adaattn") on the same pixels and
+    selection), masked like SANet's, named after the model; Repeat Last and Filters → Repeat run AdaAttN again."""
+    out, res = case_result(gimp_e2e, "ada")
+    h, w = LAYER["h"], LAYER["w"]
+    assert [x["name"] for x in res["after"]] == ["top", "Style: style (AdaAttN)", "content", "background"]
+    assert res["new"]["has_mask"] and res["selected"] == [res["content_id"]]
+    ref, sel = expected(ada_oracle, out, "ada", np.uint8, [np.asarray(Image.open(out.parent / "style.png"))])
+    pixels = load_f32(out / "ada.new.raw", (h, w, 4)).astype(np.float64)
+    mask = load_f32(out / "ada.new_mask.raw", (h, w))
+    assert np.all((pixels[..., 3] * mask)[sel == 0] == 0)
+    err = np.abs(pixels - ref)
+    assert err.max() <= TOL[np.uint8], f"AdaAttN layer differs from sanet.Stylizer by {err.max():.6f}"
+    sanet_layer = load_f32(out / "u8.new.raw", (h, w, 4))
+    assert np.abs(pixels - sanet_layer).max() > 0.05, "AdaAttN gave SANet's picture"
+    for key, suffix in (("repeat", " #1"), ("repeat_gimp", " #2")):
+        assert res[key]["status"] == "success", res[key]["error"]
+        assert "Style: style (AdaAttN)" + suffix in [x["name"] for x in res[key]["after"]]
+        assert (out / f"ada.{key}.raw").read_bytes() == (out / "ada.new.raw").read_bytes()
+
+
+def test_adaattn_full_attention_on_a_large_style(gimp_e2e, ada_oracle):
+    """style-keys=all attends over every position of a 280-px style; the default samples them as released."""
+    import sanet
+    outs = {}
+    for name, keys in (("ada_sampled", "sampled"), ("ada_all", "all")):
+        out, res = case_result(gimp_e2e, name)
+        assert res["new"]["name"] == "Style: big_style (AdaAttN)" and not res["new"]["has_mask"]
+        content = np.frombuffer((out / f"{name}.content.raw").read_bytes(), np.uint8).reshape(LAYER["h"], LAYER["w"], 4)
+        style = np.asarray(Image.open(out.parent / "big_style.png"))
+        ref = ada_oracle.stylize(content, [sanet.Style(style)], style_keys=keys) / 255.0
+        outs[keys] = load_f32(out / f"{name}.new.raw", (LAYER["h"], LAYER["w"], 4))
+        assert np.abs(outs[keys] - ref).max() <= TOL[np.uint8], name
+    assert np.abs(outs["all"] - outs["sampled"]).max() > 2 / 255, "full attention changed nothing"
+
+
+def test_adaattn_with_label_maps(gimp_e2e, ada_oracle):
+    import sanet
+    out, res = case_result(gimp_e2e, "ada_labels")
+    assert res["new"]["name"] == "Style: style_regions (AdaAttN, semantic)"
+    style = np.asarray(Image.open(out.parent / "style_regions.png"))
+    style_labels = np.asarray(Image.open(out.parent / "style_regions.labels.png").convert("RGBA"))
+    ref, _ = expected(ada_oracle, out, "ada_labels", np.uint8, [sanet.Style(style, labels=style_labels)],
+                      content_labels=content_regions())
+    pixels = load_f32(out / "ada_labels.new.raw", (LAYER["h"], LAYER["w"], 4))
+    assert np.abs(pixels - ref).max() <= TOL[np.uint8]
+
+
+def test_a_model_sanetd_lacks_and_an_unknown_model_are_one_clear_message(gimp_e2e):
+    _, results, _ = gimp_e2e
+    res = results["ada_missing"]
+    assert res["status"] == "execution-error", res
+    assert res["error"].startswith("Style Transfer: model 'adaattn' (AdaAttN) is not installed: "
+                                   "latest_net_transformer.pth, latest_net_decoder.pth, latest_net_adaattn_3.pth are "
+                                   "missing in "), res["error"]
+    assert "sanet weights install --model adaattn" in res["error"] and res["error"].count("Style Transfer") == 1
+    assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]], "a layer was added"
+    bad = results["model_bad"]
+    assert bad["status"] == "calling-error", bad
+    assert bad["error"] == "Style Transfer: model: 'adain' is not a model; expected one of sanet, adaattn"
+    assert [x["name"] for x in bad["after"]] == [x["name"] for x in bad["before"]]
+    out = gimp_e2e[0] / "out"
+    for name in ("ada_missing", "model_bad"):
+        assert (out / f"{name}.orig_after.raw").read_bytes() == (out / f"{name}.orig_before.raw").read_bytes()
+
+
 def test_repeat_last_uses_the_same_settings(gimp_e2e):
     out, res = case_result(gimp_e2e, "u8")
     rep = res["repeat"]
@@ -472,7 +573,7 @@ def add_library_style(connection_file, name, rgb):
 
 
 @pytest.fixture(scope="module")
-def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
+def gimp_gui(gimp_e2e, adaattn_weights, tmp_path_factory):
     """One run of the full GIMP on Xvfb: Ctrl+Z after the filter, the dialog (preview, OK, Escape, Cancel of a
     full-HD run) and GIMP's own progress Cancel (which kills the plug-in)."""
     work, _, _ = gimp_e2e
@@ -486,6 +587,12 @@ def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
              # the dialog opens with the values of the last run (alpha 0.8 above); Return = OK
              dict(base, name="dialog_ok", steps=[{"window": "^Style Transfer$"}, {"event": "preview"},
                                                  {"keys": "Return"}]),
+             # the model row: the dialog opens with the last run's values (SANet, alpha 0.8), the artist picks
+             # AdaAttN (its row's mnemonic, then Down), the preview follows, OK (alt+o: the row has the focus)
+             dict(base, name="dialog_model", steps=[
+                 {"window": "^Style Transfer$"}, {"event": "preview"}, {"keys": "alt+e Down"},
+                 {"event": "model"}, {"event": "preview", "where": {"model": "adaattn:sampled"}}, {"sleep": 0.5},
+                 {"shot": "/e2e/gui/model.png"}, {"keys": "alt+o"}, {"event": "run-finished"}]),
              dict(base, name="dialog_cancel", dialog_keys="Escape"),
              # the live preview: two styles (a library one and a file), then Strength 0.5: a new preview,
              # no new layer; screenshots of both
@@ -543,7 +650,7 @@ def gimp_gui(gimp_e2e, synthetic_weights, tmp_path_factory):
     events = shots / "events.jsonl"
     if events.exists():
         events.unlink()
-    with running_sanetd(tmp_path_factory.mktemp("gui-daemon"), synthetic_weights) as d:
+    with running_sanetd(tmp_path_factory.mktemp("gui-daemon"), adaattn_weights) as d:
         swirls = add_library_style(d.connection_file, "Swirls", swirl_style())
         for case in cases:
             for key in ("args", "last_values"):
@@ -593,6 +700,26 @@ def test_interactive_dialog_ok_runs_with_remembered_settings(gimp_gui):
     out = work / "gui"
     assert (out / "dialog_ok.new.raw").read_bytes() == (out / "undo.new.raw").read_bytes()
     assert (out / "dialog_ok.orig_after.raw").read_bytes() == (out / "dialog_ok.orig_before.raw").read_bytes()
+
+
+def test_the_dialog_model_row_runs_adaattn_and_its_preview_follows(gimp_gui, ada_oracle):
+    """In the real dialog: pick AdaAttN in the Model row; a new preview comes from AdaAttN, OK gives the library's
+    AdaAttN result (same content, selection and remembered alpha 0.8)."""
+    work, results, output, events_path = gimp_gui
+    res = results["dialog_model"]
+    assert res.get("dialog_helper") == 0, f"the driver failed: {res.get('driver')}\n{output[-3000:]}"
+    assert res["status"] == "success", f"{res.get('error')}\n{output[-3000:]}"
+    assert [x["name"] for x in res["after"]] == ["top", "Style: style (AdaAttN, α 0.80)", "content", "background"]
+    events = read_events(events_path, "dialog_model")
+    assert [e["model"] for e in events if e["event"] == "model"] == ["adaattn"]
+    previews = [e["model"] for e in events if e["event"] == "preview"]
+    assert previews[0] == "sanet:sampled" and previews[-1] == "adaattn:sampled", previews
+    out = work / "gui"
+    ref, _ = expected(ada_oracle, out, "dialog_model", np.uint8, [np.asarray(Image.open(work / "style.png"))],
+                      alpha=0.8)
+    pixels = load_f32(out / "dialog_model.new.raw", (LAYER["h"], LAYER["w"], 4))
+    assert np.abs(pixels - ref).max() <= TOL[np.uint8]
+    assert (work / "gui" / "model.png").stat().st_size > 10_000
 
 
 def test_interactive_dialog_cancel_changes_nothing(gimp_gui):

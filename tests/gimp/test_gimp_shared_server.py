@@ -89,12 +89,12 @@ def gimp_shared(synthetic_weights, tmp_path_factory):
         results, output, _ = run_gimp(work, {"cases": script}, env={"SANETD_CONNECTION_FILE": "/nonexistent.json"})
         gui = [dict(base, name="dialog_remote", server_choice=conn,
                     last_values={"style-file": "/e2e/style.png", "alpha": 0.9},
-                    # the remembered file's server previews; Server → This computer (alt+e: nothing runs here,
+                    # the remembered file's server previews; Server → This computer (alt+j: nothing runs here,
                     # the daemon line says so); Server → A connection file (→ in the radio group: the chooser
                     # still holds the file); OK runs on the shared server again
                     steps=[{"window": "^Style Transfer$"}, {"event": "preview", "timeout": 120}, {"sleep": 1},
                            {"shot": "/e2e/gui/server.png"},
-                           {"keys": "alt+e"}, {"event": "server"},
+                           {"keys": "alt+j"}, {"event": "server"},
                            {"event": "daemon", "where": {"state": "not_running"}, "timeout": 60}, {"sleep": 0.5},
                            {"shot": "/e2e/gui/server-local.png"},
                            {"keys": "Right"}, {"event": "server", "count": 2},

@@ -79,14 +79,15 @@ def _showcase_style(tmp_path):
     return path
 
 
-def test_docker_end_to_end(tmp_path, synthetic_weights, engine, style_png):
+def test_docker_end_to_end(tmp_path, adaattn_weights, engine, style_png):
+    """sanetd has both models' weights (SANet's files are synthetic_weights', so `engine` is SANet's oracle)."""
     kt.require_krita("Xvfb")
     home = tmp_path / "home"
     kt.seed_resources(home)
     kt.install_gui_profile(home, [kt.HERE / "gui_probe"])
     out, run_dir = tmp_path / "out", tmp_path / "sanetd-run"
     out.mkdir()
-    bin_dir = make_wrapper(tmp_path / "bin", synthetic_weights, run_dir, tmp_path / "started")
+    bin_dir = make_wrapper(tmp_path / "bin", adaattn_weights, run_dir, tmp_path / "started")
     env = kt.krita_env(os.environ, home, plugin_source=False)
     env.pop("QT_QPA_PLATFORM")                       # a real X display (Xvfb), not offscreen
     env.update(SANET_PROBE_OUT=str(out), SANET_PROBE_TESTS_DIR=str(kt.HERE),
@@ -110,7 +111,7 @@ def test_docker_end_to_end(tmp_path, synthetic_weights, engine, style_png):
         assert kill_started(run_dir / "sanetd.json", signal.SIGKILL), "the docker's Start launched no sanetd"
         (out / "killed").write_text("1")
         _wait_for(out / "need_daemon_again", proc, log, 180)
-        with running_sanetd(tmp_path / "d2", synthetic_weights, runtime_dir=run_dir):
+        with running_sanetd(tmp_path / "d2", adaattn_weights, runtime_dir=run_dir):
             (out / "daemon_up_again").write_text("1")
             proc.wait(KRITA_TIMEOUT_S)
     finally:
@@ -226,6 +227,22 @@ def test_docker_end_to_end(tmp_path, synthetic_weights, engine, style_png):
     check_result_layer(out, "U8", W, H, engine, style_png[1], 1.0, new_file="semantic_layer.bin",
                        style=sanet.Style(style_png[1], labels=_style_labels(style_png[1])), content_labels=cl,
                        scsa_weights=(0.6, 0.4))
+
+    # The Model row lists what sanetd has weights for; AdaAttN gives an AdaAttN preview (exactly the library's for
+    # what was sent) and an AdaAttN layer equal to the library's, named after the model.
+    model = steps["model"]
+    assert model["entries"] == [["SANet", True], ["AdaAttN", True], ["AdaAttN full attention", True]], model
+    assert model["current"] == "AdaAttN" and model["added"] == ["Style: style.png (AdaAttN)"], model
+    assert model["preview_name"] == "Style: style.png (AdaAttN, preview)" and model["active"] == "painting"
+    ada = sanet.Stylizer(adaattn_weights, device="cpu", model="adaattn")
+    sent = np.frombuffer((out / "model_preview_in.bin").read_bytes(), np.uint8).reshape(H, W, 4)
+    mask = np.frombuffer((out / "model_preview_mask.bin").read_bytes(), np.uint8).reshape(H, W)
+    want = ada.stylize(sent, [sanet.Style(style_png[1])], selection=mask * np.float32(1 / 255), style_max_side=1024)
+    got = np.frombuffer((out / "model_preview_out.bin").read_bytes(), np.uint8).reshape(H, W, 4)
+    np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(got, engine.stylize(sent, [sanet.Style(style_png[1])],
+                                                  selection=mask * np.float32(1 / 255), style_max_side=1024))
+    check_result_layer(out, "U8", W, H, ada, style_png[1], 1.0, new_file="model_layer.bin")
 
     # The library is managed from the docker: the active layer added, used as a style, deleted.
     library = steps["library"]

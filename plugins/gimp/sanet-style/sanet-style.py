@@ -26,8 +26,9 @@ from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sanet_gimp_job import Job, PluginError, emit_event, import_client  # noqa: E402
-from sanet_gimp_settings import (SCSA_DEFAULT_WEIGHTS, SCSA_WEIGHT_MAX, STYLE_MAX_SIDE,  # noqa: E402
-                                 STYLE_MAX_SIDE_MAX, SettingsError, load_last_values, save_last_values)
+from sanet_gimp_settings import (DEFAULT_MODEL, DEFAULT_STYLE_KEYS, MODELS, SCSA_DEFAULT_WEIGHTS,  # noqa: E402
+                                 SCSA_WEIGHT_MAX, STYLE_KEYS, STYLE_MAX_SIDE, STYLE_MAX_SIDE_MAX, SettingsError,
+                                 load_last_values, save_last_values)
 
 PROC_MAIN = "python-fu-sanet-style-transfer"
 PROC_REPEAT = "python-fu-sanet-style-transfer-repeat"
@@ -149,7 +150,7 @@ class SanetStyle(Gimp.PlugIn):
             proc = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_main, None)
             proc.set_menu_label("Style _Transfer…")
             proc.set_documentation(
-                "Paint the layer in the style of one or more images (SANet, via the sanetd daemon)",
+                "Paint the layer in the style of one or more images (SANet or AdaAttN, via the sanetd daemon)",
                 "Stylizes the active layer inside the selection and puts the result on a new layer above it, "
                 "masked by the selection; the dialog shows a live preview. Needs the sanetd daemon (the dialog "
                 "can start it; in a terminal: `sanetd`).", name)
@@ -194,10 +195,18 @@ def add_arguments(proc):
     proc.add_int_argument("style-max-side", "Style size",
                           "Longest side the styles are shrunk to: smaller gives a finer texture, larger a bolder "
                           f"one (0: the daemon's default, {STYLE_MAX_SIDE})", 0, STYLE_MAX_SIDE_MAX, 0, rw)
+    proc.add_string_argument("model", "Model",
+                             "The method: " + ", ".join(f"{k} ({v})" for k, v in MODELS.items()) +
+                             f" (empty: {DEFAULT_MODEL}). sanetd must have its weights installed "
+                             "(`sanet weights install --model NAME`)", DEFAULT_MODEL, rw)
+    proc.add_string_argument("style-keys", "Style keys",
+                             f"AdaAttN only: {' or '.join(STYLE_KEYS)}. 'sampled' (the released behaviour) attends "
+                             "over a fixed random subset of a large style's positions; 'all' over every one "
+                             "(full attention: finer, slower on large styles)", DEFAULT_STYLE_KEYS, rw)
     proc.add_boolean_argument("start-daemon", "Start sanetd _when needed",
                               "When sanetd is not running, start the one the installer set up (or `sanetd` on "
                               "PATH); for scripts and Repeat (the dialog has a Start button)", False, rw)
-    proc.add_string_argument("connection-file", "Conn_ection file",
+    proc.add_string_argument("connection-file", "Connection file",
                              "Path of sanetd.json (empty: find the running daemon automatically)", "", rw)
     # SCSA semantic style transfer: region-to-region style with label maps (content and styles)
     proc.add_layer_argument("content-labels-layer", "Re_gion map layer",

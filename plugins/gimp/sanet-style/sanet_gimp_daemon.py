@@ -74,15 +74,32 @@ class DaemonState:
 
 
 def describe_hello(hello: dict) -> str:
+    """"sanetd is ready: SANet and AdaAttN on the CPU." — the models it has weights for (hello "models"; an older
+    sanetd names its one model) and where they run; a shared server is named with the client we are."""
     devices = [str(d).lower() for d in (hello.get("devices") or [])] or [str(hello.get("device") or "").lower()]
     device = devices[0]
     where = _DEVICE_WORDS.get(device.split(":", 1)[0], f"on {device}" if device else "")
     if len(devices) > 1 and device.startswith("cuda"):
         where = f"on {len(devices)} GPUs (CUDA)"
-    model = str((hello.get("model") or {}).get("name") or "").split(" (", 1)[0] or "the model"
+    if isinstance(hello.get("models"), list):
+        from sanet_gimp_job import import_client
+        protocol = import_client().protocol
+        names = [protocol.MODELS.get(m["name"], str(m.get("title") or m["name"]).split(" (", 1)[0])
+                 for m in protocol.hello_models(hello)]
+        model = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names) or "no model"
+    else:
+        model = str((hello.get("model") or {}).get("name") or "").split(" (", 1)[0] or "the model"
     if hello.get("transport") == "network":     # a shared server, through a connection file from `sanetd invite`
         return f"Connected to the shared sanetd as {hello.get('client')}: {model} {where}.".replace(" .", ".")
     return f"sanetd is ready: {model} {where}.".replace(" .", ".")
+
+
+def installed_models(hello) -> list | None:
+    """Names of the models sanetd has weights for (an older sanetd: SANet only); None without a hello."""
+    if not hello:
+        return None
+    from sanet_gimp_job import import_client
+    return [m["name"] for m in import_client().protocol.hello_models(hello)]
 
 
 class DaemonMonitor:

@@ -13,11 +13,13 @@ Layout (a model or quality choice is one more row of the settings grid, ``_add_r
 computer, or a connection file such as a shared server's from `sanetd invite` — is under Advanced, remembered per
 GIMP profile in sanet-style/server.json):
 
-    ┌ (i) sanetd is ready: SANet on the CPU.                                   [Start sanetd] ┐
+    ┌ (i) sanetd is ready: SANet and AdaAttN on the CPU.                       [Start sanetd] ┐
     │ ┌ preview ─────────────┐   Styles: library thumbnails (click to use, right-click remove) │
     │ │                      │   [Add image…]  Style from a layer [Browse…]                   │
     │ │                      │   In use: thumbnail, name, weight, [Add to library], ✕        │
-    │ └──────────────────────┘   Strength ───●──   Style size [Standard ▾]                    │
+    │ │                      │   Strength ───●──                                              │
+    │ │                      │   Style size [Standard ▾]                                      │
+    │ └──────────────────────┘   Model      [SANet ▾]   (SANet, AdaAttN, AdaAttN full attention) │
     │ [✓] Preview  Preview size [Medium ▾]  [Show before]   [ ] Preserve colours …            │
     │ status line                                      ▸ Semantic (SCSA)   ▸ Advanced          │
     │ progress of the full-size run / messages                                                 │
@@ -39,14 +41,14 @@ from gi.repository import GdkPixbuf, Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E
 
 import sanet_gimp_io as io  # noqa: E402
 from sanet_gimp_daemon import (FAILED, INCOMPATIBLE, NOT_RUNNING, RUNNING, STARTING, DaemonMonitor,  # noqa: E402
-                               DaemonState, find_sanetd)
+                               DaemonState, find_sanetd, installed_models)
 from sanet_gimp_job import Job, PluginError, import_client  # noqa: E402
 from sanet_gimp_job import emit_event as _event  # noqa: E402
 from sanet_gimp_preview import PreviewWorker, preview_geometry  # noqa: E402
 from sanet_gimp_settings import (DEFAULT_PREVIEW_SIZE, NO_LABELS, PREVIEW_SIZE_CHOICES,  # noqa: E402
-                                 STYLE_SIZE_CHOICES, MixEntry, SettingsError, args_from_mix, mix_from_args,
-                                 parse_weights, save_server_choice, size_choices, sort_mix, split_list,
-                                 style_label)
+                                 MODEL_TOOLTIP, STYLE_SIZE_CHOICES, MixEntry, SettingsError, args_from_mix,
+                                 mix_from_args, model_args, model_choice, model_choices, parse_weights,
+                                 save_server_choice, size_choices, sort_mix, split_list, style_label)
 
 TITLE = "Style Transfer"
 PANE = 440                 # the preview pane's side in pixels
@@ -301,6 +303,16 @@ class StyleTransferDialog:
         self.style_size_combo.set_tooltip_text("How large the style's texture (brush strokes, patterns) comes out "
                                                "on the layer. Styles smaller than the choice keep their size.")
         self._add_row("Style s_ize", self.style_size_combo)
+        # the model (SANet, AdaAttN, AdaAttN with full attention); the texts say which sanetd cannot run
+        self.model_combo = Gtk.ComboBoxText()
+        for cell in self.model_combo.get_cells():   # the row never widens the dialog
+            cell.set_property("ellipsize", 3)         # Pango.EllipsizeMode.END
+            cell.set_property("max-width-chars", 40)
+        self._installed = None
+        self._fill_model_combo()
+        self.model_combo.connect("changed", self._on_model)
+        self.model_combo.set_tooltip_text(MODEL_TOOLTIP)
+        self._add_row("Mod_el", self.model_combo)   # e: the connection file (folded away) gave its mnemonic up
         for prop in ("preserve-colors", "only-in-selection"):
             widget = self.dialog.get_widget(prop, GObject.TYPE_NONE)
             self.grid.attach(widget, 0, self._next_row(), 2, 1)
@@ -360,8 +372,9 @@ class StyleTransferDialog:
         box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
         row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=8)
         row.pack_start(_label("Server:", wrap=False), False, False, 0)
-        # Alt+E picks this computer, then ←/→ move within the choice (the other letters are taken: Help, Load…)
-        self.server_local = Gtk.RadioButton.new_with_mnemonic(None, "This comput_er")
+        # Alt+J picks this computer, then ←/→ move within the choice (every letter of "This computer" is taken:
+        # Help, Load…, and e by the Model row)
+        self.server_local = Gtk.RadioButton.new_with_mnemonic(None, "_Just this computer")
         self.server_file = Gtk.RadioButton.new_with_label_from_widget(self.server_local, "A connection file:")
         self.server_chooser = Gtk.FileChooserButton(title="The connection file of a sanetd (a shared server's "
                                                           "from `sanetd invite`, or a sanetd.json)",
@@ -458,6 +471,27 @@ class StyleTransferDialog:
         widget.set_hexpand(True)
         return lab
 
+    def _model_id(self):
+        c = self.config
+        try:
+            return model_choice(c.get_property("model"), c.get_property("style-keys"))
+        except SettingsError:
+            return None   # a script's value that is not a model: the run says so; the row shows nothing
+
+    def _fill_model_combo(self):
+        """The model row's entries (marked when sanetd lacks their weights) and the config's choice."""
+        combo = self.model_combo
+        combo.remove_all()
+        for cid, text in model_choices(self._installed):
+            combo.append(cid, text)
+        combo.set_active_id(self._model_id())
+
+    def _on_model(self, combo):
+        cid = combo.get_active_id()
+        if cid is not None and cid != self._model_id():
+            self._write(model_args(cid))
+            _event("model", model=self.config.get_property("model"), style_keys=self.config.get_property("style-keys"))
+
     def _combo(self, choices, active, on_changed):
         combo = Gtk.ComboBoxText()
         for value, text in choices:
@@ -534,6 +568,10 @@ class StyleTransferDialog:
             self.style_size_combo.handler_block_by_func(self._on_style_size)
             self._set_combo(self.style_size_combo, STYLE_SIZE_CHOICES, self.config.get_property("style-max-side"))
             self.style_size_combo.handler_unblock_by_func(self._on_style_size)
+        if name in ("model", "style-keys"):
+            self.model_combo.handler_block_by_func(self._on_model)
+            self._fill_model_combo()
+            self.model_combo.handler_unblock_by_func(self._on_model)
         if name == "content-labels-channels":
             self._read_channels()
         if name == "only-in-selection":
@@ -983,6 +1021,12 @@ class StyleTransferDialog:
         self.bar_icon.set_visible(not busy)
         self.start_button.set_visible(state.kind in (NOT_RUNNING, "failed") and state.can_start)
         self.start_button.set_sensitive(state.kind != STARTING)
+        installed = installed_models(state.hello) if state.running else None
+        if installed != self._installed:
+            self._installed = installed
+            self.model_combo.handler_block_by_func(self._on_model)
+            self._fill_model_combo()
+            self.model_combo.handler_unblock_by_func(self._on_model)
         if state.running and not was_running:
             self._load_library()
             self._schedule_preview(0)
@@ -1110,12 +1154,15 @@ class StyleTransferDialog:
         semantic = {} if labels is None else dict(content_labels=labels, scsa_weights=settings.scsa_weights)
         side = io.preview_style_side(settings, g.scale)
 
+        model = io.model_fields(settings)
+
         def job(client, cancel):
             return client.stylize(source.layer, styles, selection=source.mask, alpha=settings.alpha,
                                   preserve_color=settings.preserve_color, preview=False, style_max_side=side,
-                                  cancel_event=cancel, **semantic)
+                                  cancel_event=cancel, **model, **semantic)
         seq = self.worker.submit(job)
-        self._preview_started[seq] = (time.monotonic(), settings.alpha, len(settings.styles))
+        self._preview_started[seq] = (time.monotonic(), settings.alpha, len(settings.styles),
+                                      f"{settings.model}:{settings.style_keys}")
         self.busy.show_all()
         return False
 
@@ -1128,7 +1175,7 @@ class StyleTransferDialog:
     def _preview_finished(self, seq, result, error):
         if self._closed:
             return False
-        t0, alpha, n_styles = self._preview_started.pop(seq, (time.monotonic(), None, 0))
+        t0, alpha, n_styles, model = self._preview_started.pop(seq, (time.monotonic(), None, 0, None))
         self.busy.hide()
         if error is not None:
             if isinstance(error, self.client.JobCancelled):
@@ -1149,7 +1196,7 @@ class StyleTransferDialog:
         self._status(f"Preview of {area} at {result.width}×{result.height} ({seconds:.1f} s). "
                      f"OK renders it at full size.")
         self._preview_count += 1
-        _event("preview", seq=seq, count=self._preview_count, alpha=alpha, styles=n_styles,
+        _event("preview", seq=seq, count=self._preview_count, alpha=alpha, styles=n_styles, model=model,
                size=[result.width, result.height], seconds=round(seconds, 3),
                digest=hashlib.sha1(result.data).hexdigest(),
                layers=[layer.get_name() for layer in self.image.get_layers()])

@@ -23,9 +23,9 @@ from sanet_gimp_job import PluginError  # noqa: E402
 from sanet_gimp_pixels import (check_size, footprint_u8, formats_for_precision, from_little_endian,  # noqa: E402
                                label_map_size_error, labels_from_channels, mask_is_empty, sample_bytes,
                                to_little_endian)
-from sanet_gimp_settings import (ALL_CHANNELS, DIALOG_ONLY, LAST_VALUE_TYPES, STYLE_MAX_SIDE,  # noqa: E402
-                                 STYLE_MAX_SIDE_MIN, SettingsError, build_settings, result_layer_name, style_label,
-                                 with_library_names)
+from sanet_gimp_settings import (ALL_CHANNELS, DEFAULT_MODEL, DEFAULT_STYLE_KEYS, DIALOG_ONLY,  # noqa: E402
+                                 LAST_VALUE_TYPES, STYLE_MAX_SIDE, STYLE_MAX_SIDE_MIN, SettingsError, build_settings,
+                                 result_layer_name, style_label, with_library_names)
 
 STYLE_DOWNSCALE_FACTOR = 2      # style images larger than 2× the engine's style size are shrunk in GIMP first
 ENGINE_STYLE_MAX_SIDE = STYLE_MAX_SIDE   # sanet_client.protocol.DEFAULT_STYLE_MAX_SIDE, which the engine uses too
@@ -81,6 +81,8 @@ def settings_from_config(config, image=None, library_names=None):
         if style_labels_layer is not None else None,
         scsa_t1=config.get_property("scsa-t1"),
         scsa_t2=config.get_property("scsa-t2"),
+        model=config.get_property("model") or "",
+        style_keys=config.get_property("style-keys") or "",
     )
 
 
@@ -99,7 +101,8 @@ def config_to_values(config):
     values = {k: config.get_property(k) for k in ("library-styles", "style-weights", "alpha", "preserve-colors",
                                                   "preview", "only-in-selection", "style-max-side",
                                                   "connection-file", "start-daemon",
-                                                  "content-labels-channels", "scsa-t1", "scsa-t2")}
+                                                  "content-labels-channels", "scsa-t1", "scsa-t2", "model",
+                                                  "style-keys")}
     values["style-files"] = list(config.get_property("style-files") or [])
     values["style-label-files"] = list(config.get_property("style-label-files") or [])
     values["style-file"] = style_file.get_path() if style_file is not None else None
@@ -473,10 +476,17 @@ def submit_run(sanet_client, run: Run, on_progress, cancel_event, watchdog=None)
             return c.stylize(run.layer, run.styles, selection=run.mask, alpha=settings.alpha,
                              preserve_color=settings.preserve_color, preview=settings.preview,
                              style_max_side=settings.style_max_side, job_id=run.job_id, on_progress=on_progress,
-                             cancel_event=cancel_event, **semantic)
+                             cancel_event=cancel_event, **model_fields(settings), **semantic)
         finally:
             if watchdog is not None:
                 watchdog.end(run.job_id)
+
+
+def model_fields(settings) -> dict:
+    """The stylize keywords of the model choice (none for SANet with the defaults: any sanetd runs that)."""
+    if (settings.model, settings.style_keys) == (DEFAULT_MODEL, DEFAULT_STYLE_KEYS):
+        return {}
+    return {"model": settings.model, "style_keys": settings.style_keys}
 
 
 def finish_run(sanet_client, image, drawable, run: Run, result):

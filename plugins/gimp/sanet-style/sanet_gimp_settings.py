@@ -19,6 +19,10 @@ SCSA_WEIGHT_MAX = _PROTOCOL.SCSA_WEIGHT_MAX             # the protocol's range f
 STYLE_MAX_SIDE = _PROTOCOL.DEFAULT_STYLE_MAX_SIDE       # the engine's style size
 STYLE_MAX_SIDE_MIN = _PROTOCOL.STYLE_MAX_SIDE_MIN       # the protocol's smallest style_max_side
 STYLE_MAX_SIDE_MAX = _PROTOCOL.STYLE_MAX_SIDE_MAX       # the protocol's largest style_max_side
+MODELS = _PROTOCOL.MODELS                               # model name -> short name (SANet, AdaAttN)
+DEFAULT_MODEL = _PROTOCOL.DEFAULT_MODEL
+STYLE_KEYS = _PROTOCOL.STYLE_KEYS                       # AdaAttN: "sampled" (released) | "all" (full attention)
+DEFAULT_STYLE_KEYS = _PROTOCOL.DEFAULT_STYLE_KEYS
 ALL_CHANNELS = "*"                  # content-labels-channels: every saved channel, in the Channels panel order
 NO_LABELS = ("", "none", "-")       # a style-label-files item that means "this style has no label map"
 
@@ -51,6 +55,8 @@ class Settings:
     content_labels_layer: tuple | None = None      # (layer id, layer name): a colour-coded label layer
     content_labels_channels: tuple = ()            # saved channel names, label k+1 = channel k; ("*",) = all
     scsa_weights: tuple = SCSA_DEFAULT_WEIGHTS
+    model: str = DEFAULT_MODEL                     # "sanet" | "adaattn"
+    style_keys: str = DEFAULT_STYLE_KEYS           # AdaAttN's style keys ("sampled" | "all"); SANet ignores it
 
     @property
     def semantic(self) -> bool:
@@ -145,6 +151,18 @@ def parse_scsa_weights(t1, t2) -> tuple:
     return tuple(out)
 
 
+def parse_model(model, style_keys) -> tuple:
+    """(model, style_keys) from the arguments: empty means the defaults (SANet, the released key subsampling)."""
+    name = str(model or "").strip().lower() or DEFAULT_MODEL
+    if name not in MODELS:
+        raise SettingsError(f"model: {model!r} is not a model; expected one of {', '.join(MODELS)}")
+    keys = str(style_keys or "").strip().lower() or DEFAULT_STYLE_KEYS
+    if keys not in STYLE_KEYS:
+        raise SettingsError(f"style-keys: {style_keys!r}; expected one of {', '.join(STYLE_KEYS)} (AdaAttN's style "
+                            f"keys: the released subsampling of large styles, or all of them)")
+    return name, keys
+
+
 def style_label(path: str) -> str:
     """A layer-name friendly label for a style image path: its file name without extension."""
     base = os.path.basename(str(path).rstrip("/\\")) or str(path)
@@ -157,7 +175,7 @@ def build_settings(*, style_file=None, style_files=(), style_layer=None, library
                    only_in_selection=True, style_max_side=0, connection_file="", start_daemon=False,
                    library_names=None, content_labels_layer=None, content_labels_channels="",
                    style_label_files=(), style_label_layer=None, scsa_t1=SCSA_DEFAULT_WEIGHTS[0],
-                   scsa_t2=SCSA_DEFAULT_WEIGHTS[1]) -> Settings:
+                   scsa_t2=SCSA_DEFAULT_WEIGHTS[1], model=DEFAULT_MODEL, style_keys=DEFAULT_STYLE_KEYS) -> Settings:
     """Check every argument and gather the styles in a fixed order: style-file, style-files, style-layer,
     library-styles.
 
@@ -165,7 +183,9 @@ def build_settings(*, style_file=None, style_files=(), style_layer=None, library
     when the caller knows them. SCSA: ``content_labels_layer`` is (layer id, layer name) or None;
     ``content_labels_channels`` names saved channels; ``style_label_files`` has one item per style;
     ``style_label_layer`` is (layer id, layer name) or None: the label map of the style-layer style.
+    ``model``: "sanet" | "adaattn" ('' = SANet); ``style_keys``: AdaAttN's "sampled" | "all" ('' = sampled).
     """
+    model, style_keys = parse_model(model, style_keys)
     specs = []
     if style_file:
         specs.append(("file", str(style_file), style_label(style_file)))
@@ -228,7 +248,7 @@ def build_settings(*, style_file=None, style_files=(), style_layer=None, library
                     only_in_selection=bool(only_in_selection), style_max_side=side or None,
                     connection_file=(str(connection_file).strip() or None) if connection_file else None,
                     start_daemon=bool(start_daemon), content_labels_layer=content_labels_layer,
-                    content_labels_channels=channels, scsa_weights=scsa)
+                    content_labels_channels=channels, scsa_weights=scsa, model=model, style_keys=style_keys)
 
 
 def with_library_names(settings: Settings, names: dict) -> Settings:
@@ -239,14 +259,12 @@ def with_library_names(settings: Settings, names: dict) -> Settings:
     return replace(settings, styles=styles)
 
 
-MODEL_NAME = "SANet"   # the model result layers are named after (the daemon serves SANet only, for now)
-
-
-def result_layer_name(settings: Settings, result_name, model: str = MODEL_NAME) -> str:
+def result_layer_name(settings: Settings, result_name) -> str:
     """Name of the new layer, made by ``sanet_client.naming.result_name`` (the same names as in Krita): the
-    style(s) with a weight above 0, the model, and what differs from a plain full run."""
+    style(s) with a weight above 0, the model (its short name: SANet, AdaAttN), and what differs from a plain
+    full run."""
     active = [s for s in settings.styles if s.weight > 0] or list(settings.styles)
-    return result_name([s.label for s in active], model=model, alpha=settings.alpha,
+    return result_name([s.label for s in active], model=MODELS[settings.model], alpha=settings.alpha,
                        preserve_color=settings.preserve_color, preview=settings.preview,
                        semantic=settings.semantic)
 
@@ -269,6 +287,30 @@ PREVIEW_SIZE_CHOICES = (
     (768, "Large: more detail, slower"),
 )
 DEFAULT_PREVIEW_SIZE = 512
+
+# the model row: sanet_client.naming's choices (shared with Krita), as GTK combo ids "model:style_keys"
+import_client()
+from sanet_client import naming as _NAMING  # noqa: E402  (found through import_client's search path)
+MODEL_CHOICES = tuple((f"{m}:{k}", text) for m, k, text in _NAMING.MODEL_CHOICES)
+MODEL_TOOLTIP = _NAMING.MODEL_TOOLTIP
+
+
+def model_choice(model, style_keys) -> str:
+    """The model row's id for these arguments (SANet ignores style keys: one entry)."""
+    model, style_keys = parse_model(model, style_keys)
+    return ":".join(_NAMING.model_choice(model, style_keys))
+
+
+def model_args(choice: str) -> dict:
+    """The procedure arguments of a model row id ("adaattn:all" → model adaattn, style-keys all)."""
+    model, _, keys = str(choice).partition(":")
+    model, keys = parse_model(model, keys)
+    return {"model": model, "style-keys": keys}
+
+
+def model_choices(installed=None) -> list:
+    """(id, text) of the model row; a model the daemon lists as not installed says so (it cannot run)."""
+    return [(f"{m}:{k}", text) for m, k, text in _NAMING.model_choices(installed)]
 
 
 def size_choices(choices, value: int) -> list:
@@ -356,7 +398,7 @@ LAST_VALUE_TYPES = {
     "alpha": float, "preserve-colors": bool, "preview": bool, "only-in-selection": bool, "style-max-side": int,
     "connection-file": str, "start-daemon": bool,
     "content-labels-layer": int, "content-labels-channels": str, "style-label-files": list,
-    "style-label-layer": int, "scsa-t1": float, "scsa-t2": float,
+    "style-label-layer": int, "scsa-t1": float, "scsa-t2": float, "model": str, "style-keys": str,
     # the dialog's own settings (not procedure arguments)
     "dialog-preview-size": int, "dialog-live-preview": bool,
 }

@@ -8,18 +8,19 @@ import importlib
 
 from . import clientlib, document, labels
 
-MODEL = "SANet"     # the only model for now; a model choice (from hello) will set Options.model
-
 
 def naming():
-    """sanet_client.naming: one definition of result names for GIMP and Krita."""
+    """sanet_client.naming: one definition of result names (and of the model choice) for GIMP and Krita."""
     clientlib.load()
     return importlib.import_module("sanet_client.naming")
 
 
 class Options:
+    """model: "sanet" | "adaattn" (sanet_client.protocol.MODELS; None: SANet); style_keys: AdaAttN's "sampled" |
+    "all" (None: "sampled")."""
+
     def __init__(self, alpha=1.0, preserve_color=False, preview=False, only_selection=True,
-                 style_max_side=None, layer_name=None, scsa_weights=None, model=MODEL):
+                 style_max_side=None, layer_name=None, scsa_weights=None, model=None, style_keys=None):
         self.alpha = float(alpha)
         self.preserve_color = bool(preserve_color)
         self.preview = bool(preview)
@@ -27,20 +28,35 @@ class Options:
         self.style_max_side = style_max_side
         self.layer_name = layer_name
         self.scsa_weights = None if scsa_weights is None else tuple(float(v) for v in scsa_weights)
-        self.model = model
+        self.model = model              # None: SANet (what a request without a model means)
+        self.style_keys = style_keys    # None: "sampled"
+
+    def model_choice(self):
+        """(model, style_keys) as the editors' model choice names them (sanet_client.naming)."""
+        return naming().model_choice(self.model, self.style_keys)
 
     def result_name(self, style_names=(), preview=None):
         """The new layer's name: sanet_client.naming.result_name, the same names as in GIMP."""
         if self.layer_name:
             return self.layer_name
-        return naming().result_name(list(style_names), model=self.model, alpha=self.alpha,
+        return naming().result_name(list(style_names), model=clientlib.load().protocol.MODELS[self.model_choice()[0]],
+                                    alpha=self.alpha,
                                     preserve_color=self.preserve_color,
                                     preview=self.preview if preview is None else preview,
                                     semantic=self.scsa_weights is not None)
 
     def key(self):
         """The settings that change a result (for the preview history)."""
-        return (round(self.alpha, 4), self.preserve_color, self.only_selection, self.scsa_weights, self.model)
+        return (round(self.alpha, 4), self.preserve_color, self.only_selection, self.scsa_weights,
+                self.model_choice())
+
+    def model_fields(self):
+        """The stylize keywords of the model choice (none for SANet: any sanetd runs that, even one that predates
+        the choice of model)."""
+        model, style_keys = self.model_choice()
+        if (model, style_keys) == naming().model_choice(None, None):
+            return {}
+        return {"model": model, "style_keys": style_keys}
 
 
 def stylize(client_module, client, snap, styles, options, on_progress=None, cancel_event=None,
@@ -55,7 +71,8 @@ def stylize(client_module, client, snap, styles, options, on_progress=None, canc
         raise ValueError("Add at least one style image.")
     layer = client_module.Layer(snap.width, snap.height, snap.format, snap.client_data())
     kwargs = dict(alpha=options.alpha, preserve_color=options.preserve_color,
-                  preview=options.preview, on_progress=on_progress, cancel_event=cancel_event)
+                  preview=options.preview, on_progress=on_progress, cancel_event=cancel_event,
+                  **options.model_fields())
     if options.style_max_side:
         kwargs["style_max_side"] = options.style_max_side
     if job_id:
@@ -76,7 +93,7 @@ def stylize_preview(client_module, client, prepared, styles, options, on_progres
     mod = client_module
     layer = mod.Layer(prepared.width, prepared.height, prepared.format, prepared.data)
     kwargs = dict(alpha=options.alpha, preserve_color=options.preserve_color, on_progress=on_progress,
-                  cancel_event=cancel_event, style_max_side=prepared.style_max_side)
+                  cancel_event=cancel_event, style_max_side=prepared.style_max_side, **options.model_fields())
     if prepared.mask is not None and options.only_selection:
         kwargs["selection"] = mod.Mask(prepared.width, prepared.height, "u8", prepared.mask)
     if prepared.labels is not None:

@@ -292,8 +292,7 @@ class StyleTransferWidget(QWidget):
         return self.tabs
 
     def _build_settings(self):
-        """One form row per setting. (Future rows — the model choice from hello, "Quality: exact / fast" —
-        go between Strength and Colours.)"""
+        """One form row per setting. (A future "Quality: exact / fast" row goes between Model and Colours.)"""
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
         row = QHBoxLayout()
@@ -308,6 +307,15 @@ class StyleTransferWidget(QWidget):
         row.addWidget(self.strength, 1)
         row.addWidget(self.strength_label)
         form.addRow("Strength", row)
+        # the model (SANet, AdaAttN, AdaAttN with full attention): sanet_client.naming's entries, as in GIMP; the
+        # ones sanetd has no weights for say so and cannot be picked (the list follows the daemon's hello)
+        self.model_combo = QComboBox()
+        self.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(12)
+        self._installed = None
+        self._fill_models()
+        self.model_combo.currentIndexChanged.connect(self.schedule_preview)
+        form.addRow("Model", self.model_combo)
         self.preserve = QCheckBox("Keep the layer's colours")
         self.preserve.toggled.connect(self.schedule_preview)
         form.addRow("Colours", self.preserve)
@@ -577,12 +585,41 @@ class StyleTransferWidget(QWidget):
             self.show_message(event[1], error=True)
 
     # ---- settings ------------------------------------------------------------------------------
+    def _fill_models(self):
+        """The model entries, marked (and disabled) when sanetd has no weights for them; the choice is kept."""
+        try:
+            entries = pipeline.naming().model_choices(self._installed)
+        except clientlib.ClientMissing:
+            self.model_combo.setEnabled(False)    # the docker says what is missing
+            return
+        self.model_combo.setToolTip(pipeline.naming().MODEL_TOOLTIP)
+        current = self.model_combo.currentData()
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        for model, keys, text in entries:
+            self.model_combo.addItem(text, (model, keys))
+            item = self.model_combo.model().item(self.model_combo.count() - 1)
+            item.setEnabled(self._installed is None or model in self._installed)
+        at = self.model_combo.findData(current) if current is not None else 0
+        self.model_combo.setCurrentIndex(max(at, 0))
+        self.model_combo.blockSignals(False)
+
+    def set_model(self, model, style_keys=None):
+        """Pick the entry of (model, style_keys) (tests and scripts; the artist uses the combo)."""
+        choice = pipeline.naming().model_choice(model, style_keys)
+        at = self.model_combo.findData(choice)
+        if at < 0:
+            raise ValueError("no model entry %r" % (choice,))
+        self.model_combo.setCurrentIndex(at)
+
     def options(self):
         semantic = self.semantic.isChecked()
+        model, style_keys = self.model_combo.currentData() or (None, None)
         return pipeline.Options(alpha=self.strength.value() / 100.0,
                                 preserve_color=self.preserve.isChecked(),
                                 only_selection=self.only_selection.isChecked(),
-                                scsa_weights=(self.scsa_t1.value(), self.scsa_t2.value()) if semantic else None)
+                                scsa_weights=(self.scsa_t1.value(), self.scsa_t2.value()) if semantic else None,
+                                model=model, style_keys=style_keys)
 
     def settings(self):
         return Settings(self.options(), [e.copy() for e in self.model.entries],
@@ -687,6 +724,11 @@ class StyleTransferWidget(QWidget):
         self.status_detail.setText(messages.wrappable(detail))
         self.status_detail.setVisible(bool(detail))
         self.start_button.setVisible(status.offer_start)
+        installed = [m["name"] for m in clientlib.load().protocol.hello_models(status.hello)] \
+            if status.connected and self.session.monitor is not None else None
+        if installed != self._installed:
+            self._installed = installed
+            self._fill_models()
         if status.library_serial != self._library_serial:
             self._library_serial = status.library_serial
             self._show_library(status.library)

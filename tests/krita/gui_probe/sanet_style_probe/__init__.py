@@ -13,6 +13,7 @@ Krita event loop (and the docker's own timers) keep running between steps:
   history_apply        "Apply this" on an older preview applies that preview's settings; Discard;
   undone               one Edit > Undo removes an insertion;
   semantic, library, open_image_source
+  model                the Model row: its entries follow sanetd's hello; AdaAttN gives an AdaAttN preview and layer
   superseded           a preview superseded by a newer setting is cancelled in sanetd;
   cancelled            Cancel frees the docker at once, nothing is added, sanetd acknowledges;
   daemon_killed        the test SIGKILLs sanetd mid-job: clear message, "connected" does not stay;
@@ -328,6 +329,33 @@ class Probe:
                 _write("semantic_layer.bin", doc.nodeByName(added[0]).pixelData(0, 0, ks.W, ks.H))
             _write("semantic_selection.bin", doc.selection().pixelData(0, 0, ks.W, ks.H))
             controls.semantic.setChecked(False)
+
+        # model: pick AdaAttN in the Model row as the artist does (the combo), get its preview, Apply, then SANet again
+        combo = controls.model_combo
+        entries = [(combo.itemText(i), combo.model().item(i).isEnabled()) for i in range(combo.count())]
+        controls.strength.setValue(100)
+        names_before = set(_layers(doc))
+        n_hist = len(controls.history)
+        controls.live.setChecked(True)
+        combo.setCurrentIndex(combo.findText("AdaAttN"))
+        yield ("AdaAttN preview", lambda: controls.last_preview is not None and controls.preview_task is None
+               and controls.last_preview["settings"].options.model_choice() == ("adaattn", "sampled"))
+        p = controls.last_preview
+        _write("model_preview_in.bin", p["prepared"].data)
+        _write("model_preview_mask.bin", p["prepared"].mask or b"")
+        _write("model_preview_out.bin", p["result"].data)
+        controls.live.setChecked(False)
+        controls.apply_button.click()
+        yield ("AdaAttN job", lambda: controls.task is None)
+        yield 0.3
+        added = [n for n in _layers(doc) if n not in names_before]
+        self.step("model", entries=entries, current=combo.currentText(), added=added,
+                  preview_name=controls.history.items[0].name, history=len(controls.history), before=n_hist,
+                  preview_size=[p["prepared"].width, p["prepared"].height], message=_plain(controls.message.text()),
+                  active=_active(doc))
+        if added:
+            _write("model_layer.bin", doc.nodeByName(added[0]).pixelData(0, 0, ks.W, ks.H))
+        combo.setCurrentIndex(combo.findText("SANet"))
 
         # library: add the active layer to sanetd's library from the docker, use it, delete it
         controls.tabs.setCurrentIndex(1)
