@@ -71,3 +71,9 @@ def test_the_quality_choice_gives_the_library_result_of_its_precision(tmp_path, 
     suffix = ", fast" if fast else ""
     assert summary["layers"] == ["Background", "painting", "Style: style (SANet, α 0.80%s)" % suffix]
     check_result_layer(tmp_path / "out", "U8", W, H, engine, style_png[1], ALPHA, precision=fast or "fp32")
+    if fast:   # and the two precisions differ on this layer: the check above tells them apart
+        import numpy as np
+        import sanet
+        orig = kt.pixels((tmp_path / "out" / "original_before.bin").read_bytes(), "U8", W, H)
+        a, b = (engine.stylize(orig, [sanet.Style(style_png[1])], alpha=ALPHA, precision=p) for p in (fast, "fp32"))
+        assert np.abs(a.astype(int) - b.astype(int)).max() > 0
