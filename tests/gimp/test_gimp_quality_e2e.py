@@ -86,3 +86,61 @@ def test_a_wrong_quality_is_one_message(quality_e2e):
     assert res["status"] == "calling-error", res
     assert res["error"].startswith("Style Transfer: quality: 'quick'; expected one of exact, fast"), res["error"]
     assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]]
+
+
+@pytest.fixture(scope="module")
+def quality_gui(synthetic_weights, tmp_path_factory):
+    """The full GIMP on Xvfb: a scripted run (remembered: alpha 0.8, exact), then the dialog: the Quality row
+    (Alt+Q, Down = Fast), a screenshot, OK."""
+    ensure_chroot()
+    work = tmp_path_factory.mktemp("gimp-quality-gui")
+    Image.fromarray(style_image(1)).save(work / "style.png")
+    prec, base, fmt, dtype = CASES["u8"]
+    (work / "u8.in.raw").write_bytes(content_pixels(dtype, 7).tobytes())
+    plain = dict(precision=prec, base=base, image_size=IMAGE, read_format=fmt,
+                 layer=dict(LAYER, data="/e2e/u8.in.raw", babl=fmt), ellipse=ELLIPSE, feather=FEATHER)
+    cases = [dict(plain, name="script", args={"style-file": "/e2e/style.png", "alpha": 0.8}),
+             dict(plain, name="dialog_quality", steps=[
+                 {"window": "^Style Transfer$"}, {"event": "preview"}, {"keys": "alt+q Down"},
+                 {"event": "quality"}, {"sleep": 0.5}, {"shot": "/e2e/gui/quality.png"}, {"keys": "alt+o"},
+                 {"event": "run-finished"}])]
+    (work / "gui").mkdir()
+    with running_sanetd(work / "daemon", synthetic_weights) as d:
+        from sanet_client import Client
+        with Client(d.connection_file) as c:
+            fast = c.hello()["capabilities"]["fast_precision"]
+        results, output, seconds = run_gimp(work, {"cases": cases}, binds=[d.runtime_dir], timeout=600,
+                                            out_name="gui", gui=True,
+                                            env={"SANETD_CONNECTION_FILE": str(d.connection_file),
+                                                 "SANET_GIMP_EVENT_LOG": "/e2e/gui/events.jsonl"})
+    print(f"GIMP quality GUI run: {seconds:.1f} s")
+    return work, results, output, work / "gui" / "events.jsonl", fast
+
+
+def test_the_dialog_quality_row_runs_fast(quality_gui, oracle):
+    """In the real dialog: the Quality row is offered (this sanetd has a fast precision) with its note; Alt+Q,
+    Down picks Fast; OK gives the library's bf16 result, named "… fast"; the next dialog would open with Fast
+    (remembered)."""
+    from gimp_runner import read_events
+    work, results, output, events_path, fast = quality_gui
+    if not fast:
+        pytest.skip("this CPU has no fast precision: the row is greyed out (checked in test_gimp_quality_helpers)")
+    res = results["dialog_quality"]
+    assert res.get("dialog_helper") == 0, f"the driver failed: {res.get('driver')}\n{output[-3000:]}"
+    assert res["status"] == "success", f"{res.get('error')}\n{output[-3000:]}"
+    assert [x["name"] for x in res["after"]] == ["top", "Style: style (SANet, α 0.80, fast)", "content", "background"]
+    events = read_events(events_path, "dialog_quality")
+    rows = [e for e in events if e["event"] == "quality-row"]
+    assert rows and rows[-1]["sensitive"] and rows[-1]["shown"] == "exact", rows
+    assert rows[-1]["note"].startswith("Fast: bf16 on the CPU's bf16 units"), rows[-1]
+    assert [e["quality"] for e in events if e["event"] == "quality"] == ["fast"]
+    opened = [e for e in events if e["event"] == "opened"][0]
+    keys = [k for _, k in opened["mnemonics"]]
+    assert "q" in keys and len(keys) == len(set(keys)), opened["mnemonics"]
+    assert opened["width"] <= 1100, f"the dialog is {opened['width']} px wide"
+    out = work / "gui"
+    ref, _ = expected(oracle, out, "dialog_quality", np.uint8, [np.asarray(Image.open(work / "style.png"))],
+                      alpha=0.8, precision=fast)
+    pixels = load_f32(out / "dialog_quality.new.raw", (LAYER["h"], LAYER["w"], 4))
+    assert np.abs(pixels - ref).max() <= TOL[np.uint8]
+    assert (out / "quality.png").stat().st_size > 10_000
