@@ -327,7 +327,7 @@ class StyleTransferWidget(QWidget):
         self.quality_note = _wrapping_label("")
         self._fast = (False, None)          # (known, hello's fast_precision)
         self._fill_quality(prefs.load(QUALITY_KEY, ""))
-        self.quality_combo.activated.connect(self._quality_chosen)
+        self.quality_combo.currentIndexChanged.connect(self._quality_chosen)   # refills block signals: not saved
         quality = QVBoxLayout()
         quality.setContentsMargins(0, 0, 0, 0)
         quality.addWidget(self.quality_combo)
@@ -668,7 +668,6 @@ class StyleTransferWidget(QWidget):
         if at < 0 or not self.quality_combo.model().item(at).isEnabled():
             raise ValueError("quality %r is not offered by this sanetd" % quality)
         self.quality_combo.setCurrentIndex(at)
-        self._quality_chosen(at)
 
     def options(self):
         semantic = self.semantic.isChecked()
