@@ -79,7 +79,7 @@ def _showcase_style(tmp_path):
     return path
 
 
-def test_docker_end_to_end(tmp_path, adaattn_weights, engine, style_png):
+def test_docker_end_to_end(tmp_path, adaattn_weights, synthetic_weights, engine, style_png):
     """sanetd has both models' weights (SANet's files are synthetic_weights', so `engine` is SANet's oracle)."""
     kt.require_krita("Xvfb")
     home = tmp_path / "home"
