@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import signal
 import sys
 import threading
@@ -71,6 +72,7 @@ def main(argv=None) -> int:
 
     ctx = zmq.Context()
     outbox = None
+    stuck = False      # the worker outlived the shutdown grace inside the engine
     try:
         try:
             endpoint, curve = instance.choose_endpoint(settings.endpoint, settings.curve)
@@ -103,6 +105,7 @@ def main(argv=None) -> int:
                  bound, worker.device_name, P.PROTOCOL_VERSION, instance.connection_file, log_path)
         server.serve(stop)
         worker.join(timeout=1.0)
+        stuck = worker.is_alive()
         log.info("sanetd stopped")
         return 0
     finally:
@@ -110,3 +113,22 @@ def main(argv=None) -> int:
         if outbox is not None:
             outbox.close()
         ctx.destroy(linger=0)
+        if stuck:
+            _exit_now()
+
+
+def _exit_now() -> None:
+    """Leave without finalizing the interpreter while the worker thread is still inside an engine call (one that
+    outlasted the shutdown grace: a model load, a native op with no cancellation point). Finalizing would abort the
+    process: when that call returns, the daemon thread finds the interpreter finalizing and is ended with
+    pthread_exit, whose forced unwinding through torch's noexcept C++ frames (the GIL re-acquisition after a native op)
+    calls std::terminate -- "terminate called without an active exception", exit status -6 (SIGABRT). Everything a
+    clean exit does is done by now: connection file and socket removed, lock released, clients told."""
+    log.warning("the engine did not stop within the shutdown grace (worker still busy); exiting without waiting")
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)

@@ -177,6 +177,11 @@ class Server:
 
     def _finish_shutdown(self) -> None:
         self._drain_outbox()
+        running = self.queue.running
+        if running is not None and running.state != DONE and running.outcome is None and self.worker.is_alive():
+            # the engine did not reach a cancellation point within the grace: the job ends here (sanetd exits)
+            self._job_terminal(running, P.envelope("error", job_id=running.job_id, code="shutting_down",
+                                                   message="sanetd is shutting down; the job was cancelled"))
         end = time.monotonic() + 0.5
         while self.pending and time.monotonic() < end:
             self._retry_pending()
