@@ -332,6 +332,9 @@ class Server:
             self._error(identity, "shutting_down", "sanetd is shutting down and takes no new jobs",
                         reply_to=req["msg_id"], job_id=req["job_id"])
             return
+        layer = req["layer"]
+        if layer.ref is not None and not self._resolve_layer(identity, req, buffers):
+            return
         for i, s in enumerate(req["styles"]):
             if "id" in s and not self.library.exists(s["id"]):
                 self._error(identity, "unknown_style", f"style {s['id']!r} is not in the style library; "
@@ -348,6 +351,25 @@ class Server:
             return
         self.table.add(job)
         self._reply(identity, "accepted", req["msg_id"], job_id=job.job_id, position=position, reattached=False)
+
+    def _resolve_layer(self, identity, req, buffers: list) -> bool:
+        """A layer named by `ref` (feature "layer_ref"): its kept buffer joins the job's buffers now, so an eviction
+        while the job waits cannot take it away."""
+        layer = req["layer"]
+        kept = self.worker.layers.get(layer.ref)
+        if kept is None:
+            self._error(identity, "unknown_layer", f"layer {layer.ref} is no longer kept by sanetd; send its pixels",
+                        reply_to=req["msg_id"], job_id=req["job_id"], field="layer.ref")
+            return False
+        fmt, width, height, data = kept
+        if (fmt, width, height) != (layer.format, layer.width, layer.height):
+            self._error(identity, "bad_request", f"field 'layer' is {layer.width}x{layer.height} {layer.format} but "
+                        f"layer {layer.ref} is {width}x{height} {fmt}", reply_to=req["msg_id"],
+                        job_id=req["job_id"], field="layer")
+            return False
+        buffers.append(data)
+        layer.buf = len(buffers) - 1
+        return True
 
     def _library_labels_fit(self, identity, req, i: int) -> bool:
         """A library style's label map must have the stored image's size (the request cannot say it)."""

@@ -4,6 +4,11 @@ It takes jobs from the queue, runs the engine with progress and cancellation, an
 keep-alive idle time. Out of memory is handled by the engine's one fallback chain (smaller plans, then fp16 on
 GPUs; sanet.runtime.oom); its last word, sanet.OutOfMemory, becomes the protocol's `out_of_memory` error. Styles
 from the library reach the engine's one style-feature cache like any other style (keyed by their pixels).
+
+Feature reuse: every layer's digest (sanetd.layers.layer_digest) is the engine's content key, so a layer sent again
+(a plug-in's preview after a slider change) reuses its encoded features and the transformed features of the styles
+it was already stylized with (sanet.runtime.cache.ContentCache); the layer is kept (sanetd.layers.LayerStore) so the
+next request may name it by `result.info.layer_ref`. `result.info.reused` says what was reused.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from sanet_client import protocol as P
 
 from . import pixels
 from .jobs import Job, JobQueue
+from .layers import LayerStore, layer_digest
 from .library import StyleLibrary
 
 log = logging.getLogger("sanetd.worker")
@@ -46,6 +52,7 @@ class Worker(threading.Thread):
         self.precision = settings.precision
         self.weights_dir = settings.weights
         self.jobs_done = 0
+        self.layers = LayerStore()    # layers kept for `layer.ref` (the I/O thread resolves refs before queueing)
 
     # ------------------------------------------------------------ model
 
@@ -177,6 +184,8 @@ class Worker(threading.Thread):
         info = {"device": self.device_name, "precision": precision, "preview": job.request["preview"],
                 "styles": len(job.request["styles"]), "selection": job.request["selection"] is not None,
                 "engine": sanet.__version__}
+        layer = job.request["layer"]
+        info["layer_ref"] = job.layer_ref                # name this layer by it next time (feature "layer_ref")
         if getattr(job, "skipped", None):
             info["skipped"] = job.skipped
         elif st is not None and st.last_info:
@@ -184,6 +193,9 @@ class Worker(threading.Thread):
             info["plan"] = st.last_info["plan"]          # whole image or tiles, and the budget
             if st.last_info.get("degraded"):
                 info["degraded"] = list(st.last_info["degraded"])
+            reused = st.last_info.get("reused") or {"features": False, "styles": [False] * len(job.request["styles"]),
+                                                    "own": None}
+            info["reused"] = {"layer": layer.ref is not None, **reused}
         return out, info
 
     def _stylize(self, job: Job, precision: str):
@@ -193,7 +205,11 @@ class Worker(threading.Thread):
         st = self._load()
         layer = req["layer"]
         w, h = layer.width, layer.height
-        content = pixels.layer_array(layer, job.buffers[layer.buf])
+        data = job.buffers[layer.buf]
+        # named by its ref: the I/O thread put the kept buffer in job.buffers and its digest in layer.ref
+        job.layer_ref = layer.ref or layer_digest(layer.format, w, h, data)
+        self.layers.put(job.layer_ref, layer.format, w, h, data)
+        content = pixels.layer_array(layer, data)
         selection = None
         sel = req["selection"]
         if sel is not None and not req.get("raw") and pixels.mask_is_empty(sel, job.buffers[sel.buf], w, h):
@@ -226,7 +242,8 @@ class Worker(threading.Thread):
         run = st.stylize_raw if req.get("raw") else st.stylize
         out = run(content, styles, alpha=req["alpha"], preserve_color=req["preserve_color"],
                   selection=selection, preview=req["preview"], style_max_side=max_side,
-                  progress=progress, cancel_check=job.cancel.is_set, precision=precision, **semantic)
+                  progress=progress, cancel_check=job.cancel.is_set, precision=precision,
+                  content_key=job.layer_ref, **semantic)
         if req.get("raw"):
             progress(1.0, "done")   # stylize_raw stops at "finish"; the job is complete here
             return pixels.as_raw_bytes(out)
