@@ -85,7 +85,8 @@ class ContentCache:
                                                   decoder inputs (name → map) before the mix
 
     The content key names everything that changes the maps: model, weights generation, dtype, the content's pixels
-    at the size the call runs at, its SCSA label map. A transform key names everything that changes one T: the
+    at the size the call runs at, its SCSA label map, the plan's tile side (tiles agree with the whole image only to
+    rounding, and a reused result must be bit-equal to a fresh run of the same call). A transform key names everything that changes one T: the
     style memory's own cache key (model, pixels, size cap, label map, key options, dtype), SCSA's (t1, t2), the query
     chunk. Regions are on the relu4_1 grid (ga, gb, gc, gd) = cells ga:gb × gc:gd; a T computed over a region serves
     any region inside it (sliced). Nothing that only the mix or later steps read (α, style weights, region masks,

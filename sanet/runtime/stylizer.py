@@ -419,7 +419,8 @@ class Stylizer:
             mems = memories(dt)
             keys = ckey = None
             if reuse:   # the keys of sanet.runtime.cache.ContentCache (its doc says what each must name)
-                ckey = (m.name, self._generation, str(dt), digest, (rh, rw), labels_key)
+                ckey = (m.name, self._generation, str(dt), digest, (rh, rw), labels_key,
+                        plan.tile if plan.tiled else None)    # tiled maps differ from whole-image ones in the ulps
                 keys = [(k, pair, plan.query_chunk) for k in held["keys"]]
                 if use_own:
                     keys.append(("own", style_keys, own_needs_full, None if own_needs_full else cap,
