@@ -2,7 +2,7 @@
 
 Stdlib only. Finds the `sanetd` the installer put in its venv (the install manifest names the venv; then the
 default venv; then PATH) and starts it detached from the editor, so it outlives the editor and serves the next
-run too. The same search as plugins/gimp/sanet-style/sanet_gimp_daemon.py (which predates this module).
+run too. The one home of this search: GIMP's sanet_gimp_daemon.py and Krita's docker both call it.
 """
 from __future__ import annotations
 
