@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from . import variants
 from .errors import WeightsError
 from .models import MODELS, get_model
 from .models.sanet import DECODER_FILE, TRANSFORMER_FILE
@@ -78,8 +79,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def validate_state_dict(name: str, state: dict[str, torch.Tensor], path: Path | str | None = None) -> None:
+    """Keys, shapes, dtypes of `state` against file `name`'s layout (a variant's file: its base name's)."""
     where = path or name
     layouts = _layouts()
+    if name not in layouts and Path(name).name in layouts:
+        name = Path(name).name
     if name not in layouts:
         raise WeightsError(f"{where}: '{name}' is not a checkpoint file of any model ({', '.join(layouts)})")
     owner, expected = layouts[name]
@@ -110,6 +114,14 @@ def load_checkpoints(folder: Path, model=None) -> dict[str, dict[str, torch.Tens
     folder = Path(folder)
     m = get_model(model)
     absent = missing_files(folder, m)
+    if absent and m.base:
+        base, name = variants.split(m.name)
+        here = variants.folder(folder, base, name)
+        if not (here / variants.INFO_FILE).is_file():
+            have = [v.id for v in variants.installed(folder) if v.model == base]
+            raise WeightsError(f"{here}: no variant '{m.name}' is installed in {folder} ("
+                               + (f"installed: {', '.join(have)}" if have else f"no variant of {base} is installed")
+                               + "); install a training run's result with `sanet weights install RUN_DIR`")
     if absent:
         more = f", and so are {', '.join(absent[1:])}" if absent[1:] else ""
         raise WeightsError(f"{folder / absent[0]}: checkpoint file is missing{more} ({m.title.split(' ')[0]} needs "

@@ -1,4 +1,4 @@
-"""The `sanet` command: stylize images, manage weights, run the demo. Bad input → one line on stderr, exit code 2.
+"""The `sanet` command: stylize images, manage weights, train models, run the demo. Bad input → one line on stderr, exit code 2.
 
 Fast start: nothing at module level imports torch or numpy. `sanet --help`, `--version`, argument errors and
 `sanet weights sources` never load torch, and `sanet stylize` checks the output path, reads every input and checks
@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .weights_cli import add_weights_commands
     add_weights_commands(sub)
+    from .train.command import add_train_command
+    add_train_command(sub)
     for name, parser in sub.choices.items():  # every subcommand understands --weights DIR
         if not any("--weights" in a.option_strings for a in parser._actions):
             parser.add_argument("--weights", metavar="DIR", help="weights folder")
@@ -135,6 +137,9 @@ def main(argv=None) -> int:
     try:
         if args.command == "stylize":
             return run_stylize(args)
+        if args.command == "train":
+            from .train.command import run_train_command
+            return run_train_command(args)
         if args.command == "demo":
             from .demo import run_demo
             return run_demo(args, main)   # demo runs `sanet stylize` through this module's main

@@ -23,6 +23,8 @@ works. With SRC (or --from SRC), one of:
   an http(s) URL of one file   e.g. vgg_normalised.pth (another name: recognised by git blob id or by its layout)
   an http(s) URL of a .zip     e.g. AdaAttN_model.zip: its checkpoint files are installed flat
   a local folder, file, .zip or manifest, with the same rules (a release's nested layout is fine)
+  a `sanet train` run folder   its latest checkpoint becomes the model variant MODEL:NAME (--name, default the
+                               run's name; --iteration N for another checkpoint, or give RUN_DIR/decoder_iter_N.pth)
 Downloads resume from NAME.part in the weights folder. Nothing lands under the final name before it has
 passed the manifest's sha256 (when there is a manifest) and been loaded with its keys and shapes checked;
 without a manifest, circulated copies are recognised by git blob id, others are reported as unverified.
@@ -34,7 +36,7 @@ def add_weights_commands(subparsers) -> argparse.ArgumentParser:
     weights = subparsers.add_parser("weights", help="get, list the sources of, or check the checkpoint files",
                                     description="Get, list the sources of, or check the checkpoint files of "
                                                 f"each model ({', '.join(W.MODELS)}).")
-    sub = weights.add_subparsers(dest="weights_command", metavar="{install,sources,status}")
+    sub = weights.add_subparsers(dest="weights_command", metavar="{install,sources,status,remove}")
     sub.required = True
 
     inst = sub.add_parser("install", help="download or copy the checkpoints into the weights folder",
@@ -43,6 +45,8 @@ def add_weights_commands(subparsers) -> argparse.ArgumentParser:
                       "(default: the known sources)")
     inst.add_argument("--from", dest="from_", metavar="SRC", help="the same as SRC")
     _model_option(inst, "the model whose files to install (default: every model; with SRC: the files it holds)")
+    inst.add_argument("--name", help="training runs: the variant's name (default: the run's)")
+    inst.add_argument("--iteration", type=int, help="training runs: which checkpoint (default: the latest)")
     inst.add_argument("--retries", type=int, default=3, help="reconnects after a broken download (default 3)")
     inst.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
     inst.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -61,6 +65,12 @@ def add_weights_commands(subparsers) -> argparse.ArgumentParser:
     _model_option(stat, "only this model")
     stat.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     _weights_option(stat)
+
+    rem = sub.add_parser("remove", help="remove an installed model variant (MODEL:NAME)",
+                         description="Remove a model variant installed from a training run (`sanet weights install "
+                                     "RUN_DIR`); the released weights are never removed by this command.")
+    rem.add_argument("variant", metavar="MODEL:NAME")
+    _weights_option(rem)
     return weights
 
 
@@ -82,6 +92,10 @@ def run_weights_command(args: argparse.Namespace) -> int:
             return _install(args, explicit)
         if args.weights_command == "sources":
             return _sources(args)
+        if args.weights_command == "remove":
+            from . import weights_variants as V
+            V.remove(W.resolve_weights_dir(explicit), args.variant)
+            return EXIT_OK
         return _status(args, explicit)
     except SanetError as exc:
         print(f"sanet: error: {exc}", file=sys.stderr)
@@ -111,6 +125,19 @@ def _install(args, explicit) -> int:
     if args.src and args.from_ and args.src != args.from_:
         raise SanetError(f"give the source once: SRC {args.src!r} and --from {args.from_!r} differ")
     src = args.src or args.from_
+    from . import weights_variants as V
+    run = V.training_run_of(src) if src and not W.is_url(src) else None
+    if run is not None:
+        if args.model and args.model != V.ck.read_json(run[0] / V.ck.RUN_FILE).get("model"):
+            raise SanetError(f"{run[0]}: this training run is not of --model {args.model}")
+        if args.iteration is not None and run[1] is not None and args.iteration != run[1]:
+            raise SanetError(f"give the iteration once: {src} is iteration {run[1]}, --iteration says "
+                             f"{args.iteration}")
+        _err(f"installing into {target} ({W.weights_dir_origin(explicit)})")
+        V.install_run(run[0], target, run[1] if run[1] is not None else args.iteration, args.name)
+        return EXIT_OK
+    if args.name or args.iteration is not None:
+        raise SanetError("--name and --iteration are for training runs (`sanet weights install RUN_DIR`)")
     opts = W.FetchOptions(retries=args.retries, timeout=args.timeout, progress=not args.no_progress)
     _err(f"installing into {target} ({W.weights_dir_origin(explicit)})")
     if src:
@@ -175,11 +202,14 @@ def _status(args, explicit) -> int:
     checked = [args.model] if args.model else _models_to_check(folder)
     usable = all(W.model_usable(states[m]) for m in checked)
     alt = W.alt_vgg_status(folder)
+    from . import weights_variants as V
+    variant_states = V.status(folder)
     if args.json:
         models = {m: {"title": W.MODEL_TITLES[m], "usable": W.model_usable(st),
                       "files": [s.as_dict() for s in st]} for m, st in states.items()}
         print(json.dumps({"folder": str(folder), "origin": W.weights_dir_origin(explicit), "usable": usable,
-                          "checked": checked, "models": models, "alt_vgg": alt.as_dict() if alt else None},
+                          "checked": checked, "models": models, "alt_vgg": alt.as_dict() if alt else None,
+                          "variants": variant_states},
                          indent=2))
         return EXIT_OK if usable else EXIT_NOT_USABLE
     print(f"weights folder: {folder} ({W.weights_dir_origin(explicit)})")
@@ -208,6 +238,14 @@ def _status(args, explicit) -> int:
                 print(f"      partial download {s.name}.part: {s.partial} bytes (install again to resume)")
     if alt is not None and args.model in (None, "adaattn"):
         print(f"  {alt.name}: {'ok, ' if alt.usable else 'CORRUPT: '}{alt.detail}")
+    for v in variant_states:
+        if args.model and v["model"] != args.model:
+            continue
+        origin = f", iteration {v['iteration']} of {v['source']}" if "source" in v else ""
+        print(f"variant {v['id']}: {'usable' if v['usable'] else 'NOT USABLE'}{origin}")
+        for f in v["files"]:
+            if not f["usable"]:
+                print(f"  {f['name']}: {f['state'].upper()}: {f['detail']}")
     if usable:
         print(f"usable: {', '.join(checked)}")
         return EXIT_OK

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -21,9 +22,27 @@ class ConfigError(Exception):
     """A setting with a bad value; the message names where it came from."""
 
 
+DEVICE_ITEM = re.compile(r"^(auto|cpu|mps|cuda)(:(\d+|all))?$")
+
+
+def device_list(spec: str) -> list[str]:
+    """The devices named by a --device value, one worker each: "cuda:0,cuda:1", "cpu,cpu", "cuda" (the current
+    GPU), "auto". "cuda:all" stays as it is here (main.py expands it once torch is loaded). ValueError names the
+    item that is not a device."""
+    items = [t.strip().lower() for t in str(spec).split(",")]
+    for t in items:
+        m = DEVICE_ITEM.match(t)
+        if not m or (m.group(3) == "all" and m.group(1) != "cuda") or (m.group(2) and m.group(1) in ("auto", "cpu")):
+            raise ValueError(f"{t!r} is not a device: expected auto, cpu, mps, cuda, cuda:N or cuda:all, "
+                             f"several separated by commas (one worker each, e.g. cuda:0,cuda:1)")
+    if len(items) > 1 and "auto" in items:
+        raise ValueError("'auto' picks one device; name the devices to use several (e.g. cuda:0,cuda:1)")
+    return items
+
+
 @dataclass
 class Settings:
-    device: str = "auto"
+    device: str = "auto"             # one device, or several separated by commas (one worker each), or cuda:all
     weights: str | None = None       # None: the engine's default (SANET_WEIGHTS, else the data dir)
     endpoint: str | None = None      # None: ipc:// in the runtime dir (tcp://127.0.0.1:* on Windows)
     log_level: str = "info"
@@ -35,7 +54,9 @@ class Settings:
     memory_budget: float | None = None   # GiB the engine may use before it tiles; None: the engine's per-device default
     data_dir: str | None = None      # style library lives in <data_dir>/styles
     log_dir: str | None = None
-    curve: bool = False              # CURVE encryption (required for a non-loopback tcp endpoint)
+    curve: bool = False              # CURVE encryption on a loopback tcp endpoint (the local endpoint)
+    listen: str | None = None        # tcp://HOST:PORT: the networked endpoint (CURVE + ZAP allow-list), next to the local one
+    max_queued: int | None = None    # waiting jobs per client (an invite's --max-queued overrides); None: max_queue
 
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir) if self.data_dir else Path(platformdirs.user_data_dir(APP_NAME))
@@ -56,7 +77,7 @@ def _convert(name: str, raw, source: str):
     try:
         if name in ("keep_alive", "lease", "memory_budget"):
             value = float(raw)
-        elif name in ("max_queue", "max_pixels"):
+        elif name in ("max_queue", "max_pixels", "max_queued"):
             value = int(raw)
         elif name == "curve":
             if isinstance(raw, bool):
@@ -71,11 +92,20 @@ def _convert(name: str, raw, source: str):
             value = str(raw)
     except ValueError as exc:
         raise ConfigError(f"{source}: {name} = {raw!r} is not valid ({exc})") from None
-    choices = {"device": DEVICES, "precision": PRECISIONS, "log_level": LOG_LEVELS}.get(name)
+    if name == "device":
+        try:
+            device_list(value)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: device = {raw!r}: {exc}") from None
+    choices = {"precision": PRECISIONS, "log_level": LOG_LEVELS}.get(name)
     if choices and value not in choices:
         raise ConfigError(f"{source}: {name} = {raw!r}; expected one of {', '.join(choices)}")
     if name == "max_queue" and value < 0:
         raise ConfigError(f"{source}: max_queue = {raw!r}; expected 0 or more")
+    if name == "max_queued" and value < 0:
+        raise ConfigError(f"{source}: max_queued = {raw!r}; expected 0 or more")
+    if name == "listen" and not str(value).startswith("tcp://"):
+        raise ConfigError(f"{source}: listen = {raw!r}; expected tcp://HOST:PORT (e.g. tcp://0.0.0.0:5555)")
     if name == "max_pixels" and value < 1:
         raise ConfigError(f"{source}: max_pixels = {raw!r}; expected 1 or more")
     if name == "memory_budget" and not value > 0:
@@ -89,13 +119,24 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sanetd",
         description="The sanet-style daemon: owns the SANet model and serves GIMP, Krita and scripts.",
-        epilog="Settings come from (lowest first) built-in defaults, the config file "
+        epilog="Commands for a shared server: `sanetd invite NAME -o FILE`, `sanetd revoke NAME`, `sanetd clients` "
+               "(see `sanetd invite --help`). "
+               "Settings come from (lowest first) built-in defaults, the config file "
                f"({config_file_path()}; [sanetd] section, same names with underscores), SANETD_* "
                "environment variables (e.g. SANETD_DEVICE=cuda) and these options.")
     p.add_argument("--version", action="version", version=f"sanetd {__version__}")
-    p.add_argument("--device", choices=DEVICES, help="where the model runs (default auto)")
+    p.add_argument("--device", metavar="DEVICE[,DEVICE...]",
+                   help="where the model runs: auto (default), cpu, cuda, cuda:N, mps; several separated by commas, "
+                        "or cuda:all, run one worker per device over one queue (e.g. cuda:0,cuda:1)")
     p.add_argument("--weights", metavar="DIR", help="folder with the SANet checkpoints")
-    p.add_argument("--endpoint", help="ipc://PATH or tcp://HOST:PORT (default: ipc in the runtime dir)")
+    p.add_argument("--endpoint", help="the local endpoint: ipc://PATH or tcp://127.0.0.1:PORT (default: ipc in the "
+                                      "runtime dir)")
+    p.add_argument("--listen", metavar="tcp://HOST:PORT",
+                   help="also serve other computers on this address (e.g. tcp://0.0.0.0:5555): always encrypted "
+                        "(CURVE), only clients invited with `sanetd invite` get in")
+    p.add_argument("--max-queued", dest="max_queued", type=int, metavar="N",
+                   help="jobs one client may have waiting (default: --max-queue; `sanetd invite --max-queued` "
+                        "sets it per client)")
     p.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS)
     p.add_argument("--keep-alive", dest="keep_alive", type=float, metavar="SECONDS",
                    help="unload the model after this many idle seconds (default 300; <0 never)")
@@ -112,7 +153,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="where the style library is kept")
     p.add_argument("--log-dir", dest="log_dir", metavar="DIR", help="where sanetd.log is written")
     p.add_argument("--curve", action="store_true", default=None,
-                   help="encrypt with CURVE (always on for a non-loopback tcp endpoint)")
+                   help="encrypt a loopback tcp --endpoint with CURVE (networked clients use --listen)")
     return p
 
 

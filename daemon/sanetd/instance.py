@@ -120,17 +120,18 @@ class Instance:
             except ValueError:
                 raise InstanceError(f"--endpoint {requested}: give an IP address (e.g. tcp://127.0.0.1:5555)") from None
             if not loopback:
-                if not zmq.has("curve"):
-                    raise InstanceError(f"--endpoint {requested} is not a loopback address and this libzmq has no "
-                                        "CURVE support; refusing to listen unencrypted on the network")
-                return requested, True
+                raise InstanceError(f"--endpoint {requested} is not a loopback address: the local endpoint serves "
+                                    f"this computer only; to serve other computers use --listen tcp://HOST:PORT "
+                                    f"(encrypted, for clients invited with `sanetd invite`)")
             return requested, curve
         raise InstanceError(f"--endpoint {requested}: expected ipc://PATH or tcp://HOST:PORT")
 
     # -------------------------------------------------------------- connection file
 
-    def write_connection_file(self, endpoint: str, key: str, curve_public: bytes | None) -> None:
-        self._written = connect.write_connection_file(self.connection_file, endpoint, key, curve_public, __version__)
+    def write_connection_file(self, endpoint: str, key: str, curve_public: bytes | None,
+                              listen: str | None = None) -> None:
+        self._written = connect.write_connection_file(self.connection_file, endpoint, key, curve_public, __version__,
+                                                      listen=listen)
 
     def release(self) -> None:
         """Remove the connection file (if still ours), the socket, and drop the lock."""
@@ -147,3 +148,18 @@ class Instance:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def check_listen_endpoint(requested: str) -> str:
+    """The --listen value: tcp://HOST:PORT (HOST an address, an interface, or * for all; PORT a number, or * for a
+    free one — tests); InstanceError names what is wrong."""
+    parts = urlsplit(requested)
+    if parts.scheme != "tcp" or not parts.netloc:
+        raise InstanceError(f"--listen {requested}: expected tcp://HOST:PORT (e.g. tcp://0.0.0.0:5555)")
+    port = parts.netloc.rsplit(":", 1)[-1] if ":" in parts.netloc else ""
+    if port != "*" and not (port.isdigit() and 0 < int(port) < 65536):
+        raise InstanceError(f"--listen {requested}: give a port, e.g. tcp://0.0.0.0:5555")
+    if not zmq.has("curve"):
+        raise InstanceError(f"--listen {requested}: this libzmq has no CURVE support; sanetd never serves the network "
+                            f"unencrypted")
+    return requested

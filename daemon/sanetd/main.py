@@ -1,4 +1,6 @@
-"""`sanetd`: start-up order matters — settings, device check, lock, model, bind, connection file."""
+"""`sanetd`: start-up order matters — settings, device check, lock, models, bind, connection file.
+
+`sanetd invite|revoke|clients` are the shared server's commands (admin.py); everything else runs the daemon."""
 from __future__ import annotations
 
 import logging
@@ -14,9 +16,10 @@ import zmq
 from sanet_client import protocol as P
 
 from . import __version__
-from .config import ConfigError, load_settings
-from .instance import Instance, InstanceError, UnsafeFolder
+from .config import ConfigError, device_list, load_settings
+from .instance import Instance, InstanceError, UnsafeFolder, check_listen_endpoint
 from .jobs import JobQueue
+from .layers import LayerStore
 from .library import StyleLibrary
 
 log = logging.getLogger("sanetd")
@@ -47,7 +50,28 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def expand_devices(spec: str) -> list[str]:
+    """One entry per worker: "cuda:all" becomes cuda:0..cuda:N-1 (torch is loaded by now)."""
+    out = []
+    for item in device_list(spec):
+        if item == "cuda:all":
+            import torch
+            n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if n == 0:
+                import sanet
+                raise sanet.DeviceError("device 'cuda:all': no CUDA GPU was found (torch "
+                                        f"{torch.__version__}); use --device cpu or auto")
+            out += [f"cuda:{i}" for i in range(n)]
+        else:
+            out.append(item)
+    return out
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("invite", "revoke", "clients"):
+        from .admin import main as admin_main
+        return admin_main(argv)
     try:
         settings = load_settings(argv)
     except ConfigError as exc:
@@ -56,10 +80,17 @@ def main(argv=None) -> int:
 
     import sanet
     from sanet.devices import resolve_device
-    try:  # fail at once, before any loading, when the device cannot be had
-        resolve_device(settings.device)
+    try:  # fail at once, before any loading, when a device cannot be had
+        devices = expand_devices(settings.device)
+        for d in devices:
+            resolve_device(d)
     except sanet.SanetError as exc:
         return _fail(str(exc), 2)
+    if settings.listen:
+        try:
+            check_listen_endpoint(settings.listen)
+        except InstanceError as exc:
+            return _fail(str(exc), 2)
 
     instance = Instance()
     try:
@@ -67,12 +98,13 @@ def main(argv=None) -> int:
     except InstanceError as exc:   # 1: another sanetd holds the lock; 2: the folder cannot be used safely
         return _fail(str(exc), 2 if isinstance(exc, UnsafeFolder) else 1)
 
+    from .allowlist import AllowListError, NetworkFolder
     from .server import Outbox, Server
     from .worker import Worker
 
     ctx = zmq.Context()
     outbox = None
-    stuck = False      # the worker outlived the shutdown grace inside the engine
+    stuck = False      # a worker outlived the shutdown grace inside the engine
     try:
         try:
             endpoint, curve = instance.choose_endpoint(settings.endpoint, settings.curve)
@@ -80,20 +112,38 @@ def main(argv=None) -> int:
             return _fail(str(exc), 2)
         key = P.new_key()
         limits = P.Limits(max_pixels=settings.max_pixels)
-        outbox = Outbox(ctx, bytes.fromhex(key))
-        jobs = JobQueue(settings.max_queue)
+        outbox = Outbox(ctx)
+        jobs = JobQueue(settings.max_queue, workers=len(devices))
         library = StyleLibrary(settings.resolved_data_dir() / "styles")
-        worker = Worker(settings, jobs, outbox, library)
-        worker.start()
-        worker.ready.wait()
-        if worker.startup_error is not None:
-            return _fail(str(worker.startup_error).splitlines()[0], 2)
-        server = Server(settings, key, limits, ctx, jobs, worker, library, outbox)
+        layers = LayerStore()   # the layers kept for `layer.ref`, whichever worker ran them (feature "layer_ref")
+        workers = [Worker(settings, jobs, outbox, library, device=d, index=i, layers=layers)
+                   for i, d in enumerate(devices)]
+        for w in workers:       # the models load side by side, one per device
+            w.start()
+        for w in workers:
+            w.ready.wait()
+        failed = [w for w in workers if w.startup_error is not None]
+        if failed:
+            jobs.close()
+            w = failed[0]
+            where = f" (worker {w.index}, device {w.device})" if len(workers) > 1 else ""
+            return _fail(str(w.startup_error).splitlines()[0] + where, 2)
+        server = Server(settings, key, limits, ctx, jobs, workers, library, outbox)
         try:
             bound, curve_public = server.bind(endpoint, curve)
         except zmq.ZMQError as exc:
             return _fail(f"cannot listen on {endpoint}: {exc}", 2)
-        instance.write_connection_file(bound, key, curve_public)
+        listening = None
+        if settings.listen:
+            try:
+                listening = server.listen(settings.listen, NetworkFolder())
+            except AllowListError as exc:
+                jobs.close()
+                return _fail(str(exc), 2)
+            except zmq.ZMQError as exc:
+                jobs.close()
+                return _fail(f"cannot listen on {settings.listen}: {exc}", 2)
+        instance.write_connection_file(bound, key, curve_public, listen=listening)
 
         stop = threading.Event()
 
@@ -101,11 +151,13 @@ def main(argv=None) -> int:
             stop.set()
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        log.info("sanetd %s ready on %s (device %s, protocol v%d); connection file %s; log %s", __version__,
-                 bound, worker.device_name, P.PROTOCOL_VERSION, instance.connection_file, log_path)
+        log.info("sanetd %s ready on %s%s (device %s, protocol v%d); connection file %s; log %s", __version__,
+                 bound, f" and {listening}" if listening else "", ",".join(w.device_name for w in workers),
+                 P.PROTOCOL_VERSION, instance.connection_file, log_path)
         server.serve(stop)
-        worker.join(timeout=1.0)
-        stuck = worker.is_alive()
+        for w in workers:
+            w.join(timeout=1.0)
+        stuck = any(w.is_alive() for w in workers)
         log.info("sanetd stopped")
         return 0
     finally:

@@ -1,7 +1,7 @@
-"""The worker thread: the only thread that touches the model and the device.
+"""The worker threads: one per device (``--device cuda:0,cuda:1``), the only threads that touch a model.
 
-It takes jobs from the queue, runs the engine with progress and cancellation, and unloads the model after the
-keep-alive idle time. Out of memory is handled by the engine's one fallback chain (smaller plans, then fp16 on
+Each worker owns its device, its engine (model copy and style-feature cache). It takes jobs from the shared fair
+queue, runs the engine with progress and cancellation, and unloads its model after the keep-alive idle time. Out of memory is handled by the engine's one fallback chain (smaller plans, then fp16 on
 GPUs; sanet.runtime.oom); its last word, sanet.OutOfMemory, becomes the protocol's `out_of_memory` error. Styles
 from the library reach the engine's one style-feature cache like any other style (keyed by their pixels).
 
@@ -39,20 +39,54 @@ class JobError(Exception):
 
 
 class Worker(threading.Thread):
-    def __init__(self, settings, queue: JobQueue, outbox, library: StyleLibrary):
-        super().__init__(name="sanetd-worker", daemon=True)
+    def __init__(self, settings, queue: JobQueue, outbox, library: StyleLibrary, device: str | None = None,
+                 index: int = 0, layers: LayerStore | None = None):
+        super().__init__(name=f"sanetd-worker-{index}", daemon=True)
         self.settings = settings
         self.queue = queue
         self.outbox = outbox
         self.library = library
+        self.index = index
+        self.device = device or settings.device   # what this worker was asked to use ("cuda:1", "cpu", "auto")
         self.ready = threading.Event()
         self.startup_error: Exception | None = None
         self.stylizer = None
-        self.device_name = settings.device
+        self.device_name = self.device
         self.precision = settings.precision
         self.weights_dir = settings.weights
         self.jobs_done = 0
-        self.layers = LayerStore()    # layers kept for `layer.ref` (the I/O thread resolves refs before queueing)
+        # layers kept for `layer.ref`, one store shared by all workers (main.py; the I/O thread resolves refs)
+        self.layers = layers if layers is not None else LayerStore()
+        self.state = "starting"     # starting, loading, idle, running, unloaded, failed, stopped
+        self.current: Job | None = None
+
+    def describe(self) -> dict:
+        """This device's entry in status.reply "devices": state, the running job's client, memory."""
+        d = {"index": self.index, "device": self.device_name, "state": self.state, "model_loaded": self.loaded,
+             "precision": self.precision, "jobs_done": self.jobs_done, "memory": self.memory()}
+        job = self.current
+        if job is not None:
+            d["client"] = job.client_name
+        return d
+
+    def memory(self) -> dict | None:
+        """Device memory in bytes (CUDA: allocated and reserved by this process, free and total on the device);
+        None on the CPU, whose memory is the host's (status.reply "host_memory")."""
+        st = self.stylizer
+        dev = st.device if st is not None else None
+        if dev is None:
+            try:
+                dev = torch.device(self.device_name)
+            except (RuntimeError, TypeError):
+                return None
+        if dev.type != "cuda" or not torch.cuda.is_available():
+            return None
+        try:
+            free, total = torch.cuda.mem_get_info(dev)
+            return {"allocated": torch.cuda.memory_allocated(dev), "reserved": torch.cuda.memory_reserved(dev),
+                    "free": free, "total": total}
+        except Exception:  # noqa: BLE001  a status query never fails because of a driver hiccup
+            return None
 
     # ------------------------------------------------------------ model
 
@@ -67,36 +101,42 @@ class Worker(threading.Thread):
             return self.stylizer
         t0 = time.monotonic()
         budget = self.settings.memory_budget
-        st = sanet.Stylizer(self.settings.weights, device=self.settings.device, precision=self.settings.precision,
+        self.state = "loading"
+        st = sanet.Stylizer(self.settings.weights, device=self.device, precision=self.settings.precision,
                             memory_budget=None if budget is None else int(budget * 2**30))
         self.stylizer = st
         self.device_name = str(st.device)
         self.precision = st.precision
         self.weights_dir = str(st.weights_dir)
-        log.info("model loaded on %s (%s) from %s in %.2f s", st.device, st.precision, st.weights_dir,
-                 time.monotonic() - t0)
+        log.info("model loaded on %s (%s, worker %d) from %s in %.2f s", st.device, st.precision, self.index,
+                 st.weights_dir, time.monotonic() - t0)
         return st
 
     def _unload(self, why: str) -> None:
         if self.stylizer is None:
             return
-        cuda = self.stylizer.device.type == "cuda"
+        dev = self.stylizer.device
         self.stylizer.unload()          # models and the style-feature cache
         self.stylizer = None
         gc.collect()
-        if cuda:
-            torch.cuda.empty_cache()
-        log.info("model unloaded (%s)", why)
+        if dev.type == "cuda":
+            with torch.cuda.device(dev):
+                torch.cuda.empty_cache()
+        log.info("model unloaded (%s) on %s", why, dev)
 
     # ------------------------------------------------------------ loop
 
     def run(self):
         try:
+            if self.device.startswith("cuda:"):
+                torch.cuda.set_device(torch.device(self.device))   # this thread's default CUDA device
             self._load()
         except Exception as exc:  # noqa: BLE001  reported by main as one line
             self.startup_error = exc
+            self.state = "failed"
             self.ready.set()
             return
+        self.state = "idle"
         self.ready.set()
         keep_alive = self.settings.keep_alive
         idle_since = time.monotonic()
@@ -104,21 +144,26 @@ class Worker(threading.Thread):
             timeout = None
             if self.stylizer is not None and keep_alive >= 0:
                 timeout = max(0.0, idle_since + keep_alive - time.monotonic())
-            job = self.queue.get(timeout)
+            job = self.queue.get(self.index, timeout)
             if job is None:
                 if self.queue.closed:
                     break
                 if self.stylizer is not None and keep_alive >= 0 and time.monotonic() - idle_since >= keep_alive:
                     self._unload(f"idle for {keep_alive:g} s")
+                    self.state = "unloaded"
                 continue
+            self.current, self.state = job, "running"
             try:
                 self._run_job(job)
             finally:
                 self.queue.finished(job)
+                self.current = None
             idle_since = time.monotonic()
             if keep_alive == 0:
                 self._unload("keep-alive 0")
+            self.state = "idle" if self.stylizer is not None else "unloaded"
         self._unload("shutdown")
+        self.state = "stopped"
 
     # ------------------------------------------------------------ one job
 
@@ -127,7 +172,7 @@ class Worker(threading.Thread):
         # and a status request right after the result already counts this job
         self.queue.finished(job)
         self.jobs_done += 1
-        self.outbox.post(job.session, header, buffers, job=job, terminal=True)
+        self.outbox.post(job.owner, header, buffers, job=job, terminal=True)
 
     def _post_error(self, job: Job, code: str, message: str, field: str | None = None) -> None:
         self._post_terminal(job, P.envelope("error", job_id=job.job_id, code=code, message=message, field=field))
@@ -168,13 +213,15 @@ class Worker(threading.Thread):
             self._post_error(job, "internal", f"internal error in sanetd: {type(exc).__name__}: {exc}")
             return
         info["seconds"] = round(time.monotonic() - t0, 4)
+        info["worker"], info["sequence"] = self.index, job.sequence
         layer = req["layer"]
         fmt = P.RAW_FORMAT if req.get("raw") else layer.format   # "raw": unclamped float32 RGB (feature "raw")
         header = P.envelope("result", job_id=job.job_id,
                             layer=P.pixels_field(layer.width, layer.height, fmt, 0), info=info)
         self._post_terminal(job, header, [out])
-        log.info("job %s: %dx%d %s, %d style(s) in %.2f s", job.job_id, layer.width, layer.height,
-                 layer.format, len(req["styles"]), info["seconds"])
+        log.info("job %s: %dx%d %s, %d style(s) in %.2f s on %s (worker %d, client %s)", job.job_id, layer.width,
+                 layer.height, layer.format, len(req["styles"]), info["seconds"], self.device_name, self.index,
+                 job.client_name)
 
     def _run(self, job: Job):
         """Run the job; result info says how it ran (plan, precision, what the engine's fallbacks degraded)."""
@@ -263,7 +310,7 @@ class Worker(threading.Thread):
             if stage == last["stage"] and now - last["t"] < PROGRESS_MIN_INTERVAL:
                 return
             last["t"], last["stage"] = now, stage
-            self.outbox.post(job.session, P.envelope("progress", job_id=job.job_id,
-                                                     fraction=min(1.0, max(0.0, float(fraction))),
-                                                     stage=str(stage)[:64]))
+            self.outbox.post(job.owner, P.envelope("progress", job_id=job.job_id,
+                                                   fraction=min(1.0, max(0.0, float(fraction))),
+                                                   stage=str(stage)[:64]), client=job.client)
         return report

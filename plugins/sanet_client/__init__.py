@@ -5,7 +5,8 @@ docs/protocol.md for the wire protocol.
 """
 from .client import Client
 from .connect import ConnectionInfo, connection_file_path, read_connection_file, runtime_dir
-from .errors import Busy, DaemonNotRunning, JobCancelled, JobFailed, ProtocolMismatch, SanetClientError
+from .errors import (Busy, DaemonNotRunning, JobCancelled, JobFailed, NotAdmitted, ProtocolMismatch,
+                     SanetClientError)
 from .payloads import Labels, Layer, Mask, Result, StylePixels, StyleRef
 from .protocol import PROTOCOL_VERSION
 
@@ -15,5 +16,5 @@ import logging as _logging
 _logging.getLogger("sanet_client").addHandler(_logging.NullHandler())
 
 __all__ = ["Client", "Layer", "Mask", "Labels", "StyleRef", "StylePixels", "Result", "SanetClientError",
-           "DaemonNotRunning", "Busy", "ProtocolMismatch", "JobFailed", "JobCancelled", "PROTOCOL_VERSION",
+           "DaemonNotRunning", "NotAdmitted", "Busy", "ProtocolMismatch", "JobFailed", "JobCancelled", "PROTOCOL_VERSION",
            "ConnectionInfo", "connection_file_path", "read_connection_file", "runtime_dir"]

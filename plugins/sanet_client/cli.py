@@ -88,7 +88,9 @@ def _palette(text: str) -> list[list[int]]:
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sanet-client", description="Talk to a running sanetd (start it with `sanetd`).",
                 epilog="Exit codes: 0 done, 2 bad input, 1 other failures (no daemon, busy, engine error).")
-    p.add_argument("--connection-file", metavar="FILE", help="default: $SANETD_CONNECTION_FILE or the runtime dir")
+    p.add_argument("--connection", "--connection-file", dest="connection_file", metavar="FILE",
+                   help="the daemon's connection file: a shared server's (from `sanetd invite`), or a local daemon's "
+                        "(default: $SANETD_CONNECTION_FILE or the runtime dir)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds of daemon silence before retrying")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     s = sub.add_parser("stylize", help="stylize an image file",

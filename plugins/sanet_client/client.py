@@ -13,6 +13,13 @@ Layers sent again are not resent (feature "layer_ref", on by default): the clien
 instances) and names an unchanged layer by it; a daemon that no longer keeps it answers ``unknown_layer`` and the
 pixels go out after all. The daemon reuses the layer's encoded features either way (it keys them by the layer's
 digest); the ref saves sending and hashing the pixels again.
+
+A networked connection file (``sanetd invite``) connects over tcp with CURVE, using the client key pair and the
+server key it holds. There the daemon's process cannot be looked at: a dropped connection is answered by
+reconnecting at once and resubmitting (the same job id re-attaches, or runs on a restarted daemon), and if the
+server does not answer within the timeout DaemonNotRunning says the connection was lost. A server that refuses
+the handshake (a revoked or unknown client, another server key) raises NotAdmitted at once. Pixel buffers are
+compressed (zstd, else zlib) when the daemon agrees in hello.
 """
 from __future__ import annotations
 
@@ -26,13 +33,16 @@ import zmq
 
 from . import protocol as P
 from .connect import START_HINT, read_connection_file
-from .errors import Busy, DaemonNotRunning, JobCancelled, JobFailed, ProtocolMismatch, SanetClientError
+from .errors import Busy, DaemonNotRunning, JobCancelled, JobFailed, NotAdmitted, ProtocolMismatch, SanetClientError
 from .payloads import Labels, Layer, Mask, Result, StylePixels, StyleRef
 
 log = logging.getLogger("sanet_client")
 
 # events may be large (a result layer, a style list with thumbnails) but never have many frames
 _MAX_EVENT_FRAMES = 8
+
+
+_MAX_RECONNECTS = 20   # connection losses survived by one request (each must come back within the timeout)
 
 
 class _DaemonGone(Exception):
@@ -87,6 +97,10 @@ class _LayerRefs:
 _layer_refs = _LayerRefs()
 
 
+class _ConnectionLost(Exception):
+    """Internal: the tcp connection to a networked daemon dropped (its process cannot be looked at from here)."""
+
+
 def _raise_for_error(h: dict):
     code, msg = h.get("code", "internal"), h.get("message", "unknown error")
     if code == "busy":
@@ -103,14 +117,25 @@ class Client:
 
     ``timeout``: seconds without any message from the daemon before a retry (the daemon answers
     heartbeats even while the GPU is busy, so long jobs do not time out). ``retries``: reconnect
-    attempts (Lazy Pirate) before DaemonNotRunning is raised.
+    attempts (Lazy Pirate) before DaemonNotRunning is raised. ``compression`` (networked connection files only):
+    "auto" offers every codec this Python has (zstd, zlib), a codec name only that one, None none.
     """
 
-    def __init__(self, connection_file=None, timeout: float = 10.0, retries: int = 3, heartbeat: float = 1.0):
+    def __init__(self, connection_file=None, timeout: float = 10.0, retries: int = 3, heartbeat: float = 1.0,
+                 compression: str | None = "auto"):
         self.connection_file = connection_file
         self.timeout = float(timeout)
         self.retries = max(1, int(retries))
         self.heartbeat = float(heartbeat)
+        if compression == "auto":
+            self._offer = list(P.available_codecs())
+        elif compression is None:
+            self._offer = []
+        elif compression in P.available_codecs():
+            self._offer = [compression]
+        else:
+            raise ValueError(f"compression={compression!r}: expected 'auto', None or one of "
+                             f"{', '.join(P.available_codecs())}")
         self.session = P.new_id()
         self._ctx = zmq.Context()
         self._sock = None
@@ -118,6 +143,20 @@ class Client:
         self._auth = None
         self._last_endpoint = None
         self._monitor = None
+        self._last_info = None
+        self._codec = None          # compression agreed in hello (networked endpoints only)
+        self._negotiated = False
+        self._handshake_failures = 0
+
+    @property
+    def remote(self) -> bool:
+        """True when connected through a networked connection file (`sanetd invite`)."""
+        return self._last_info is not None and self._last_info.remote
+
+    @property
+    def compression(self) -> str | None:
+        """The codec pixel buffers travel with (None: uncompressed)."""
+        return self._codec
 
     # ------------------------------------------------------------ connection
 
@@ -127,22 +166,42 @@ class Client:
         if info.process_state() == "gone":
             raise DaemonNotRunning(f"sanetd is not running (its connection file {info.path} is left over from "
                                    f"process {info.pid}, which has exited); {START_HINT}")
+        if self._last_info is not None and (info.endpoint, info.key) != (self._last_info.endpoint,
+                                                                         self._last_info.key):
+            self._codec, self._negotiated = None, False     # another daemon: agree on compression again
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        if info.curve_server_key:
-            public, secret = zmq.curve_keypair()
-            sock.curve_serverkey = info.curve_server_key
-            sock.curve_publickey = public
-            sock.curve_secretkey = secret
+        events = zmq.EVENT_DISCONNECTED
+        try:
+            if info.remote:   # the key pair of the connection file: the server's allow-list knows its public half
+                sock.curve_serverkey = info.curve_server_key
+                sock.curve_publickey = info.curve_public_key
+                sock.curve_secretkey = info.curve_secret_key
+                events |= (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                           | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+                sock.setsockopt(zmq.HEARTBEAT_IVL, int(max(1.0, self.heartbeat) * 1000))
+                sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(max(3.0, self.timeout) * 1000))
+            elif info.curve_server_key:
+                public, secret = zmq.curve_keypair()
+                sock.curve_serverkey = info.curve_server_key
+                sock.curve_publickey = public
+                sock.curve_secretkey = secret
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            raise DaemonNotRunning(f"the connection file {info.path} holds a key this ZeroMQ cannot use ({exc}); "
+                                   f"ask for a new connection file") from None
         try:   # a dropped connection is reported at once (then kill(pid, 0) says whether the daemon is gone)
-            self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            self._monitor = sock.get_monitor_socket(events)
         except zmq.ZMQError:
             self._monitor = None
         sock.connect(info.endpoint)
         self._sock, self._info = sock, info
         self._last_endpoint = info.endpoint
+        self._last_info = info
         self._auth = P.Authenticator(info.key, max_frames=_MAX_EVENT_FRAMES,
-                                     max_header_bytes=P.Limits().max_reply_header_bytes)
+                                     max_header_bytes=P.Limits().max_reply_header_bytes,
+                                     codecs=tuple(self._offer) if info.remote else (),
+                                     max_frame_bytes=P.Limits().max_frame_bytes)
 
     def _disconnect(self):
         if self._sock is not None:
@@ -175,9 +234,56 @@ class Client:
         self.close()
 
     def _send(self, kind: str, buffers=(), **fields) -> str:
+        if kind == "hello" and self._info.remote:
+            fields["compression"] = list(self._offer)   # what we can decode, preferred first
         header = P.envelope(kind, session=self.session, **fields)
-        self._sock.send_multipart(P.build_message(self._info.key, header, buffers), copy=False)
+        codec = self._codec if buffers and self._info.remote else None
+        frames = P.build_message(self._info.key, header, buffers, codec=codec)
+        try:   # never blocks: a DEALER whose connection was dropped (and refused again) has nowhere to queue
+            self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            if self._monitor is not None and self._monitor.poll(0):
+                self._monitor_event()        # raises NotAdmitted when the server refused us
+            raise _ConnectionLost() from None
         return header["msg_id"]
+
+    def _negotiate(self) -> None:
+        """Networked endpoints: agree on compression once (hello) before the first pixels go out."""
+        if self._negotiated:
+            return
+        if self._info is None:
+            try:
+                self._ensure()
+            except DaemonNotRunning:
+                return      # the request itself will report it
+        if self._info is not None and self._info.remote:
+            self.hello()
+        self._negotiated = True
+
+    def _monitor_event(self) -> bool:
+        """Read the socket monitor: True when the connection dropped; NotAdmitted when a networked daemon refused
+        the handshake."""
+        from zmq.utils.monitor import parse_monitor_message
+        lost = False
+        while self._monitor.poll(0):
+            try:
+                ev = parse_monitor_message(self._monitor.recv_multipart())
+            except Exception:  # noqa: BLE001
+                continue
+            event = ev["event"]
+            if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                raise NotAdmitted(f"{self._info.where()} refused this connection file (client "
+                                  f"{self._info.client_name!r} is not on its allow-list: revoked, or invited by "
+                                  f"another server); ask whoever runs the server for a new connection file")
+            if event in (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
+                self._handshake_failures += 1
+                if self._handshake_failures >= 2:   # twice in a row: not a server that went away mid-handshake
+                    raise NotAdmitted(f"the encrypted handshake with {self._info.where()} failed: the server's key "
+                                      f"does not match the connection file {self._info.path} (the server was "
+                                      f"set up again, or the file is for another server); ask for a new one")
+            elif event == zmq.EVENT_DISCONNECTED:
+                lost = True
+        return lost
 
     def _recv(self, until: float):
         """The next authentic event before ``until`` (monotonic), or None on timeout. _DaemonGone when the
@@ -190,6 +296,8 @@ class Client:
         suspect = False   # the connection dropped: look at the process until a message shows it is back
         while True:
             if suspect and not self._sock.poll(0):
+                if self._info.remote:
+                    raise _ConnectionLost()   # what it sent before is read first
                 self._check_alive()   # an exiting process may linger a moment: asked again every 0.25 s
             left = until - time.monotonic()
             if left <= 0:
@@ -200,9 +308,8 @@ class Client:
                     return None
                 continue
             if self._monitor is not None and self._monitor in ready:
-                while self._monitor.poll(0):
-                    self._monitor.recv_multipart()   # EVENT_DISCONNECTED
-                suspect = True
+                if self._monitor_event():
+                    suspect = True
                 continue
             suspect = False
             frames = self._sock.recv_multipart(copy=False)
@@ -218,12 +325,22 @@ class Client:
                                            f"matching versions of sanet-style") from None
                 log.warning("dropped a malformed message from sanetd: %s", exc)
                 continue
+            self._handshake_failures = 0    # the handshake worked: earlier failures were a server going away
             return header, buffers
 
     def _not_answering(self, what: str) -> DaemonNotRunning:
+        if self.remote:
+            return DaemonNotRunning(f"{self._last_info.where()} did not answer {what} within {self.timeout:g} s "
+                                    f"({self.retries} tries): is the server running, and reachable from this computer "
+                                    f"(network, firewall, port)? Ask whoever runs it")
         where = self._last_endpoint or "its endpoint"
         return DaemonNotRunning(f"sanetd did not answer {what} at {where} within {self.timeout:g} s "
                                 f"({self.retries} tries); is it running? {START_HINT}")
+
+    def _lost(self, what: str) -> DaemonNotRunning:
+        return DaemonNotRunning(f"lost the connection to {self._last_info.where()} while {what}, and it did not "
+                                f"come back within {self.timeout:g} s: the server stopped, restarted or is "
+                                f"unreachable (network, firewall); try again, or ask whoever runs it")
 
     # ------------------------------------------------------------ simple requests
 
@@ -237,18 +354,25 @@ class Client:
             return exc
 
     def _request(self, kind: str, buffers=(), **fields) -> dict:
+        if buffers:
+            self._negotiate()
         last_error = stopped = None
-        for attempt in range(self.retries):
+        lost_at = None      # a networked connection dropped: it must come back within the timeout
+        attempt = reconnects = 0
+        while attempt < self.retries:
             failure = self._try_connect(attempt)
             if failure is not None:
                 last_error = failure
+                attempt += 1
                 continue
-            msg_id = self._send(kind, buffers, **fields)
-            until = time.monotonic() + self.timeout
+            until = time.monotonic() + self.timeout if lost_at is None else lost_at + self.timeout
             try:
+                msg_id = self._send(kind, buffers, **fields)
                 while True:
                     got = self._recv(until)
                     if got is None:
+                        if lost_at is not None:
+                            raise self._lost(f"waiting for the answer to {kind}")
                         break
                     h, _ = got
                     if h.get("reply_to") != msg_id:
@@ -258,7 +382,16 @@ class Client:
                     return h
             except _DaemonGone as gone:
                 stopped = self._stopped(f"answering {kind}", gone)
+            except _ConnectionLost:
+                self._disconnect()     # reconnect at once on a fresh socket and ask again
+                reconnects += 1
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                if reconnects <= _MAX_RECONNECTS:
+                    time.sleep(0.05 * min(reconnects, 10))
+                    continue
             self._disconnect()  # Lazy Pirate: drop the socket, re-read the connection file, resend
+            attempt += 1
         if stopped is not None:
             raise stopped
         raise last_error if last_error is not None and self._last_endpoint is None else self._not_answering(kind)
@@ -267,7 +400,12 @@ class Client:
         return DaemonNotRunning(f"sanetd stopped while {what} (process {gone.args[0]} has exited); {START_HINT}")
 
     def hello(self) -> dict:
-        return self._request("hello", client=f"sanet_client/{P.PROTOCOL_VERSION}")
+        h = self._request("hello", client=f"sanet_client/{P.PROTOCOL_VERSION}")
+        if self._last_info is not None and self._last_info.remote:
+            codec = h.get("compression")
+            self._codec = codec if codec in self._offer else None    # what this daemon session agreed to
+            self._negotiated = True
+        return h
 
     def status(self) -> dict:
         return self._request("status")
@@ -400,18 +538,22 @@ class Client:
                  cancel_event) -> Result:
         """Submit one stylize message (Lazy Pirate: resubmitted with the same job id on silence) until its result."""
         want_format = P.RAW_FORMAT if raw else layer.format
+        self._negotiate()
         cancel_sent = False
         last_error = stopped = None
-        for attempt in range(self.retries):
+        lost_at = None      # a networked connection dropped: it must come back within the timeout
+        attempt = reconnects = 0
+        while attempt < self.retries:
             failure = self._try_connect(attempt)
             if failure is not None:
                 last_error = failure
+                attempt += 1
                 continue
-            # a resubmission with the same job id re-attaches to the job; it never runs twice
-            msg_id = self._send("stylize", buffers, **fields)
-            quiet_until = time.monotonic() + self.timeout
+            quiet_until = time.monotonic() + self.timeout if lost_at is None else lost_at + self.timeout
             next_ping = time.monotonic() + self.heartbeat
             try:
+                # a resubmission with the same job id re-attaches to the job; it never runs twice
+                msg_id = self._send("stylize", buffers, **fields)
                 while True:
                     if cancel_event is not None and cancel_event.is_set() and not cancel_sent:
                         self._send("cancel", job_id=job_id)
@@ -424,9 +566,12 @@ class Client:
                     got = self._recv(min(quiet_until, next_ping, now + 0.1))
                     if got is None:
                         if time.monotonic() >= quiet_until:
+                            if lost_at is not None:
+                                raise self._lost(f"job {job_id} was running")
                             break  # the daemon went quiet: reconnect and resubmit
                         continue
                     h, bufs = got
+                    lost_at = None      # it answers (again)
                     quiet_until = time.monotonic() + self.timeout
                     kind = h["type"]
                     if kind == "error" and (h.get("job_id") == job_id or h.get("reply_to") == msg_id):
@@ -439,7 +584,10 @@ class Client:
                         try:
                             on_progress(h["fraction"], h["stage"])
                         except BaseException:
-                            self._send("cancel", job_id=job_id)
+                            try:
+                                self._send("cancel", job_id=job_id)
+                            except _ConnectionLost:
+                                pass
                             raise
                     elif kind == "result":
                         ref = h["layer"]
@@ -452,7 +600,19 @@ class Client:
                 # attempts re-read the connection file, so a restarted daemon gets the job again
                 log.warning("sanetd (process %s) stopped during job %s", gone.args[0], job_id)
                 stopped = self._stopped(f"job {job_id} was running", gone)
+            except _ConnectionLost:
+                # networked: reconnect at once and resubmit; the same job id re-attaches to the running job (or
+                # runs on a restarted server). It must answer within the timeout from the loss
+                log.warning("lost the connection to %s during job %s; reconnecting", self._last_info.where(), job_id)
+                self._disconnect()
+                reconnects += 1
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                if reconnects <= _MAX_RECONNECTS:
+                    time.sleep(0.05 * min(reconnects, 10))    # a server that refuses at once is not hammered
+                    continue
             self._disconnect()
+            attempt += 1
         if stopped is not None:
             raise stopped
         if last_error is not None and self._last_endpoint is None:

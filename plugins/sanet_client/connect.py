@@ -13,6 +13,11 @@ Where things go:
   ipc socket go next to it, ``/dir/NAME.lock`` and ``/dir/NAME.sock``;
 * else the runtime folder (``SANETD_RUNTIME_DIR``, else the platform's per-user runtime folder) holds
   ``sanetd.json``, ``sanetd.lock`` and ``sanetd.sock``.
+
+A second kind of connection file is the one ``sanetd invite NAME -o FILE`` writes for another computer: the
+daemon's networked endpoint (tcp), its CURVE public key, the client's own CURVE key pair and HMAC key, and the
+client's name (``write_invite_file``; ``ConnectionInfo.remote`` is True for it). The artist gives that file to the
+editor ("Server: a connection file") or to ``sanet-client --connection FILE``.
 """
 from __future__ import annotations
 
@@ -144,11 +149,30 @@ class ConnectionInfo:
     host: str | None = None
     pid_namespace: int | None = None
     pid_start: int | None = None
+    client_name: str | None = None          # an invite's client name (networked connection files only)
+    curve_public_key: bytes | None = None   # the client's own CURVE key pair (networked connection files only)
+    curve_secret_key: bytes | None = None
+    server_name: str | None = None          # the server's host name, for messages
+    listen: str | None = None               # the daemon's own file: its networked endpoint, when it has one
+
+    @property
+    def remote(self) -> bool:
+        """True for a connection file made by `sanetd invite` (a daemon on another computer, or at least reached
+        over the network): its process cannot be looked at from here."""
+        return self.client_name is not None
+
+    def where(self) -> str:
+        """The daemon as an artist would name it in a message."""
+        if self.remote:
+            return f"the shared sanetd at {self.endpoint}" + (f" ({self.server_name})" if self.server_name else "")
+        return f"sanetd at {self.endpoint}"
 
     def process_state(self) -> str:
         """"alive", "gone" (the daemon process has exited: the file is stale) or "unknown" (cannot tell from here:
         another host, another pid namespace such as a Flatpak sandbox, Windows). Costs a syscall or two."""
         pid = self.pid
+        if self.remote:
+            return "unknown"
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or sys.platform == "win32":
             return "unknown"
         if self.host is not None and self.host != socket.gethostname():
@@ -200,15 +224,38 @@ def _parse(path: Path, text: str) -> ConnectionInfo:
         v = data.get(name)
         return v if isinstance(v, int) and not isinstance(v, bool) else None
 
-    curve = data.get("curve_server_key")
+    def opt_str(name):
+        v = data.get(name)
+        return v if isinstance(v, str) and v else None
+
+    def z85_key(name):
+        v = data.get(name)
+        if v is None:
+            return None
+        if not isinstance(v, str) or len(v) != 40:
+            raise DaemonNotRunning(f"the sanetd connection file {path} is unreadable (field {name!r} must be a "
+                                   f"40-character Z85 CURVE key); ask for a new connection file")
+        return v.encode("ascii")
+
+    curve = z85_key("curve_server_key")
     started = data.get("started")
-    return ConnectionInfo(path=path, endpoint=endpoint, key=key, protocol=protocol, pid=opt_int("pid"),
-                          transport=str(data.get("transport", "ipc")),
-                          curve_server_key=curve.encode("ascii") if isinstance(curve, str) else None,
+    client = opt_str("client")
+    info = ConnectionInfo(path=path, endpoint=endpoint, key=key, protocol=protocol, pid=opt_int("pid"),
+                          transport=str(data.get("transport", "ipc")), curve_server_key=curve,
                           version=str(data.get("version", "")),
                           started=float(started) if isinstance(started, (int, float)) else None,
-                          host=data.get("host") if isinstance(data.get("host"), str) else None,
-                          pid_namespace=opt_int("pid_namespace"), pid_start=opt_int("pid_start"))
+                          host=opt_str("host"), pid_namespace=opt_int("pid_namespace"), pid_start=opt_int("pid_start"),
+                          client_name=client, curve_public_key=z85_key("curve_public_key"),
+                          curve_secret_key=z85_key("curve_secret_key"), server_name=opt_str("server"),
+                          listen=opt_str("listen"))
+    if client is not None:
+        missing = [n for n, v in (("curve_server_key", info.curve_server_key), ("curve_public_key",
+                   info.curve_public_key), ("curve_secret_key", info.curve_secret_key)) if v is None]
+        if missing or not endpoint.startswith("tcp://"):
+            what = f"has no {', '.join(missing)}" if missing else f"has endpoint {endpoint!r}, not tcp://HOST:PORT"
+            raise DaemonNotRunning(f"the connection file {path} (client {client!r}) {what}; ask whoever runs the "
+                                   f"server for a new one (`sanetd invite {client} -o FILE`)")
+    return info
 
 
 def read_connection_file(path: str | os.PathLike | None = None) -> ConnectionInfo:
@@ -222,6 +269,18 @@ def read_connection_file(path: str | os.PathLike | None = None) -> ConnectionInf
     except OSError as exc:
         raise DaemonNotRunning(f"cannot read the sanetd connection file {path}: {exc.strerror}") from None
     return _parse(path, text)
+
+
+def server_label(path: str | os.PathLike | None) -> str:
+    """How an editor names the server a connection file leads to ("Server: …"): "this computer" for None, "the
+    shared sanetd at tcp://gpu:5555 (gpu-box), as alice" for an invite's file, "the sanetd of FILE" for another local
+    daemon's file. DaemonNotRunning/ProtocolMismatch when the file cannot be used (the message says why)."""
+    if not path:
+        return "this computer"
+    info = read_connection_file(path)
+    if info.remote:
+        return f"{info.where()}, as {info.client_name}"
+    return f"the sanetd of {info.path}"
 
 
 def describe(path: str | os.PathLike) -> str:
@@ -255,16 +314,30 @@ def write_private_file(path: Path, text: str) -> None:
 
 
 def write_connection_file(path: Path, endpoint: str, key: str, curve_public: bytes | None = None,
-                          version: str = "") -> str:
-    """The daemon's side: write the file (0600, atomic) and return its exact text (for remove_connection_file)."""
+                          version: str = "", listen: str | None = None) -> str:
+    """The daemon's side: write the file (0600, atomic) and return its exact text (for remove_connection_file).
+    ``listen``: the networked endpoint the daemon also serves (informational; `sanetd invite` reads it)."""
     data = {"protocol": PROTOCOL_VERSION, "signature_scheme": SIGNATURE_SCHEME, "endpoint": endpoint,
             "transport": endpoint.split("://", 1)[0], "key": key, **process_identity(),
             "version": version, "started": time.time()}
     if curve_public:
         data["curve_server_key"] = curve_public.decode("ascii")
+    if listen:
+        data["listen"] = listen
     text = json.dumps(data, indent=1)
     write_private_file(Path(path), text)
     return text
+
+
+def write_invite_file(path: Path, *, endpoint: str, key: str, server_public: bytes, client_public: bytes,
+                      client_secret: bytes, client: str, server: str = "", version: str = "") -> None:
+    """`sanetd invite`: the networked connection file for one client (0600, atomic). It holds the client's secret
+    CURVE key and its HMAC key: whoever has the file is that client."""
+    data = {"protocol": PROTOCOL_VERSION, "signature_scheme": SIGNATURE_SCHEME, "endpoint": endpoint,
+            "transport": "tcp", "key": key, "curve_server_key": server_public.decode("ascii"),
+            "curve_public_key": client_public.decode("ascii"), "curve_secret_key": client_secret.decode("ascii"),
+            "client": client, "server": server, "version": version, "invited": time.time()}
+    write_private_file(Path(path), json.dumps(data, indent=1))
 
 
 def remove_connection_file(path: Path, written: str) -> None:
@@ -277,5 +350,5 @@ def remove_connection_file(path: Path, written: str) -> None:
 
 
 __all__ = ["APP_NAME", "CONNECTION_FILE_NAME", "START_HINT", "ConnectionInfo", "DaemonPaths", "runtime_dir",
-           "connection_file_path", "daemon_paths", "read_connection_file", "describe", "write_connection_file",
-           "remove_connection_file", "write_private_file", "process_identity"]
+           "connection_file_path", "daemon_paths", "read_connection_file", "describe", "server_label", "write_connection_file",
+           "remove_connection_file", "write_private_file", "write_invite_file", "process_identity"]

@@ -10,6 +10,11 @@ class DaemonNotRunning(SanetClientError):
     """No connection file, or the daemon does not answer (after retries)."""
 
 
+class NotAdmitted(SanetClientError):
+    """A shared (networked) sanetd refused this connection file: the client was revoked or never invited there, or
+    the file holds another server's key. Starting a daemon does not help; a new connection file does."""
+
+
 class Busy(SanetClientError):
     """The daemon's queue is full; try again later."""
 

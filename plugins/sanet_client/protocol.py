@@ -59,6 +59,126 @@ MAX_PALETTE = 64                     # label_palette entries
 FEATURES = ("scsa", "raw", "layer_ref")   # optional request features this side understands (hello.reply "features")
 LAYER_REF_PATTERN = re.compile(r"^[0-9a-f]{32}$")   # result.info.layer_ref: the daemon's digest of a layer it keeps
 
+# ---------------------------------------------------------------- compression (networked endpoints only)
+# Pixel frames may travel compressed, losslessly, over a networked (tcp, CURVE) endpoint: negotiated in hello
+# (the client offers the codecs it can decode, the daemon picks one; never on ipc). A message with compressed
+# buffers names them in its header: "compression": {"codec": "zstd"|"zlib", "sizes": [n | nil per buffer]}, n the
+# exact uncompressed size of that buffer, nil a buffer sent as is. The signature covers the frames as sent.
+COMPRESS_MIN_BYTES = 64 * 1024       # smaller buffers always go as they are
+COMPRESS_MAX_RATIO = 0.9             # a buffer that does not shrink below 90 % goes as it is
+ZSTD_LEVEL, ZLIB_LEVEL = 1, 1        # fast levels: the point is to beat the network, not to archive
+COMPRESS_SAMPLE_BYTES = 1 << 20      # a large buffer is first tried on a 1 MiB sample from its middle
+
+
+def _zstd_module():
+    """zstd codec: the stdlib's compression.zstd (Python 3.14+), else the optional PyPI package zstandard."""
+    try:
+        from compression import zstd as mod   # type: ignore[import-not-found]
+        return "stdlib", mod
+    except ImportError:
+        pass
+    try:
+        import zstandard as mod   # type: ignore[import-not-found]
+        return "zstandard", mod
+    except ImportError:
+        return None, None
+
+
+def available_codecs() -> tuple[str, ...]:
+    """The codecs this Python can use, preferred first: zstd when available, zlib always (stdlib)."""
+    return ("zstd", "zlib") if _zstd_module()[1] is not None else ("zlib",)
+
+
+def choose_codec(offered, available=None) -> str | None:
+    """The first codec of the peer's ``offered`` list that this side has (None: no compression)."""
+    have = available_codecs() if available is None else tuple(available)
+    if not isinstance(offered, list):
+        return None
+    for c in offered:
+        if isinstance(c, str) and c in have:
+            return c
+    return None
+
+
+def compress(codec: str, data) -> bytes:
+    if codec == "zlib":
+        import zlib
+        return zlib.compress(data, ZLIB_LEVEL)
+    if codec == "zstd":
+        kind, mod = _zstd_module()
+        if kind == "stdlib":
+            return mod.compress(data, level=ZSTD_LEVEL)
+        if kind == "zstandard":
+            return mod.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+    raise ValueError(f"unknown or unavailable codec {codec!r}")
+
+
+def decompress(codec: str, data, size: int) -> bytes:
+    """Exactly ``size`` bytes out of ``data``; ValueError when the frame holds more, less, or garbage (memory is
+    bounded by ``size``, which the caller has checked against its limits)."""
+    if codec == "zlib":
+        import zlib
+        d = zlib.decompressobj()
+        out = d.decompress(data, size)
+        if len(out) != size or d.unconsumed_tail or not d.eof:
+            raise ValueError(f"zlib data does not hold exactly {size} bytes")
+        return out
+    if codec == "zstd":
+        kind, mod = _zstd_module()
+        if kind == "stdlib":
+            d = mod.ZstdDecompressor()
+            out = d.decompress(data, max_length=size)
+            if len(out) != size or not d.eof or d.unused_data:
+                raise ValueError(f"zstd data does not hold exactly {size} bytes")
+            return out
+        if kind == "zstandard":
+            # read at most size + 1 bytes: a frame header claiming more cannot make us allocate it
+            out = bytearray()
+            with mod.ZstdDecompressor().stream_reader(data, read_across_frames=True) as r:
+                while len(out) <= size:
+                    chunk = r.read(min(size + 1 - len(out), 1 << 24))
+                    if not chunk:
+                        break
+                    out += chunk
+            if len(out) != size:
+                raise ValueError(f"zstd data does not hold exactly {size} bytes")
+            return bytes(out)
+    raise ValueError(f"unknown or unavailable codec {codec!r}")
+
+
+def _worth_trying(codec: str, view: memoryview) -> bool:
+    """A buffer many times the sample size is compressed only if a sample from its middle shrinks enough (noise
+    does not; compressing all of it would cost time for nothing)."""
+    n = len(view)
+    if n < 4 * COMPRESS_SAMPLE_BYTES:
+        return True
+    start = (n // 2) & ~15
+    sample = view[start:start + COMPRESS_SAMPLE_BYTES]
+    return len(compress(codec, sample)) <= len(sample) * COMPRESS_MAX_RATIO
+
+
+def compress_buffers(codec: str | None, buffers) -> tuple[list, dict | None]:
+    """(frames to send, the header's "compressed" field or None). Small or incompressible buffers go as they are."""
+    buffers = list(buffers)
+    if not codec or not buffers:
+        return buffers, None
+    out, sizes, any_compressed = [], [], False
+    for b in buffers:
+        view = _as_bytes_view(b)
+        n = len(view)
+        if n >= COMPRESS_MIN_BYTES and _worth_trying(codec, view):
+            packed = compress(codec, view)
+            if len(packed) <= n * COMPRESS_MAX_RATIO:
+                out.append(packed)
+                sizes.append(n)
+                any_compressed = True
+                continue
+        out.append(b)
+        sizes.append(None)
+    if not any_compressed:
+        return buffers, None
+    return out, {"codec": codec, "sizes": sizes}
+
 
 def bytes_per_pixel(fmt: str) -> int:
     """Bytes per pixel of a layer, result, mask or label-map format (KeyError for an unknown one)."""
@@ -242,22 +362,64 @@ def unpack_header(raw, max_bytes: int) -> dict:
     return header
 
 
-def build_message(key: bytes, header: dict, buffers=()) -> list:
-    """The frames of a signed message, ready for ``send_multipart(..., copy=False)``."""
+def build_message(key: bytes, header: dict, buffers=(), codec: str | None = None) -> list:
+    """The frames of a signed message, ready for ``send_multipart(..., copy=False)``. ``codec``: compress the
+    buffers with it (networked endpoints, after hello negotiated it); the header then names them."""
+    buffers, compressed = compress_buffers(codec, buffers)
+    if compressed is not None:
+        header = dict(header, compressed=compressed)
     raw = pack_header(header)
-    buffers = list(buffers)
     return [compute_signature(key, raw, buffers), raw, *buffers]
+
+
+def decompress_message(header: dict, buffers: list, codecs, max_frame_bytes: int) -> list:
+    """Undo the header's "compressed" (if any) on ``buffers``; ProtocolError (field "compressed") when it is
+    malformed, names a codec not in ``codecs``, or a buffer does not decompress to exactly its stated size."""
+    comp = header.get("compressed")
+    if comp is None:
+        return buffers
+    if not codecs:
+        raise ProtocolError("bad_request", "field 'compressed': compressed buffers are only accepted on a "
+                            "networked endpoint, after hello", "compressed")
+    if not isinstance(comp, dict):
+        raise ProtocolError("bad_request", "field 'compressed' must be a map {codec, sizes}", "compressed")
+    codec = comp.get("codec")
+    if codec not in codecs:
+        raise ProtocolError("bad_request", f"field 'compressed.codec' is {codec!r}; this side decodes "
+                            f"{', '.join(codecs)}", "compressed.codec")
+    sizes = comp.get("sizes")
+    if not isinstance(sizes, list) or len(sizes) != len(buffers):
+        raise ProtocolError("bad_request", f"field 'compressed.sizes' must list one size (or nil) per buffer "
+                            f"({len(buffers)})", "compressed.sizes")
+    out = []
+    for i, (b, n) in enumerate(zip(buffers, sizes)):
+        if n is None:
+            out.append(b)
+            continue
+        name = f"compressed.sizes[{i}]"
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= max_frame_bytes:
+            raise ProtocolError("bad_request", f"field '{name}' is {n!r}; expected 0..{max_frame_bytes}", name)
+        try:
+            out.append(decompress(codec, b, n))
+        except Exception as exc:  # noqa: BLE001  every decoder failure is the sender's fault
+            raise ProtocolError("bad_request", f"buffer {i} does not decompress ({codec}): {exc}", name) from None
+    return out
 
 
 class Authenticator:
     """Checks signature, replay and framing of incoming messages (both directions)."""
 
-    def __init__(self, key: bytes, max_frames: int, max_header_bytes: int, window: float = REPLAY_WINDOW_S):
+    def __init__(self, key: bytes, max_frames: int, max_header_bytes: int, window: float = REPLAY_WINDOW_S,
+                 codecs=(), max_frame_bytes: int = 1 << 62):
+        """codecs: the compression codecs accepted in incoming messages (none: compressed buffers are refused);
+        max_frame_bytes: the largest size a compressed buffer may state."""
         self.key = key
         self.max_frames = max_frames
         self.max_header_bytes = max_header_bytes
         self.window = window
         self.replay = ReplayCache(window)
+        self.codecs = tuple(codecs)
+        self.max_frame_bytes = max_frame_bytes
 
     def open(self, frames) -> tuple[dict, list]:
         """frames (without routing id) -> (header dict, buffers).
@@ -287,6 +449,7 @@ class Authenticator:
             if abs(time.time() - sent) > self.window:
                 raise ProtocolError("stale_message", f"message time is more than {self.window:.0f} s away from "
                                     "the receiver's clock (replay window)", "time")
+            buffers = decompress_message(header, buffers, self.codecs, self.max_frame_bytes)
         except ProtocolError as exc:
             exc.header = header  # lets the daemon answer with reply_to
             raise
@@ -555,6 +718,13 @@ def validate_request(header: dict, buffers: list, limits: Limits) -> dict:
         req["precision"] = get_str(header, "precision", required=False, choices=PRECISIONS)
         req["raw"] = get_bool(header, "raw")
         _semantic_fields(header, req, limits, bufs)
+    elif kind == "hello":
+        offers = _get(header, "compression", "", required=False)
+        if offers is not None and (not isinstance(offers, list) or len(offers) > 8
+                                   or not all(isinstance(c, str) and 0 < len(c) <= 16 for c in offers)):
+            raise ProtocolError("bad_request", "field 'compression' must be a list of up to 8 codec names "
+                                "(e.g. [\"zstd\", \"zlib\"])", "compression")
+        req["compression"] = offers or []
     elif kind == "cancel":
         req["job_id"] = get_str(header, "job_id", pattern=ID_PATTERN)
     elif kind == "styles.add":

@@ -18,6 +18,7 @@ Flow of one stylization (names are this interface's):
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,18 @@ class Model:
     label_image: bool = False              # SCSA: the label-map IMAGE is encoded too (its features join `feats`)
     scsa_weights: tuple[float, float] = (0.7, 0.3)   # default (t1, t2) of the SCSA variant
     costs: Costs = Costs(640, 160, 40)
+    base: str = ""                         # variants only: the model whose fine-tuned files they are (sanet.variants)
+
+    def variant(self, name: str) -> "Model":
+        """This model with its networks read from the variant's folder (WEIGHTS/variants/<model>/<name>/, the same
+        file names and layout): the same data and functions, another name (MODEL:NAME) and other files."""
+        from .. import variants
+        v = copy.copy(self)
+        v.name = variants.join(self.name, name)
+        v.title = f"{self.title} — {name}"
+        v.base = self.name
+        v.files = {role: variants.relative_file(self.name, name, f) for role, f in self.files.items()}
+        return v
 
     # ---------------------------------------------------------------- data
     def build(self) -> dict[str, nn.Module]:

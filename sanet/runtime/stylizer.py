@@ -13,13 +13,14 @@ import gc
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import interrupt, vgg
+from .. import interrupt, variants, vgg
 from ..checkpoints import load_checkpoints, missing_files, read_state_dict, validate_state_dict, expected_layout
 from ..devices import resolve_device, resolve_precision
 from ..errors import InputError
@@ -119,8 +120,13 @@ class Stylizer:
     # ------------------------------------------------------------------ models
 
     def available_models(self) -> list[str]:
-        """Models whose files are all in the weights folder (not loaded, not validated)."""
-        return [name for name in MODELS if not missing_files(self.weights_dir, name)]
+        """Models whose files are all in the weights folder (not loaded, not validated), then the installed model
+        variants (MODEL:NAME, sanet.variants) whose files are all there."""
+        base = [name for name in MODELS if not missing_files(self.weights_dir, name)]
+        if not (self.weights_dir / vgg.VGG_FILE).is_file():
+            return base
+        own = {name: tuple(Path(f).name for f in m.files.values()) for name, m in MODELS.items()}
+        return base + [v.id for v in variants.installed(self.weights_dir, own)]
 
     def networks(self, model=None) -> dict:
         """The loaded modules of a model (default: the Stylizer's), in checkpoint layout, plus "encoder": the VGG

@@ -36,14 +36,22 @@ def array_of(result, dtype) -> np.ndarray:
 class RawPeer:
     """A DEALER speaking the wire protocol directly, for tests that must send what Client never would."""
 
-    def __init__(self, connection_file, key: bytes | None = None):
+    def __init__(self, connection_file, key: bytes | None = None, curve: bool = True, monitor: bool = False):
+        """A networked connection file (`sanetd invite`) connects with its CURVE keys unless ``curve`` is False
+        (a plaintext peer); ``monitor``: watch the socket's connection events (``events()``)."""
         info = read_connection_file(connection_file)
+        self.info = info
         self.key = info.key if key is None else key
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if info.remote and curve:
+            self.sock.curve_serverkey = info.curve_server_key
+            self.sock.curve_publickey = info.curve_public_key
+            self.sock.curve_secretkey = info.curve_secret_key
+        self.monitor = self.sock.get_monitor_socket() if monitor else None
         self.sock.connect(info.endpoint)
-        self.auth = P.Authenticator(info.key, 8, 64 << 20)
+        self.auth = P.Authenticator(info.key, 8, 64 << 20, codecs=P.available_codecs())
         self.session = P.new_id()
         self.backlog: list = []
 
@@ -91,7 +99,29 @@ class RawPeer:
                 self.backlog.append(got)
         return None
 
+    def events(self, timeout: float = 0.0) -> list[str]:
+        """Names of the socket events seen so far (e.g. HANDSHAKE_SUCCEEDED, DISCONNECTED), waiting up to
+        ``timeout`` for the first one."""
+        from zmq.utils.monitor import recv_monitor_message
+        out = []
+        if self.monitor is None or not self.monitor.poll(int(timeout * 1000)):
+            return out
+        while self.monitor.poll(0):
+            out.append(zmq.Event(recv_monitor_message(self.monitor)["event"]).name)
+        return out
+
+    def wait_event(self, name: str, timeout: float) -> list[str]:
+        """All events seen until ``name`` (included) or the timeout."""
+        import time
+        seen, end = [], time.monotonic() + timeout
+        while time.monotonic() < end and name not in seen:
+            seen += self.events(min(0.2, max(0.0, end - time.monotonic())))
+        return seen
+
     def close(self):
+        if self.monitor is not None:
+            self.sock.disable_monitor()
+            self.monitor.close(0)
         self.sock.close(0)
         self.ctx.term()
 
@@ -113,3 +143,26 @@ def raw_stylize(peer: RawPeer, job_id: str, content: np.ndarray, style: np.ndarr
 def terminal_for(job_id: str):
     """A predicate matching the result or error event of one job."""
     return lambda h: h.get("job_id") == job_id and h["type"] in ("result", "error")
+
+
+def invite(d, name: str, *args, folder=None) -> "Path":
+    """`sanetd invite NAME -o FILE [args]` against the running daemon ``d``; returns the connection file."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    folder = Path(folder or d.runtime_dir.parent / "invites")
+    folder.mkdir(exist_ok=True)
+    out = folder / f"{name}.json"
+    r = subprocess.run([sys.executable, "-m", "sanetd", "invite", name, "-o", str(out), *map(str, args)],
+                       env=d.env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "applied it" in r.stdout, r.stdout
+    return out
+
+
+def sanetd_command(d, *args):
+    """Run `sanetd ARGS` (invite, revoke, clients) in the daemon's environment; the CompletedProcess."""
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "sanetd", *map(str, args)], env=d.env, capture_output=True,
+                          text=True, timeout=60)

@@ -100,7 +100,9 @@ def test_same_job_id_never_runs_twice(daemon, peer):
 
 
 def test_full_queue_answers_busy_at_once(tmp_path, synthetic_weights):
-    with running_sanetd(tmp_path, synthetic_weights, "--max-queue", "2") as d:
+    # the raw peer sends no heartbeats while it waits: a long lease, or under load (the long job past 15 s) it
+    # loses run-0 to lease expiry ("the client stopped answering"), which is not what this test is about
+    with running_sanetd(tmp_path, synthetic_weights, "--max-queue", "2", "--lease", "600") as d:
         peer = RawPeer(d.connection_file)
         try:
             style = rgba(32, 32, 30)
@@ -116,7 +118,7 @@ def test_full_queue_answers_busy_at_once(tmp_path, synthetic_weights):
             assert busy["field"] == "max_queue" and "max_queue = 2" in busy["message"]
             for job in ["run-0", "q-0", "q-1"]:   # pinging while waiting: run-0 may outlast the lease under load
                 got = peer.recv_until(terminal_for(job), 60, keepalive=True)[0]
-                assert got["type"] == "result", (got.get("code"), got.get("message"))
+                assert got["type"] == "result", (got.get("code"), got.get("message"), job)
             with Client(connection_file=d.connection_file) as c:   # Busy is what the library raises
                 c._ensure()
                 raw_stylize(peer, "run-1", rgba(*LONG, 32), style)

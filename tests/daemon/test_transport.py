@@ -29,10 +29,13 @@ def test_tcp_loopback_with_curve(tmp_path, synthetic_weights):
             plain.close()
 
 
-def test_non_loopback_endpoints_require_curve(tmp_path):
+def test_the_local_endpoint_stays_on_this_computer(tmp_path):
+    """--endpoint is the local endpoint: loopback or ipc only; other computers are served by --listen (CURVE + ZAP
+    allow-list, tests/daemon/test_network.py)."""
     from sanetd.instance import Instance, InstanceError
     inst = Instance(tmp_path / "run")
-    assert inst.choose_endpoint("tcp://192.0.2.10:5555", curve=False) == ("tcp://192.0.2.10:5555", True)
+    with pytest.raises(InstanceError, match="use --listen tcp://HOST:PORT"):
+        inst.choose_endpoint("tcp://192.0.2.10:5555", curve=False)
     assert inst.choose_endpoint("tcp://127.0.0.1:5555", curve=False) == ("tcp://127.0.0.1:5555", False)
     with pytest.raises(InstanceError, match="give an IP address"):
         inst.choose_endpoint("tcp://example.org:5555", curve=False)

@@ -183,6 +183,11 @@ def run_case(case):
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, "last-values.json"), "w") as f:
             json.dump(case["last_values"], f)
+    if case.get("server_choice") is not None:   # the dialog's Server choice of this GIMP profile
+        folder = os.path.join(Gimp.directory(), "sanet-style")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "server.json"), "w") as f:
+            json.dump({"connection-file": case["server_choice"]}, f)
     helper = None
     run_mode = Gimp.RunMode.NONINTERACTIVE
     log = os.environ.get("SANET_GIMP_EVENT_LOG")
@@ -231,6 +236,12 @@ def run_case(case):
     res = {"status": status, "error": error, "elapsed": elapsed, "before": before, "after": after,
            "selected": [x.get_id() for x in img.get_selected_layers()],
            "selected_drawables": [x.get_id() for x in img.get_selected_drawables()], "content_id": content.get_id()}
+    if case.get("server_choice") is not None:   # what the dialog left as this profile's Server choice
+        try:
+            res["server_choice_after"] = json.load(open(os.path.join(Gimp.directory(), "sanet-style",
+                                                                     "server.json")))
+        except (OSError, ValueError) as exc:
+            res["server_choice_after"] = {"error": str(exc)}
     if helper is not None:
         res["dialog_helper"] = helper_rc
         try:

@@ -286,3 +286,57 @@ def no_daemon_scenario(args):
 
 if __name__ == "__main__":
     sys.exit("run me through kritarunner -s krita_scenarios -f FUNCTION ARGS")
+
+
+def _wait_connected(sess, timeout=90.0):
+    import time
+    end = time.monotonic() + timeout
+    status = sess.status()
+    while time.monotonic() < end and not status.connected:
+        time.sleep(0.2)
+        status = sess.status()
+    return status
+
+
+def server_choice_scenario(args):
+    """args: OUT_DIR CONNECTION_FILE STYLE_PNG — the docker's Server choice set to a shared server's connection
+    file (sanetd invite): remembered in the profile (kritarc), the heartbeat connects there, and the apply path
+    stylizes through it."""
+    out, conn, style_png = args[0], args[1], args[2]
+    with _scenario(out) as summary:
+        from sanet_style import pipeline, session, styles
+        sess = session.get()
+        sess.set_server(conn)
+        status = _wait_connected(sess)
+        summary.update(headline=status.headline(), remote=status.remote, offer_start=status.offer_start,
+                       setting=Krita.instance().readSetting("sanet_style", "connection_file", ""))
+        mod = sess.monitor.mod
+        doc, layer = _make_document("U8")
+        style = styles.StyleEntry("file", os.path.basename(style_png), path=style_png).to_style(mod)
+        client = mod.Client(connection_file=sess.connection_file, timeout=60.0)
+        try:
+            new = pipeline.stylize_active_layer(doc, [style], pipeline.Options(alpha=0.8), mod, client, ["style"],
+                                                node=layer)
+            summary["client"] = client.hello()["client"]
+        finally:
+            client.close()
+        doc.waitForDone()
+        summary["new_name"] = new.name()
+        sess.shutdown()
+        summary["ok"] = True
+
+
+def server_remembered_scenario(args):
+    """args: OUT_DIR — a new Krita process: the Server choice made before is still there; then back to this
+    computer (the profile is shared with other tests)."""
+    out = args[0]
+    with _scenario(out) as summary:
+        from sanet_style import session
+        sess = session.get()
+        summary["connection_file"] = sess.connection_file
+        status = _wait_connected(sess)
+        summary["headline"] = status.headline()
+        sess.set_server(None)
+        summary["after_reset"] = Krita.instance().readSetting("sanet_style", "connection_file", "unset")
+        sess.shutdown()
+        summary["ok"] = True

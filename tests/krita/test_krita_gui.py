@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -95,6 +96,12 @@ def test_docker_end_to_end(tmp_path, synthetic_weights, engine, style_png):
                SANETD_CONNECTION_FILE=str(run_dir / "sanetd.json"), SANETD_RUNTIME_DIR=str(run_dir),
                PATH=str(bin_dir) + os.pathsep + env["PATH"])
     log = tmp_path / "krita.log"
+    # a shared server (sanetd --listen) and an invited client's file, for the docker's Server choice
+    shared = running_sanetd(tmp_path / "shared", synthetic_weights, "--listen", "tcp://127.0.0.1:*")
+    shared_d = shared.__enter__()
+    sys.path.insert(0, str(kt.HERE.parent / "daemon"))
+    from daemon_kit import invite
+    env["SANET_PROBE_SERVER_FILE"] = str(invite(shared_d, "krita-gui", folder=tmp_path))
     with open(log, "wb") as fh:
         proc = subprocess.Popen([*kt.xvfb_run("1600x1000x24"), "krita", "--nosplash"],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
@@ -111,12 +118,23 @@ def test_docker_end_to_end(tmp_path, synthetic_weights, engine, style_png):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
         stop_started(run_dir / "sanetd.json")       # if the test failed before killing it
+        shared.__exit__(None, None, None)
 
     report = json.loads((out / "probe.json").read_text())
     assert "error" not in report, report["error"] + "\n" + _tail(log)
     assert report["ok"], report
     assert proc.returncode == 0, "Krita exited with %s:\n%s" % (proc.returncode, _tail(log))
     steps = {s["name"]: s for s in report["steps"]}
+
+    # The Server choice: a shared server's connection file, then back to this computer; remembered in kritarc.
+    server = steps["server"]
+    assert server["items_before"] == ["This computer", "A connection file…"]
+    assert server["shared"]["status"] == "Shared sanetd connected as krita-gui (cpu)"
+    assert server["shared"]["combo"] == "krita-gui.json" and not server["shared"]["start_visible"]
+    assert server["shared"]["tooltip"].startswith("Server: the shared sanetd at tcp://127.0.0.1:")
+    assert server["shared"]["setting"].endswith("krita-gui.json")
+    assert server["back"].startswith("sanetd connected") and server["combo_back"] == "This computer"
+    assert server["setting_back"] == ""
 
     # The plug-in loaded in the GUI: the menu action under Tools > Scripts and one docker per window.
     loaded = steps["loaded"]

@@ -91,7 +91,11 @@ def run_main(procedure, run_mode, image, drawables, config, data):
     try:
         if interactive:
             import sanet_gimp_dialog
+            from sanet_gimp_settings import load_server_choice
             io.check_drawable(drawables[0])
+            server = load_server_choice(io.server_choice_path())
+            if server is not None:      # the dialog's Server choice of this GIMP profile
+                config.set_property("connection-file", server)
             done = sanet_gimp_dialog.run_dialog(procedure, config, image, drawables[0], last)
             if done is None:
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())

@@ -74,9 +74,14 @@ class DaemonState:
 
 
 def describe_hello(hello: dict) -> str:
-    device = str(hello.get("device") or "").lower()
+    devices = [str(d).lower() for d in (hello.get("devices") or [])] or [str(hello.get("device") or "").lower()]
+    device = devices[0]
     where = _DEVICE_WORDS.get(device.split(":", 1)[0], f"on {device}" if device else "")
+    if len(devices) > 1 and device.startswith("cuda"):
+        where = f"on {len(devices)} GPUs (CUDA)"
     model = str((hello.get("model") or {}).get("name") or "").split(" (", 1)[0] or "the model"
+    if hello.get("transport") == "network":     # a shared server, through a connection file from `sanetd invite`
+        return f"Connected to the shared sanetd as {hello.get('client')}: {model} {where}.".replace(" .", ".")
     return f"sanetd is ready: {model} {where}.".replace(" .", ".")
 
 
@@ -147,6 +152,8 @@ class DaemonMonitor:
                 return DaemonState(RUNNING, describe_hello(payload), hello=payload)
             if kind == INCOMPATIBLE:
                 return DaemonState(INCOMPATIBLE, str(payload), detail=str(payload))
+            if kind == FAILED and proc is None:   # e.g. a shared server that refuses us or does not answer:
+                return DaemonState(FAILED, str(payload), detail=str(payload))   # nothing to start here
             if proc is not None:
                 code = proc.poll()
                 if code is not None:

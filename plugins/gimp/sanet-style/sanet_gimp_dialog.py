@@ -9,8 +9,9 @@ region maps are written into it here and re-read when it changes (Reset, Load Sa
 Threads: the daemon monitor, the preview worker and the full-size job talk to sanetd; they report through
 GLib.idle_add, so GTK and libgimp are only ever used on the main thread.
 
-Layout (a model or quality choice is one more row of the settings grid, ``_add_row``; a server choice belongs
-under Advanced beside the connection file):
+Layout (a model or quality choice is one more row of the settings grid, ``_add_row``; the Server choice — this
+computer, or a connection file such as a shared server's from `sanetd invite` — is under Advanced, remembered per
+GIMP profile in sanet-style/server.json):
 
     ┌ (i) sanetd is ready: SANet on the CPU.                                   [Start sanetd] ┐
     │ ┌ preview ─────────────┐   Styles: library thumbnails (click to use, right-click remove) │
@@ -37,14 +38,15 @@ gi.require_version("Gdk", "3.0")
 from gi.repository import GdkPixbuf, Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 
 import sanet_gimp_io as io  # noqa: E402
-from sanet_gimp_daemon import (INCOMPATIBLE, NOT_RUNNING, RUNNING, STARTING, DaemonMonitor,  # noqa: E402
-                               DaemonState)
+from sanet_gimp_daemon import (FAILED, INCOMPATIBLE, NOT_RUNNING, RUNNING, STARTING, DaemonMonitor,  # noqa: E402
+                               DaemonState, find_sanetd)
 from sanet_gimp_job import Job, PluginError, import_client  # noqa: E402
 from sanet_gimp_job import emit_event as _event  # noqa: E402
 from sanet_gimp_preview import PreviewWorker, preview_geometry  # noqa: E402
 from sanet_gimp_settings import (DEFAULT_PREVIEW_SIZE, NO_LABELS, PREVIEW_SIZE_CHOICES,  # noqa: E402
                                  STYLE_SIZE_CHOICES, MixEntry, SettingsError, args_from_mix, mix_from_args,
-                                 parse_weights, size_choices, sort_mix, split_list, style_label)
+                                 parse_weights, save_server_choice, size_choices, sort_mix, split_list,
+                                 style_label)
 
 TITLE = "Style Transfer"
 PANE = 440                 # the preview pane's side in pixels
@@ -176,7 +178,8 @@ class StyleTransferDialog:
         config.connect("notify", self._on_config_notify)
 
         self.worker = PreviewWorker(self._make_preview_client, self._preview_finished_in_thread)
-        self.monitor = DaemonMonitor(self._probe, lambda st: GLib.idle_add(self._daemon_changed, st))
+        self.monitor = DaemonMonitor(self._probe, lambda st: GLib.idle_add(self._daemon_changed, st),
+                                     find=self._find_local_sanetd)
 
     # ------------------------------------------------------------------------------------------- layout
 
@@ -326,15 +329,16 @@ class StyleTransferDialog:
         self.scsa.connect("notify::expanded", lambda *_: GLib.idle_add(self._fit_height))
         self._build_channels()
 
-        # Advanced: where sanetd is
+        # Advanced: the server (this computer, or a connection file: a shared server's, from `sanetd invite`)
         adv = Gtk.Expander(use_underline=True, label="Ad_vanced")
         adv_box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6, border_width=6)
         adv.add(adv_box)
-        adv_box.pack_start(self.dialog.get_widget("connection-file", GObject.TYPE_NONE), False, False, 0)
-        adv_box.pack_start(_label("Empty: the sanetd running for you on this computer. A path: the connection file "
-                                  "(sanetd.json) of another sanetd.", chars=55, dim=True), False, False, 0)
-        adv_box.pack_start(self.dialog.get_widget("start-daemon", GObject.TYPE_NONE), False, False, 0)
+        self.start_daemon_check = self.dialog.get_widget("start-daemon", GObject.TYPE_NONE)
+        adv_box.pack_start(self._build_server(), False, False, 0)
+        adv_box.pack_start(self.start_daemon_check, False, False, 0)
+        self.start_daemon_check.set_sensitive(not self._remote())   # a shared server is started where it runs
         right.pack_start(adv, False, False, 0)
+        adv.set_expanded(bool(self.connection_file))   # a connection file in use is never hidden
         adv.connect("notify::expanded", lambda *_: GLib.idle_add(self._fit_height))
 
         # the full-size run: its progress, in the dialog
@@ -346,6 +350,98 @@ class StyleTransferDialog:
         self.run_message = _label("", chars=110)
         self.run_message.set_no_show_all(True)
         outer.pack_start(self.run_message, False, False, 0)
+
+    # ------------------------------------------------------------------------------------------- server
+
+    def _build_server(self):
+        """Server: (•) This computer  ( ) A connection file:
+                   [file…                               ]
+        and what the file leads to."""
+        box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
+        row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=8)
+        row.pack_start(_label("Server:", wrap=False), False, False, 0)
+        # Alt+E picks this computer, then ←/→ move within the choice (the other letters are taken: Help, Load…)
+        self.server_local = Gtk.RadioButton.new_with_mnemonic(None, "This comput_er")
+        self.server_file = Gtk.RadioButton.new_with_label_from_widget(self.server_local, "A connection file:")
+        self.server_chooser = Gtk.FileChooserButton(title="The connection file of a sanetd (a shared server's "
+                                                          "from `sanetd invite`, or a sanetd.json)",
+                                                    action=Gtk.FileChooserAction.OPEN)
+        json_filter = Gtk.FileFilter()
+        json_filter.set_name("Connection files (*.json)")
+        json_filter.add_pattern("*.json")
+        self.server_chooser.add_filter(json_filter)
+        all_files = Gtk.FileFilter()
+        all_files.set_name("All files")
+        all_files.add_pattern("*")
+        self.server_chooser.add_filter(all_files)
+        self.server_chooser.set_width_chars(18)
+        for w in (self.server_local, self.server_file):
+            row.pack_start(w, False, False, 0)
+        box.pack_start(row, False, False, 0)
+        # the file on a line of its own: on one line with the choice it widened the dialog by ~100 px
+        box.pack_start(self.server_chooser, False, False, 0)
+        self.server_note = _label("", chars=45, dim=True)
+        box.pack_start(self.server_note, False, False, 0)
+        if self.connection_file:
+            self.server_file.set_active(True)
+            self.server_chooser.set_filename(self.connection_file)
+        self._server_note()
+        self.server_local.connect("toggled", self._on_server_toggled)
+        self.server_chooser.connect("file-set", self._on_server_file_set)
+        return box
+
+    def _server_note(self):
+        """What the chosen server is, in words (or why the file cannot be used)."""
+        from sanet_client import connect
+        try:
+            text = f"Server: {connect.server_label(self.connection_file)}."
+        except self.client.SanetClientError as exc:
+            text = str(exc)
+        if not self.connection_file:
+            text = ("Server: this computer (the sanetd running for you here). A connection file from "
+                    "`sanetd invite` uses a shared server instead.")
+        self.server_note.set_text(text)
+        if getattr(self, "start_daemon_check", None) is not None:
+            self.start_daemon_check.set_sensitive(not self._remote())
+
+    def _on_server_toggled(self, _button):
+        if self.server_local.get_active():
+            self._set_server("")
+        elif self.server_chooser.get_filename():
+            self._set_server(self.server_chooser.get_filename())
+        else:
+            self.server_chooser.grab_focus()
+
+    def _on_server_file_set(self, chooser):
+        path = chooser.get_filename() or ""
+        if path and not self.server_file.get_active():
+            self.server_file.set_active(True)    # toggled → _set_server
+        else:
+            self._set_server(path)
+
+    def _set_server(self, path):
+        if (path or None) == self.connection_file:
+            return
+        self.config.set_property("connection-file", path)   # _on_config_notify: the monitor looks again
+        try:
+            save_server_choice(io.server_choice_path(), path)
+        except OSError:
+            pass   # remembering the choice is a convenience
+        self._server_note()
+        _event("server", connection_file=path or None)
+
+    def _remote(self) -> bool:
+        if not self.connection_file:
+            return False
+        try:
+            from sanet_client import connect
+            return connect.read_connection_file(self.connection_file).remote
+        except Exception:  # noqa: BLE001  an unreadable file is reported by the probe
+            return False
+
+    def _find_local_sanetd(self):
+        """The sanetd the Start button would launch; none for a shared server (it runs elsewhere)."""
+        return None if self._remote() else find_sanetd()
 
     def _next_row(self):
         self._grid_rows += 1
@@ -864,7 +960,11 @@ class StyleTransferDialog:
                 return RUNNING, c.hello()
         except self.client.ProtocolMismatch as exc:
             return INCOMPATIBLE, str(exc)
+        except self.client.NotAdmitted as exc:      # a shared server that refuses this connection file
+            return FAILED, str(exc)
         except self.client.SanetClientError as exc:
+            if self._remote():                        # a shared server does not answer: nothing to start here
+                return FAILED, str(exc)
             return NOT_RUNNING, str(exc)
 
     def _daemon_changed(self, state):

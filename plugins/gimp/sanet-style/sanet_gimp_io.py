@@ -88,6 +88,11 @@ def last_values_path():
     return os.path.join(Gimp.directory(), "sanet-style", "last-values.json")
 
 
+def server_choice_path():
+    """The dialog's Server choice, remembered per GIMP profile (sanet_gimp_settings.save_server_choice)."""
+    return os.path.join(Gimp.directory(), "sanet-style", "server.json")
+
+
 def config_to_values(config):
     style_file = config.get_property("style-file")
     style_layer = config.get_property("style-layer")

@@ -399,3 +399,28 @@ def load_last_values(path: str) -> dict:
             return clean_last_values(json.load(f))
     except (OSError, ValueError):
         return {}
+
+
+# ----------------------------------------------------------------------------------------------- server choice
+# "Server" in the dialog: this computer (the sanetd found automatically) or a connection file (a shared server's,
+# from `sanetd invite`, or another local sanetd's). It is a preference of the GIMP profile, not of one run: kept in
+# its own small file and applied whenever the dialog opens, even when the last dialog was cancelled.
+
+def save_server_choice(path: str, connection_file: str | None) -> None:
+    import json
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"connection-file": str(connection_file or "")}, f, indent=1)
+    os.replace(tmp, path)
+
+
+def load_server_choice(path: str) -> str | None:
+    """The remembered connection file: "" for this computer, a path, or None when nothing was chosen yet."""
+    import json
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f).get("connection-file")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

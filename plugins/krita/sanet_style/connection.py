@@ -15,7 +15,7 @@ QTimer on the main thread; nothing here touches Qt or Krita, so it is tested out
 import threading
 import time
 
-from . import messages
+from . import messages, server
 
 CONNECTING, CONNECTED, NOT_RUNNING, ERROR = "connecting", "connected", "not running", "error"
 STATES = (CONNECTING, CONNECTED, NOT_RUNNING, ERROR)
@@ -29,7 +29,7 @@ class Status:
     """One immutable snapshot of the connection, for the UI."""
 
     def __init__(self, state, detail="", hello=None, library=(), serial=0, library_serial=0, can_start=False,
-                 starting=False, retrying=True, start_failed=False):
+                 starting=False, retrying=True, start_failed=False, remote=False):
         self.state = state
         self.detail = detail            # the reason (NOT_RUNNING, ERROR) or what is happening (CONNECTING)
         self.hello = hello or {}
@@ -40,6 +40,7 @@ class Status:
         self.starting = starting        # we started one and wait for it to answer
         self.retrying = retrying        # the heartbeat keeps trying (False: nothing will change by itself)
         self.start_failed = start_failed  # the ERROR is about a sanetd we started (Start may be tried again)
+        self.remote = remote            # the Server is a shared one (a connection file from `sanetd invite`)
 
     @property
     def offer_start(self):
@@ -60,8 +61,15 @@ class Status:
         return str(model.get("name") or "") if isinstance(model, dict) else ""
 
     def headline(self):
+        if self.state == CONNECTED and self.hello.get("transport") == "network":
+            return "Shared sanetd connected as %s" % self.hello.get("client") + (
+                " (%s)" % self.device if self.device else "")
         if self.state == CONNECTED:
             return "sanetd connected" + (" (%s)" % self.device if self.device else "")
+        if self.remote and self.state == CONNECTING:
+            return "Connecting to the shared sanetd…"
+        if self.remote and self.state == NOT_RUNNING:
+            return "The shared sanetd does not answer"
         if self.state == CONNECTING:
             return "Starting sanetd…" if self.starting else "Connecting to sanetd…"
         if self.state == NOT_RUNNING:
@@ -85,9 +93,11 @@ class Monitor:
     (None: no Start button)."""
 
     def __init__(self, client_module, launcher=None, heartbeat=HEARTBEAT_S, retry=RETRY_S,
-                 timeout=PING_TIMEOUT_S, env=None):
+                 timeout=PING_TIMEOUT_S, env=None, connection_file=None):
         self.mod = client_module
         self.launcher = launcher
+        self.connection_file = connection_file or None   # the Server: None = this computer
+        self._new_server = threading.Event()
         self.heartbeat, self.retry, self.timeout = float(heartbeat), float(retry), float(timeout)
         self.env = env
         self._lock = threading.Lock()
@@ -128,8 +138,17 @@ class Monitor:
         self._want_library.set()
         self._wake.set()
 
+    def set_connection_file(self, path):
+        """Another Server (None: this computer): the heartbeat drops its client and says hello there."""
+        self.connection_file = path or None
+        self._new_server.set()
+        self._set(CONNECTING)
+        self._wake.set()
+
     def start_daemon(self):
         """Launch sanetd as the installer set it up; returns None, or a message saying why it cannot."""
+        if server.is_remote(self.mod, self.connection_file):
+            return "The shared sanetd runs on another computer: whoever runs it starts it."
         if self.launcher is None:
             return "This sanet_client cannot start sanetd; start it yourself."
         status = self.snapshot()
@@ -152,6 +171,8 @@ class Monitor:
 
     # ---- the thread ----------------------------------------------------------------------------
     def _can_start(self):
+        if server.is_remote(self.mod, self.connection_file):
+            return False
         try:
             return self.launcher is not None and self.launcher.find_sanetd(self.env) is not None
         except Exception:
@@ -172,11 +193,12 @@ class Monitor:
             starting = self._proc is not None and state == CONNECTING
             can_start = self._can_start() if state != CONNECTED else old.can_start
             failed = state == ERROR and self._start_failure is not None
+            remote = server.is_remote(self.mod, self.connection_file)
             new = Status(state, detail, hello, library, old.serial, lib_serial, can_start, starting,
-                         start_failed=failed)
-            if (new.state, new.detail, new.hello, new.library_serial, new.can_start, new.starting, failed) != \
-                    (old.state, old.detail, old.hello, old.library_serial, old.can_start, old.starting,
-                     old.start_failed):
+                         start_failed=failed, remote=remote)
+            if (new.state, new.detail, new.hello, new.library_serial, new.can_start, new.starting, failed,
+                    remote) != (old.state, old.detail, old.hello, old.library_serial, old.can_start, old.starting,
+                                old.start_failed, old.remote):
                 new.serial = old.serial + 1
                 self._status = new
 
@@ -207,10 +229,13 @@ class Monitor:
         client = None
         while not self._stop.is_set():
             self._reap()
+            if self._new_server.is_set():
+                self._new_server.clear()
+                client = _close(client)
             state = self.snapshot().state
             try:
                 if client is None:
-                    client = self.mod.Client(timeout=self.timeout, retries=1)
+                    client = self.mod.Client(connection_file=self.connection_file, timeout=self.timeout, retries=1)
                 if state != CONNECTED:
                     hello = client.hello()
                     self._want_library.clear()

@@ -2,7 +2,7 @@
 views), the connection monitor (one heartbeat) and the daemon's style library that comes with it."""
 import importlib
 
-from . import clientlib, connection
+from . import clientlib, connection, server
 from .styles import StyleListModel
 
 _SESSION = None
@@ -13,13 +13,14 @@ class Session:
         self.styles = StyleListModel()
         self.monitor = None
         self.client_error = None     # why sanet_client could not be loaded (shown in the docker)
+        self.connection_file = server.load()   # the Server choice of this Krita profile (None: this computer)
         try:
             mod = clientlib.load()
             try:
                 launcher = importlib.import_module("sanet_client.launch")
             except ImportError:      # an older vendored sanet_client: no Start button
                 launcher = None
-            self.monitor = connection.Monitor(mod, launcher)
+            self.monitor = connection.Monitor(mod, launcher, connection_file=self.connection_file)
         except clientlib.ClientMissing as exc:
             self.client_error = str(exc)
 
@@ -28,6 +29,13 @@ class Session:
             return connection.Status(connection.ERROR, self.client_error or "sanet_client is missing.",
                                      retrying=False)
         return self.monitor.start().snapshot()
+
+    def set_server(self, path):
+        """Use another Server (None: this computer), remembered in the Krita profile; the heartbeat follows."""
+        self.connection_file = path or None
+        server.save(self.connection_file)
+        if self.monitor is not None:
+            self.monitor.set_connection_file(self.connection_file)
 
     def shutdown(self):
         if self.monitor is not None:

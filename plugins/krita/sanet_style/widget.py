@@ -13,12 +13,12 @@ import time
 
 from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QFont, QIcon, QPixmap
-from PyQt5.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame,
+from PyQt5.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame,
                              QGroupBox, QHBoxLayout, QHeaderView, QLabel, QListView, QListWidget,
                              QListWidgetItem, QMenu, QMessageBox, QProgressBar, QPushButton, QScrollArea,
                              QSizePolicy, QSlider, QTableView, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
-from . import clientlib, connection, document, formats, labels, messages, pipeline, preview, session, sources
+from . import clientlib, connection, document, formats, labels, messages, pipeline, preview, server, session, sources
 from .panels import HistoryStrip, PreviewPane, WeightDelegate
 from .styles import COL_LABELS, COL_STYLE, COL_WEIGHT, ICON, StyleEntry
 from .worker import Task
@@ -141,9 +141,19 @@ class StyleTransferWidget(QWidget):
         box.addStretch(1)
 
     def _build_status(self):
-        """Connection state: a headline, the reason in whole sentences, Start and Reconnect. (A future
-        "Server" choice — this computer / a connection file — goes in this block.)"""
+        """Connection state: the Server (this computer / a connection file, e.g. a shared server's from
+        `sanetd invite`; remembered per Krita profile), a headline, the reason in whole sentences, Start and
+        Reconnect."""
         col = QVBoxLayout()
+        srow = QHBoxLayout()
+        srow.addWidget(QLabel("Server:"))
+        self.server_combo = QComboBox()
+        self.server_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.server_combo.setMinimumContentsLength(12)
+        self.server_combo.activated.connect(self._server_chosen)
+        srow.addWidget(self.server_combo, 1)
+        col.addLayout(srow)
+        self._fill_servers()
         row = QHBoxLayout()
         self.status_label = _wrapping_label("Connecting to sanetd…")
         font = QFont(self.status_label.font())
@@ -552,7 +562,8 @@ class StyleTransferWidget(QWidget):
         mod = self._client_module()
         if mod is None:
             return
-        task = Task(mod, fn, timeout=JOB_QUIET_S, expected=EXPECTED, retries=1).start()
+        task = Task(mod, fn, timeout=JOB_QUIET_S, expected=EXPECTED, retries=1,
+                    connection_file=self.session.connection_file).start()
         task.done_message = done_message
         self.side_tasks.append(task)
         self.timer.start()
@@ -591,9 +602,10 @@ class StyleTransferWidget(QWidget):
             return "Semantic (SCSA): give at least one style a label map (select it, then 'Style label map…')."
         return None
 
-    def _client_module(self):
+    def _client_module(self, quiet=False):
         if self.session.monitor is None:
-            self.show_message(self.session.client_error or "sanet_client is missing.", error=True)
+            if not quiet:
+                self.show_message(self.session.client_error or "sanet_client is missing.", error=True)
             return None
         return self.session.monitor.mod
 
@@ -606,6 +618,45 @@ class StyleTransferWidget(QWidget):
         return doc, snap, styles, content
 
     # ---- connection -------------------------------------------------------------------------
+    SERVER_LOCAL, SERVER_FILE, SERVER_CHOOSE = "local", "file", "choose"
+
+    def _fill_servers(self):
+        """This computer / the chosen connection file / A connection file…"""
+        combo, path = self.server_combo, self.session.connection_file
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItem("This computer", self.SERVER_LOCAL)
+        if path:
+            combo.addItem(os.path.basename(path), self.SERVER_FILE)
+        combo.addItem("A connection file…", self.SERVER_CHOOSE)
+        combo.setCurrentIndex(1 if path else 0)
+        mod = self._client_module(quiet=True)
+        combo.setToolTip("Server: %s" % (server.label(mod, path) if mod is not None else (path or "this computer")))
+        combo.blockSignals(False)
+
+    def _server_chosen(self, index):
+        kind = self.server_combo.itemData(index)
+        if kind == self.SERVER_CHOOSE:
+            start = os.path.dirname(self.session.connection_file or "") or os.path.expanduser("~")
+            path, _ = QFileDialog.getOpenFileName(self, "Connection file of a sanetd (from `sanetd invite`)", start,
+                                                  "Connection files (*.json);;All files (*)")
+            if path:
+                self.set_server(path)
+            else:
+                self._fill_servers()
+        elif kind == self.SERVER_LOCAL:
+            self.set_server(None)
+
+    def set_server(self, path):
+        """Use another Server (None: this computer); remembered in the Krita profile."""
+        if (path or None) == self.session.connection_file:
+            self._fill_servers()
+            return
+        self.session.set_server(path)
+        self._fill_servers()
+        self._status_serial = -1
+        self._read_status()
+
     def check_connection(self):
         if self.session.monitor is not None:
             self.session.monitor.start().check_now()
@@ -705,7 +756,8 @@ class StyleTransferWidget(QWidget):
                         before=preview.rgba8_image(prepared.format, prepared.data, prepared.width,
                                                    prepared.height))
 
-        task = Task(mod, run, timeout=JOB_QUIET_S, expected=EXPECTED, retries=1)
+        task = Task(mod, run, timeout=JOB_QUIET_S, expected=EXPECTED, retries=1,
+                    connection_file=self.session.connection_file)
         task.settings, task.started, task.source = settings, started, snap.node.name()
         self.preview_task = task.start()
         self.pane.set_busy(True)
@@ -831,7 +883,8 @@ class StyleTransferWidget(QWidget):
 
         self.snap = snap
         self.layer_name = options.result_name(settings.names(), preview=False)
-        self.task = Task(mod, run, timeout=JOB_QUIET_S, expected=EXPECTED)
+        self.task = Task(mod, run, timeout=JOB_QUIET_S, expected=EXPECTED,
+                         connection_file=self.session.connection_file)
         self.apply_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._update_history_buttons()

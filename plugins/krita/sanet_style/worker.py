@@ -17,8 +17,9 @@ class Task:
     ("cancelled", message).
     """
 
-    def __init__(self, client_module, fn, timeout=10.0, expected=(), retries=3):
+    def __init__(self, client_module, fn, timeout=10.0, expected=(), retries=3, connection_file=None):
         self.client_module = client_module
+        self.connection_file = connection_file   # the Server (None: this computer)
         self.retries = retries
         self.expected = tuple(expected)   # exception types whose str() is already an artist message
         self.fn = fn
@@ -60,7 +61,7 @@ class Task:
         mod = self.client_module
         client = None
         try:
-            client = mod.Client(timeout=self.timeout, retries=self.retries)
+            client = mod.Client(connection_file=self.connection_file, timeout=self.timeout, retries=self.retries)
             value = self.fn(mod, client, self._report, self.cancel_event)
             if self.cancel_event.is_set():
                 self.outcome = "finished despite cancel"

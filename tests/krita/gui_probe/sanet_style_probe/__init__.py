@@ -39,6 +39,7 @@ SHOWCASE_STYLE = os.environ.get("SANET_PROBE_SHOWCASE_STYLE", "")
 DEPTH = os.environ.get("SANET_PROBE_DEPTH", "U8")
 BIG = int(os.environ.get("SANET_PROBE_BIG", "768"))
 STEP_TIMEOUT = float(os.environ.get("SANET_PROBE_TIMEOUT", "180"))
+SERVER_FILE = os.environ.get("SANET_PROBE_SERVER_FILE", "")   # a shared server's connection file (sanetd invite)
 
 
 class Probe:
@@ -161,6 +162,7 @@ class Probe:
                and controls.status_label.text() == "sanetd is not running")
         controls.apply_button.click()
         yield ("apply finishes with daemon down", lambda: controls.task is None)
+        yield from _laid_out(controls, controls.status_detail, controls.message)
         self.step("daemon_down", status=controls.status_label.text(), detail=_plain(controls.status_detail.text()),
                   message=_plain(controls.message.text()), start_visible=controls.start_button.isVisible(),
                   layers_added=len(_layers(doc)) - n_layers, pane=controls.pane.placeholder,
@@ -184,6 +186,25 @@ class Probe:
         yield ("status connected after Start", lambda: controls.connected, 120)
         self.step("started", starting=starting, status=controls.status_label.text(),
                   seconds=round(time.monotonic() - started_at, 2), start_visible=controls.start_button.isVisible())
+
+        # server: the Server choice switched to a shared server's connection file and back to this computer
+        if SERVER_FILE:
+            combo = controls.server_combo
+            items_before = [combo.itemText(i) for i in range(combo.count())]
+            controls.set_server(SERVER_FILE)
+            yield ("shared server connected", lambda: controls.status_label.text().startswith(
+                "Shared sanetd connected as"), 60)
+            yield 0.5
+            docker.grab().save(os.path.join(OUT, "krita-server.png"))
+            shared = dict(status=controls.status_label.text(), combo=combo.currentText(),
+                          items=[combo.itemText(i) for i in range(combo.count())], tooltip=combo.toolTip(),
+                          start_visible=controls.start_button.isVisible(),
+                          setting=app.readSetting("sanet_style", "connection_file", "unset"))
+            controls.set_server(None)
+            yield ("back on this computer", lambda: controls.status_label.text().startswith("sanetd connected"), 60)
+            self.step("server", items_before=items_before, shared=shared, back=controls.status_label.text(),
+                      combo_back=combo.currentText(),
+                      setting_back=app.readSetting("sanet_style", "connection_file", "unset"))
 
         # preview: the first preview comes by itself (connected + a style + a layer), never as a layer
         yield ("first preview", lambda: len(controls.history) >= 1 and controls.preview_task is None)
@@ -395,6 +416,7 @@ class Probe:
         left_connected_s = round(time.monotonic() - killed_at, 2)
         yield ("job ends after the kill", lambda: controls.task is None)
         yield ("status not running", lambda: controls.session.status().state == connection.NOT_RUNNING)
+        yield from _laid_out(controls, controls.status_detail)
         self.step("daemon_killed", message=_plain(controls.message.text()), status=controls.status_label.text(),
                   detail=_plain(controls.status_detail.text()), left_connected_s=left_connected_s,
                   layers_added=len(_layers(big)) - n_big, wraps=_fits(controls, controls.status_detail))
@@ -511,6 +533,15 @@ def _layout_report(controls):
                 body=[controls.body.height(), controls.body.minimumSizeHint().height()],
                 scrolls=controls.scroll.verticalScrollBar().maximum() > 0,
                 docker=[controls.width(), controls.height()], children=len(kids))
+
+
+def _laid_out(controls, *labels, within=3.0):
+    """Give Qt's deferred layout pass (a LayoutRequest after a label's text changed) up to ``within`` seconds to
+    size the labels; the step then measures them (a label that never fits is reported by ``_fits``). Under load
+    the probe can tick between setText and that pass, and saw a two-line label still one line tall."""
+    end = time.monotonic() + within
+    while time.monotonic() < end and not all(_fits(controls, lb) is True for lb in labels):
+        yield 0.1
 
 
 def _fits(controls, label):
