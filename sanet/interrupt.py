@@ -116,6 +116,10 @@ def sequential(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """module(x) for an nn.Sequential, layer by layer with cancellation points; large 3×3 convs run in row bands
     that flow through the following ReLU / pool / upsample band by band and are joined by the next reflection
     padding (no extra copy). Any other module (e.g. a compiled one) is called whole after one point()."""
+    cast = getattr(module, "cast_sequential", None)   # a stage that casts its input first (runtime.modules.AtDtype)
+    if cast is not None:
+        dtype, inner = cast
+        return sequential(inner, x.to(dtype))
     if type(module) is not nn.Sequential:
         point()
         return module(x)

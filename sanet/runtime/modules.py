@@ -70,6 +70,12 @@ class AtDtype(nn.Module):
     def forward(self, x):
         return self.module(x.to(self.dtype))
 
+    @property
+    def cast_sequential(self) -> tuple[torch.dtype, nn.Module]:
+        """(dtype, module): sanet.interrupt.sequential runs the module layer by layer after the cast, so a stage
+        keeps its cancellation points inside."""
+        return self.dtype, self.module
+
 
 def _bits(dtype: torch.dtype) -> int:
     return torch.finfo(dtype).bits

@@ -271,14 +271,17 @@ def hook_nth_conv(module, n, fn):
 
 @pytest.mark.parametrize("where", ["encoder", "decoder"])
 def test_cancel_stops_inside_the_encoder_and_the_decoder(synthetic_weights, where):
-    """Cancelled during one conv of a network: the very next layer does not run (a check before every layer)."""
+    """Cancelled during one conv of a network: the very next layer does not run (a check before every layer). In
+    the encoder both convs are inside one stage (conv1_2 and conv2_1 lie between relu1_1 and relu2_1), so the check
+    must be inside the stage, not only between stages."""
     st = Stylizer(synthetic_weights, device="cpu")
     nets = st.networks()
     module = torch.nn.Sequential(*nets["encoder"]) if where == "encoder" else nets["decoder"]
     convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+    first = 2 if where == "encoder" else 3
     cancel, ran_after = CancelAt(), []
-    hooks = [convs[3].register_forward_hook(lambda *a: cancel.trigger()),
-             convs[4].register_forward_hook(lambda *a: ran_after.append(1))]
+    hooks = [convs[first].register_forward_hook(lambda *a: cancel.trigger()),
+             convs[first + 1].register_forward_hook(lambda *a: ran_after.append(1))]
     try:
         with pytest.raises(Cancelled):
             st.stylize_raw(smooth_image(96, 96, seed=39), [S1], cancel_check=cancel)
