@@ -3,6 +3,8 @@
     result_name(["Starry Night"], model="SANet")                         → "Style: Starry Night (SANet)"
     result_name(["a", "b"], model="AdaAttN", alpha=0.8, preview=True)    → "Style: a + b (AdaAttN, α 0.80, preview)"
     model_choices(["sanet"])  → [("sanet", "sampled", "SANet"), ("adaattn", "sampled", "AdaAttN (not installed)"), …]
+    result_name(["a"], precision="bf16")                                → "Style: a (SANet, fast)"
+    quality_choices(None)     → [("exact", "Exact", True), ("fast", "Fast", False)]
 """
 from __future__ import annotations
 
@@ -37,6 +39,48 @@ def model_choice(model, style_keys) -> tuple:
     return (model, P.DEFAULT_STYLE_KEYS if model == "sanet" else keys)
 
 
+# The editors' Quality choice (protocol.QUALITIES): exact = the request's precision "auto" (the result in fp32), fast
+# = the daemon's fast precision (hello capabilities "fast_precision": bf16 on a CPU with AVX-512-BF16 / AMX-BF16,
+# fp16 on a GPU). The quality cost is measured and tested (docs/benchmarks.md, tests/engine/test_cpu_precision.py).
+QUALITY_TEXTS = {"exact": "Exact", "fast": "Fast"}
+QUALITY_TOOLTIP = ("Exact computes the result in full precision (fp32). Fast computes it in the device's fast "
+                   "precision: the result differs slightly from Exact (the previews already use it where the "
+                   "device has it).")
+FAST_SUFFIX = "fast"        # what a result name says when it was computed in a fast precision
+
+
+def quality_choices(fast_precision=None, known: bool = True) -> list:
+    """(quality, text, enabled) of every entry: Fast is enabled only when sanetd has a fast precision (hello
+    capabilities "fast_precision"); ``known`` False (no hello yet): both are offered."""
+    return [(q, QUALITY_TEXTS[q], q != "fast" or bool(fast_precision) or not known) for q in P.QUALITIES]
+
+
+def quality_note(fast_precision=None, known: bool = True) -> str:
+    """One short sentence under the Quality choice: what Fast means on this sanetd, or why it is not offered."""
+    if not known:
+        return "Fast: a lower precision where sanetd's device has one (known once sanetd runs)."
+    if not fast_precision:
+        return ("Fast is not offered: sanetd's device has no faster precision (a CPU needs AVX-512-BF16 or "
+                "AMX-BF16), so results are always exact.")
+    if fast_precision == "bf16":
+        return ("Fast: bf16 on the CPU's bf16 units; differs from Exact by about 1/255 on average (PSNR ≥ 38 dB, "
+                "measured), faster on CPUs with AMX.")
+    return f"Fast: {fast_precision} on the GPU; differs slightly from Exact."
+
+
+def quality_choice(quality) -> str:
+    """A Quality value ('' / None = exact); unknown values raise ValueError."""
+    q = str(quality or P.QUALITIES[0]).strip().lower()
+    if q not in P.QUALITIES:
+        raise ValueError(f"unknown quality {quality!r}")
+    return q
+
+
+def is_fast(precision) -> bool:
+    """Whether a result's info "precision" is a fast (reduced) precision, not the exact fp32 (or fp64)."""
+    return precision in P.PRECISIONS and precision not in (P.DEFAULT_PRECISION, "fp32")
+
+
 def style_list(labels) -> str:
     labels = [str(s) for s in labels if str(s)] or ["style"]
     if len(labels) <= MAX_NAMED_STYLES:
@@ -45,8 +89,9 @@ def style_list(labels) -> str:
 
 
 def result_name(style_labels, *, model: str = "SANet", alpha: float = 1.0, preserve_color: bool = False,
-                preview: bool = False, semantic: bool = False) -> str:
-    """The name of a result layer: its style(s), then the model and what differs from a plain full run."""
+                preview: bool = False, semantic: bool = False, precision: str | None = None) -> str:
+    """The name of a result layer: its style(s), then the model and what differs from a plain full run
+    (``precision``: the result's info "precision"; a fast one adds "fast")."""
     extra = [model] if model else []
     if alpha < 1.0:
         extra.append(f"α {alpha:.2f}")
@@ -54,6 +99,8 @@ def result_name(style_labels, *, model: str = "SANet", alpha: float = 1.0, prese
         extra.append("colours kept")
     if semantic:
         extra.append("semantic")
+    if is_fast(precision) and not preview:
+        extra.append(FAST_SUFFIX)
     if preview:
         extra.append("preview")
     return f"Style: {style_list(style_labels)}" + (f" ({', '.join(extra)})" if extra else "")

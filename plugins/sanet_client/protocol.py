@@ -59,6 +59,16 @@ def precision_for_quality(quality: str, fast_precision: str | None) -> str:
         return fast_precision
     return DEFAULT_PRECISION
 
+
+def hello_precision_for_quality(hello: dict | None, quality: str) -> str | None:
+    """The full-resolution request's precision for a Quality choice, from a daemon's hello.reply; None (send none:
+    the daemon's default) for a daemon older than per-request precisions (no capabilities "precisions")."""
+    caps = (hello or {}).get("capabilities")
+    if not isinstance(caps, dict) or "precisions" not in caps:
+        return None
+    return precision_for_quality(quality, caps.get("fast_precision"))
+
+
 DEFAULT_ALPHA = 1.0                  # content–style trade-off: 1 = full style
 DEFAULT_STYLE_MAX_SIDE = 1024        # styles are reduced to this long side (SANet was trained on 512-px styles)
 STYLE_MAX_SIDE_MIN, STYLE_MAX_SIDE_MAX = 64, 8192   # the range a request's style_max_side may take

@@ -25,3 +25,23 @@ def test_the_model_choice_reads_the_same_in_every_editor():
         except ValueError:
             continue
         raise AssertionError(f"{bad} was accepted")
+
+
+def test_the_quality_choice_reads_the_same_in_every_editor():
+    from sanet_client import naming
+    from sanet_client import protocol as P
+    assert [q for q, _, _ in naming.quality_choices("bf16")] == list(P.QUALITIES) == ["exact", "fast"]
+    assert naming.quality_choices("bf16") == [("exact", "Exact", True), ("fast", "Fast", True)]
+    assert naming.quality_choices(None) == [("exact", "Exact", True), ("fast", "Fast", False)]
+    assert naming.quality_choices(None, known=False)[1][2] is True     # not known yet: offered
+    assert naming.quality_choice("") == "exact" and naming.quality_choice("FAST") == "fast"
+    assert [naming.is_fast(p) for p in ("bf16", "fp16", "fp32", "auto", None, "fp64")] == \
+        [True, True, False, False, False, False]
+    assert naming.result_name(["a"], precision="bf16") == "Style: a (SANet, fast)"
+    assert naming.result_name(["a"], precision="bf16", preview=True) == "Style: a (SANet, preview)"
+    assert naming.result_name(["a"], precision="fp32") == "Style: a (SANet)"
+    assert P.hello_precision_for_quality({"capabilities": {"precisions": ["auto", "fp32", "bf16"],
+                                                           "fast_precision": "bf16"}}, "fast") == "bf16"
+    assert P.hello_precision_for_quality({"capabilities": {"precisions": ["auto", "fp32"],
+                                                           "fast_precision": None}}, "fast") == "auto"
+    assert P.hello_precision_for_quality({}, "fast") is None and P.hello_precision_for_quality(None, "exact") is None

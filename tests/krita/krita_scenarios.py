@@ -97,12 +97,13 @@ def _make_document(depth, select=True, w=W, h=H, hdr=False, sel_rect=SEL_RECT):
 
 
 def apply_scenario(args):
-    """args: OUT_DIR DEPTH STYLE_PNG [ALPHA [MODEL [STYLE_KEYS]]] — paint, select, run the plug-in's apply path,
-    dump."""
+    """args: OUT_DIR DEPTH STYLE_PNG [ALPHA [MODEL [STYLE_KEYS [QUALITY]]]] — paint, select, run the plug-in's apply
+    path, dump ('' = the default)."""
     out, depth, style_png = args[0], args[1], args[2]
     alpha = float(args[3]) if len(args) > 3 else 1.0
-    model = args[4] if len(args) > 4 else None
-    style_keys = args[5] if len(args) > 5 else None
+    model = (args[4] or None) if len(args) > 4 else None
+    style_keys = (args[5] or None) if len(args) > 5 else None
+    quality = (args[6] or None) if len(args) > 6 else None
     with _scenario(out, depth=depth) as summary:
         from sanet_style import clientlib, pipeline, styles
         mod = clientlib.load()
@@ -112,8 +113,9 @@ def apply_scenario(args):
         _write(out, "selection.bin", doc.selection().pixelData(0, 0, W, H))
         # The style goes through the same path as the docker's "File…" entry.
         style = styles.StyleEntry("file", os.path.basename(style_png), path=style_png).to_style(mod)
-        options = pipeline.Options(alpha=alpha, model=model, style_keys=style_keys)
+        options = pipeline.Options(alpha=alpha, model=model, style_keys=style_keys, quality=quality)
         client = mod.Client(timeout=60.0)
+        summary["fast_precision"] = client.hello()["capabilities"].get("fast_precision")
         try:
             new = pipeline.stylize_active_layer(doc, [style], options, mod, client, ["style"], node=layer)
         except mod.JobFailed as exc:   # e.g. a model sanetd has no weights for: what the artist would read

@@ -79,7 +79,7 @@ def _showcase_style(tmp_path):
     return path
 
 
-def test_docker_end_to_end(tmp_path, adaattn_weights, engine, style_png):
+def test_docker_end_to_end(tmp_path, adaattn_weights, synthetic_weights, engine, style_png):
     """sanetd has both models' weights (SANet's files are synthetic_weights', so `engine` is SANet's oracle)."""
     kt.require_krita("Xvfb")
     home = tmp_path / "home"
@@ -243,6 +243,21 @@ def test_docker_end_to_end(tmp_path, adaattn_weights, engine, style_png):
     assert not np.array_equal(got, engine.stylize(sent, [sanet.Style(style_png[1])],
                                                   selection=mask * np.float32(1 / 255), style_max_side=1024))
     check_result_layer(out, "U8", W, H, ada, style_png[1], 1.0, new_file="model_layer.bin")
+
+    # The Quality row: Fast is offered where sanetd has a fast precision (its note says what it means) and gives
+    # the library's result in that precision, named "… fast"; the choice is remembered in kritarc.
+    from sanet.devices import fast_precision
+    import torch
+    fast = fast_precision(torch.device("cpu"))
+    quality = steps["quality"]
+    assert quality["entries"] == [["Exact", True], ["Fast", bool(fast)]], quality
+    if fast:
+        assert quality["note"].startswith("Fast: bf16 on the CPU's bf16 units"), quality
+        assert quality["current"] == "Fast" and quality["setting"] == "fast", quality
+        assert quality["added"] == ["Style: style.png (SANet, fast)"], quality
+        check_result_layer(out, "U8", W, H, engine, style_png[1], 1.0, new_file="quality_layer.bin", precision=fast)
+    else:
+        assert quality["note"].startswith("Fast is not offered"), quality
 
     # The library is managed from the docker: the active layer added, used as a style, deleted.
     library = steps["library"]

@@ -26,8 +26,8 @@ from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sanet_gimp_job import Job, PluginError, emit_event, import_client  # noqa: E402
-from sanet_gimp_settings import (DEFAULT_MODEL, DEFAULT_STYLE_KEYS, MODELS, SCSA_DEFAULT_WEIGHTS,  # noqa: E402
-                                 SCSA_WEIGHT_MAX, STYLE_KEYS, STYLE_MAX_SIDE, STYLE_MAX_SIDE_MAX, SettingsError,
+from sanet_gimp_settings import (DEFAULT_MODEL, DEFAULT_QUALITY, DEFAULT_STYLE_KEYS, MODELS,  # noqa: E402
+                                 QUALITIES, SCSA_DEFAULT_WEIGHTS, SCSA_WEIGHT_MAX, STYLE_KEYS, STYLE_MAX_SIDE, STYLE_MAX_SIDE_MAX, SettingsError,
                                  load_last_values, save_last_values)
 
 PROC_MAIN = "python-fu-sanet-style-transfer"
@@ -203,6 +203,11 @@ def add_arguments(proc):
                              f"AdaAttN only: {' or '.join(STYLE_KEYS)}. 'sampled' (the released behaviour) attends "
                              "over a fixed random subset of a large style's positions; 'all' over every one "
                              "(full attention: finer, slower on large styles)", DEFAULT_STYLE_KEYS, rw)
+    proc.add_string_argument("quality", "Quality",
+                             f"{' or '.join(QUALITIES)}: the full-size result in full precision (exact, the default) "
+                             "or in sanetd's fast precision (fast: bf16 on CPUs with AVX-512-BF16 / AMX-BF16, fp16 on "
+                             "GPUs; slightly different, faster). Where sanetd has no fast precision, fast runs exact. "
+                             "Previews use sanetd's automatic choice", DEFAULT_QUALITY, rw)
     proc.add_boolean_argument("start-daemon", "Start sanetd _when needed",
                               "When sanetd is not running, start the one the installer set up (or `sanetd` on "
                               "PATH); for scripts and Repeat (the dialog has a Start button)", False, rw)

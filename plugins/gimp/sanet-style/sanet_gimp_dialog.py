@@ -20,6 +20,8 @@ GIMP profile in sanet-style/server.json):
     │ │                      │   Strength ───●──                                              │
     │ │                      │   Style size [Standard ▾]                                      │
     │ └──────────────────────┘   Model      [SANet ▾]   (SANet, AdaAttN, AdaAttN full attention) │
+    │                            Quality    [Exact ▾]   (Exact / Fast: greyed where sanetd has no │
+    │                            what Fast means here, or why it is not offered    fast precision) │
     │ [✓] Preview  Preview size [Medium ▾]  [Show before]   [ ] Preserve colours …            │
     │ status line                                      ▸ Semantic (SCSA)   ▸ Advanced          │
     │ progress of the full-size run / messages                                                 │
@@ -46,8 +48,9 @@ from sanet_gimp_job import Job, PluginError, import_client  # noqa: E402
 from sanet_gimp_job import emit_event as _event  # noqa: E402
 from sanet_gimp_preview import PreviewWorker, preview_geometry  # noqa: E402
 from sanet_gimp_settings import (DEFAULT_PREVIEW_SIZE, NO_LABELS, PREVIEW_SIZE_CHOICES,  # noqa: E402
-                                 MODEL_TOOLTIP, STYLE_SIZE_CHOICES, MixEntry, SettingsError, args_from_mix,
+                                 MODEL_TOOLTIP, QUALITY_TOOLTIP, STYLE_SIZE_CHOICES, MixEntry, SettingsError, args_from_mix,
                                  mix_from_args, model_args, model_choice, model_choices, parse_weights,
+                                 fast_precision_of, quality_choices, quality_note, shown_quality,
                                  save_server_choice, size_choices, sort_mix, split_list, style_label)
 
 TITLE = "Style Transfer"
@@ -60,7 +63,7 @@ CANCEL_GRACE_S = 3.0       # after Cancel, the dialog waits this long for sanetd
 PREVIEW_CLIENT_TIMEOUT_S = 5.0
 
 STYLE_PROPS = ("style-file", "style-files", "style-layer", "library-styles", "style-weights", "style-label-files")
-NO_PREVIEW_PROPS = ("connection-file", "start-daemon", "preview")
+NO_PREVIEW_PROPS = ("connection-file", "start-daemon", "preview", "quality")   # previews: sanetd's auto precision
 
 
 def run_dialog(procedure, config, image, drawable, last_values):
@@ -313,6 +316,16 @@ class StyleTransferDialog:
         self.model_combo.connect("changed", self._on_model)
         self.model_combo.set_tooltip_text(MODEL_TOOLTIP)
         self._add_row("Mod_el", self.model_combo)   # e: the connection file (folded away) gave its mnemonic up
+        # the quality of the full-size result: Exact (fp32) or Fast (sanetd's fast precision, from its hello);
+        # insensitive, with the reason below, where sanetd has none. Previews always use sanetd's automatic choice.
+        self._hello = None
+        self.quality_combo = Gtk.ComboBoxText()
+        self.quality_combo.set_tooltip_text(QUALITY_TOOLTIP)
+        self._add_row("_Quality", self.quality_combo)
+        self.quality_note = _label("", chars=55, dim=True)
+        self.grid.attach(self.quality_note, 0, self._next_row(), 2, 1)
+        self._fill_quality_combo()
+        self.quality_combo.connect("changed", self._on_quality)
         for prop in ("preserve-colors", "only-in-selection"):
             widget = self.dialog.get_widget(prop, GObject.TYPE_NONE)
             self.grid.attach(widget, 0, self._next_row(), 2, 1)
@@ -492,6 +505,28 @@ class StyleTransferDialog:
             self._write(model_args(cid))
             _event("model", model=self.config.get_property("model"), style_keys=self.config.get_property("style-keys"))
 
+    def _fill_quality_combo(self):
+        """Exact / Fast as sanetd's hello allows, the config's choice (Exact shown where Fast cannot run), the
+        note."""
+        combo = self.quality_combo
+        choices = quality_choices(self._hello)
+        combo.remove_all()
+        for quality, text, _enabled in choices:
+            combo.append(quality, text)
+        combo.set_active_id(shown_quality(self.config.get_property("quality"), self._hello))
+        combo.set_sensitive(all(enabled for _, _, enabled in choices))
+        self.quality_note.set_text(quality_note(self._hello))
+
+    def _on_quality(self, combo):
+        quality = combo.get_active_id()
+        if quality is not None and quality != (self.config.get_property("quality") or ""):
+            self._writing = True      # not _write: the previews do not depend on it (they stay auto)
+            try:
+                self.config.set_property("quality", quality)
+            finally:
+                self._writing = False
+            _event("quality", quality=quality)
+
     def _combo(self, choices, active, on_changed):
         combo = Gtk.ComboBoxText()
         for value, text in choices:
@@ -572,6 +607,10 @@ class StyleTransferDialog:
             self.model_combo.handler_block_by_func(self._on_model)
             self._fill_model_combo()
             self.model_combo.handler_unblock_by_func(self._on_model)
+        if name == "quality":
+            self.quality_combo.handler_block_by_func(self._on_quality)
+            self._fill_quality_combo()
+            self.quality_combo.handler_unblock_by_func(self._on_quality)
         if name == "content-labels-channels":
             self._read_channels()
         if name == "only-in-selection":
@@ -1027,6 +1066,14 @@ class StyleTransferDialog:
             self.model_combo.handler_block_by_func(self._on_model)
             self._fill_model_combo()
             self.model_combo.handler_unblock_by_func(self._on_model)
+        hello = state.hello if state.running else None
+        if fast_precision_of(hello) != fast_precision_of(self._hello):
+            self._hello = hello
+            self.quality_combo.handler_block_by_func(self._on_quality)
+            self._fill_quality_combo()
+            self.quality_combo.handler_unblock_by_func(self._on_quality)
+            _event("quality-row", sensitive=self.quality_combo.get_sensitive(),
+                   shown=self.quality_combo.get_active_id(), note=self.quality_note.get_text())
         if state.running and not was_running:
             self._load_library()
             self._schedule_preview(0)

@@ -83,6 +83,7 @@ def settings_from_config(config, image=None, library_names=None):
         scsa_t2=config.get_property("scsa-t2"),
         model=config.get_property("model") or "",
         style_keys=config.get_property("style-keys") or "",
+        quality=config.get_property("quality") or "",
     )
 
 
@@ -102,7 +103,7 @@ def config_to_values(config):
                                                   "preview", "only-in-selection", "style-max-side",
                                                   "connection-file", "start-daemon",
                                                   "content-labels-channels", "scsa-t1", "scsa-t2", "model",
-                                                  "style-keys")}
+                                                  "style-keys", "quality")}
     values["style-files"] = list(config.get_property("style-files") or [])
     values["style-label-files"] = list(config.get_property("style-label-files") or [])
     values["style-file"] = style_file.get_path() if style_file is not None else None
@@ -465,8 +466,10 @@ def submit_run(sanet_client, run: Run, on_progress, cancel_event, watchdog=None)
     # SCSA keywords only when labels are used: plain runs work with a client that predates them
     semantic = {} if run.content_labels is None else dict(content_labels=run.content_labels,
                                                           scsa_weights=settings.scsa_weights)
-    ensure_daemon(sanet_client, settings, on_progress, cancel_event)
+    hello = ensure_daemon(sanet_client, settings, on_progress, cancel_event)
     with sanet_client.Client(settings.connection_file, timeout=JOB_QUIET_TIMEOUT_S, retries=2) as c:
+        if hello is None:
+            hello = c.hello()
         if any(s.kind == "library" for s in settings.styles):
             # name the new layer after the library styles, not their ids (content hashes)
             run.library_names.update({m.get("id"): m.get("name") for m in c.styles_list()})
@@ -476,7 +479,8 @@ def submit_run(sanet_client, run: Run, on_progress, cancel_event, watchdog=None)
             return c.stylize(run.layer, run.styles, selection=run.mask, alpha=settings.alpha,
                              preserve_color=settings.preserve_color, preview=settings.preview,
                              style_max_side=settings.style_max_side, job_id=run.job_id, on_progress=on_progress,
-                             cancel_event=cancel_event, **model_fields(settings), **semantic)
+                             cancel_event=cancel_event, **model_fields(settings), **semantic,
+                             **precision_fields(sanet_client, settings, hello))
         finally:
             if watchdog is not None:
                 watchdog.end(run.job_id)
@@ -489,11 +493,20 @@ def model_fields(settings) -> dict:
     return {"model": settings.model, "style_keys": settings.style_keys}
 
 
+def precision_fields(sanet_client, settings, hello) -> dict:
+    """The full-size run's precision for the Quality choice (sanet_client.protocol: exact → auto, i.e. an fp32
+    result; fast → hello's fast_precision, auto where the device has none); none for a sanetd that predates
+    per-request precisions. Previews never send one (sanetd's auto: bf16 previews on CPUs with bf16 units)."""
+    precision = sanet_client.protocol.hello_precision_for_quality(hello, settings.quality)
+    return {} if precision is None else {"precision": precision}
+
+
 def finish_run(sanet_client, image, drawable, run: Run, result):
     """The new layer from a run's result (main thread); returns it."""
     check_size("sanetd result", run.width, run.height, run.fmts.layer, result.data)
     pixels = from_little_endian(result.data, sample_bytes(run.fmts.layer))
-    name = result_layer_name(with_library_names(run.settings, run.library_names), _result_name(sanet_client))
+    name = result_layer_name(with_library_names(run.settings, run.library_names), _result_name(sanet_client),
+                             precision=(getattr(result, "info", None) or {}).get("precision"))
     return insert_result_layer(image, drawable, pixels, run.fmts.babl_layer, name, with_mask=run.mask is not None)
 
 
@@ -520,13 +533,13 @@ def start_watchdog(sanet_client):
 
 
 def ensure_daemon(sanet_client, settings, on_progress, cancel_event):
-    """Fail fast, before megabytes are sent, when sanetd is not there; start it if the artist allowed that."""
+    """Fail fast, before megabytes are sent, when sanetd is not there; start it if the artist allowed that.
+    Returns sanetd's hello (None when it was just started: the run asks again)."""
     def hello(timeout=HELLO_TIMEOUT_S, retries=2):
         with sanet_client.Client(settings.connection_file, timeout=timeout, retries=retries) as probe:
-            probe.hello()
+            return probe.hello()
     try:
-        hello()
-        return
+        return hello()
     except sanet_client.DaemonNotRunning as exc:
         if not settings.start_daemon:
             raise

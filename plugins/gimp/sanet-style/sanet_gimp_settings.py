@@ -23,6 +23,8 @@ MODELS = _PROTOCOL.MODELS                               # model name -> short na
 DEFAULT_MODEL = _PROTOCOL.DEFAULT_MODEL
 STYLE_KEYS = _PROTOCOL.STYLE_KEYS                       # AdaAttN: "sampled" (released) | "all" (full attention)
 DEFAULT_STYLE_KEYS = _PROTOCOL.DEFAULT_STYLE_KEYS
+QUALITIES = _PROTOCOL.QUALITIES                         # "exact" (the default: fp32 results) | "fast"
+DEFAULT_QUALITY = QUALITIES[0]
 ALL_CHANNELS = "*"                  # content-labels-channels: every saved channel, in the Channels panel order
 NO_LABELS = ("", "none", "-")       # a style-label-files item that means "this style has no label map"
 
@@ -57,6 +59,7 @@ class Settings:
     scsa_weights: tuple = SCSA_DEFAULT_WEIGHTS
     model: str = DEFAULT_MODEL                     # "sanet" | "adaattn"
     style_keys: str = DEFAULT_STYLE_KEYS           # AdaAttN's style keys ("sampled" | "all"); SANet ignores it
+    quality: str = DEFAULT_QUALITY                 # "exact" | "fast": the full-size run's precision (previews: auto)
 
     @property
     def semantic(self) -> bool:
@@ -163,6 +166,15 @@ def parse_model(model, style_keys) -> tuple:
     return name, keys
 
 
+def parse_quality(quality) -> str:
+    """The quality argument: empty means exact (runs saved before the argument existed)."""
+    q = str(quality or "").strip().lower() or DEFAULT_QUALITY
+    if q not in QUALITIES:
+        raise SettingsError(f"quality: {quality!r}; expected one of {', '.join(QUALITIES)} (fast: the device's "
+                            f"fast precision, bf16 on CPUs with bf16 units)")
+    return q
+
+
 def style_label(path: str) -> str:
     """A layer-name friendly label for a style image path: its file name without extension."""
     base = os.path.basename(str(path).rstrip("/\\")) or str(path)
@@ -175,7 +187,8 @@ def build_settings(*, style_file=None, style_files=(), style_layer=None, library
                    only_in_selection=True, style_max_side=0, connection_file="", start_daemon=False,
                    library_names=None, content_labels_layer=None, content_labels_channels="",
                    style_label_files=(), style_label_layer=None, scsa_t1=SCSA_DEFAULT_WEIGHTS[0],
-                   scsa_t2=SCSA_DEFAULT_WEIGHTS[1], model=DEFAULT_MODEL, style_keys=DEFAULT_STYLE_KEYS) -> Settings:
+                   scsa_t2=SCSA_DEFAULT_WEIGHTS[1], model=DEFAULT_MODEL, style_keys=DEFAULT_STYLE_KEYS,
+                   quality=DEFAULT_QUALITY) -> Settings:
     """Check every argument and gather the styles in a fixed order: style-file, style-files, style-layer,
     library-styles.
 
@@ -184,8 +197,10 @@ def build_settings(*, style_file=None, style_files=(), style_layer=None, library
     ``content_labels_channels`` names saved channels; ``style_label_files`` has one item per style;
     ``style_label_layer`` is (layer id, layer name) or None: the label map of the style-layer style.
     ``model``: "sanet" | "adaattn" ('' = SANet); ``style_keys``: AdaAttN's "sampled" | "all" ('' = sampled).
+    ``quality``: "exact" | "fast" ('' = exact).
     """
     model, style_keys = parse_model(model, style_keys)
+    quality = parse_quality(quality)
     specs = []
     if style_file:
         specs.append(("file", str(style_file), style_label(style_file)))
@@ -248,7 +263,8 @@ def build_settings(*, style_file=None, style_files=(), style_layer=None, library
                     only_in_selection=bool(only_in_selection), style_max_side=side or None,
                     connection_file=(str(connection_file).strip() or None) if connection_file else None,
                     start_daemon=bool(start_daemon), content_labels_layer=content_labels_layer,
-                    content_labels_channels=channels, scsa_weights=scsa, model=model, style_keys=style_keys)
+                    content_labels_channels=channels, scsa_weights=scsa, model=model, style_keys=style_keys,
+                    quality=quality)
 
 
 def with_library_names(settings: Settings, names: dict) -> Settings:
@@ -259,14 +275,14 @@ def with_library_names(settings: Settings, names: dict) -> Settings:
     return replace(settings, styles=styles)
 
 
-def result_layer_name(settings: Settings, result_name) -> str:
+def result_layer_name(settings: Settings, result_name, precision=None) -> str:
     """Name of the new layer, made by ``sanet_client.naming.result_name`` (the same names as in Krita): the
     style(s) with a weight above 0, the model (its short name: SANet, AdaAttN), and what differs from a plain
-    full run."""
+    full run (``precision``: the result's info "precision"; "fast" when it was bf16 / fp16)."""
     active = [s for s in settings.styles if s.weight > 0] or list(settings.styles)
     return result_name([s.label for s in active], model=MODELS[settings.model], alpha=settings.alpha,
                        preserve_color=settings.preserve_color, preview=settings.preview,
-                       semantic=settings.semantic)
+                       semantic=settings.semantic, precision=precision)
 
 
 # ----------------------------------------------------------------------------------------------- dialog choices
@@ -311,6 +327,41 @@ def model_args(choice: str) -> dict:
 def model_choices(installed=None) -> list:
     """(id, text) of the model row; a model the daemon lists as not installed says so (it cannot run)."""
     return [(f"{m}:{k}", text) for m, k, text in _NAMING.model_choices(installed)]
+
+
+# the quality row: sanet_client.naming's entries (shared with Krita), enabled by sanetd's hello "fast_precision"
+QUALITY_TOOLTIP = _NAMING.QUALITY_TOOLTIP
+
+
+def fast_precision_of(hello) -> tuple:
+    """(known, fast precision) from sanetd's hello: (False, None) before a hello or from a daemon older than
+    per-request precisions; else (True, capabilities["fast_precision"], None where the device has none)."""
+    caps = (hello or {}).get("capabilities") if isinstance(hello, dict) else None
+    if not isinstance(caps, dict) or "precisions" not in caps:
+        return False, None
+    return True, caps.get("fast_precision") or None
+
+
+def quality_choices(hello=None) -> list:
+    """(quality, text, enabled) of the quality row for this hello (None: sanetd not known yet)."""
+    known, fast = fast_precision_of(hello)
+    return _NAMING.quality_choices(fast, known=known)
+
+
+def quality_note(hello=None) -> str:
+    known, fast = fast_precision_of(hello)
+    return _NAMING.quality_note(fast, known=known)
+
+
+def shown_quality(quality, hello=None) -> str:
+    """What the row shows for the argument: Exact where sanetd has no fast precision (the run is exact there; the
+    argument keeps "fast" for a sanetd that has one)."""
+    try:
+        q = parse_quality(quality)
+    except SettingsError:
+        return DEFAULT_QUALITY
+    enabled = {k: on for k, _, on in quality_choices(hello)}
+    return q if enabled.get(q) else DEFAULT_QUALITY
 
 
 def size_choices(choices, value: int) -> list:
@@ -398,7 +449,7 @@ LAST_VALUE_TYPES = {
     "alpha": float, "preserve-colors": bool, "preview": bool, "only-in-selection": bool, "style-max-side": int,
     "connection-file": str, "start-daemon": bool,
     "content-labels-layer": int, "content-labels-channels": str, "style-label-files": list,
-    "style-label-layer": int, "scsa-t1": float, "scsa-t2": float, "model": str, "style-keys": str,
+    "style-label-layer": int, "scsa-t1": float, "scsa-t2": float, "model": str, "style-keys": str, "quality": str,
     # the dialog's own settings (not procedure arguments)
     "dialog-preview-size": int, "dialog-live-preview": bool,
 }

@@ -17,10 +17,12 @@ def naming():
 
 class Options:
     """model: "sanet" | "adaattn" (sanet_client.protocol.MODELS; None: SANet); style_keys: AdaAttN's "sampled" |
-    "all" (None: "sampled")."""
+    "all" (None: "sampled"); quality: "exact" | "fast" (sanet_client.protocol.QUALITIES; None: exact) — the
+    full-resolution run's precision, from sanetd's hello (previews keep sanetd's automatic choice)."""
 
     def __init__(self, alpha=1.0, preserve_color=False, preview=False, only_selection=True,
-                 style_max_side=None, layer_name=None, scsa_weights=None, model=None, style_keys=None):
+                 style_max_side=None, layer_name=None, scsa_weights=None, model=None, style_keys=None,
+                 quality=None):
         self.alpha = float(alpha)
         self.preserve_color = bool(preserve_color)
         self.preview = bool(preview)
@@ -30,20 +32,22 @@ class Options:
         self.scsa_weights = None if scsa_weights is None else tuple(float(v) for v in scsa_weights)
         self.model = model              # None: SANet (what a request without a model means)
         self.style_keys = style_keys    # None: "sampled"
+        self.quality = quality          # None: exact (checked when the run asks for its precision)
 
     def model_choice(self):
         """(model, style_keys) as the editors' model choice names them (sanet_client.naming)."""
         return naming().model_choice(self.model, self.style_keys)
 
-    def result_name(self, style_names=(), preview=None):
-        """The new layer's name: sanet_client.naming.result_name, the same names as in GIMP."""
+    def result_name(self, style_names=(), preview=None, precision=None):
+        """The new layer's name: sanet_client.naming.result_name, the same names as in GIMP (``precision``: the
+        result's info "precision"; a fast one adds "fast")."""
         if self.layer_name:
             return self.layer_name
         return naming().result_name(list(style_names), model=clientlib.load().protocol.MODELS[self.model_choice()[0]],
                                     alpha=self.alpha,
                                     preserve_color=self.preserve_color,
                                     preview=self.preview if preview is None else preview,
-                                    semantic=self.scsa_weights is not None)
+                                    semantic=self.scsa_weights is not None, precision=precision)
 
     def key(self):
         """The settings that change a result (for the preview history)."""
@@ -57,6 +61,13 @@ class Options:
         if (model, style_keys) == naming().model_choice(None, None):
             return {}
         return {"model": model, "style_keys": style_keys}
+
+    def precision_fields(self, hello):
+        """The full-resolution run's precision for the Quality choice given sanetd's hello (exact → auto: an fp32
+        result; fast → hello's fast_precision); none for a sanetd older than per-request precisions."""
+        quality = naming().quality_choice(self.quality)
+        precision = clientlib.load().protocol.hello_precision_for_quality(hello, quality)
+        return {} if precision is None else {"precision": precision}
 
 
 def stylize(client_module, client, snap, styles, options, on_progress=None, cancel_event=None,
@@ -72,7 +83,7 @@ def stylize(client_module, client, snap, styles, options, on_progress=None, canc
     layer = client_module.Layer(snap.width, snap.height, snap.format, snap.client_data())
     kwargs = dict(alpha=options.alpha, preserve_color=options.preserve_color,
                   preview=options.preview, on_progress=on_progress, cancel_event=cancel_event,
-                  **options.model_fields())
+                  **options.model_fields(), **options.precision_fields(client.hello()))
     if options.style_max_side:
         kwargs["style_max_side"] = options.style_max_side
     if job_id:
@@ -105,10 +116,11 @@ def stylize_preview(client_module, client, prepared, styles, options, on_progres
 
 def run_job(client_module, client, snap, styles, options, on_progress=None, cancel_event=None,
             content_labels=None):
-    """Worker-thread part of a job: stylize, then turn the result into the new layer's Krita bytes."""
+    """Worker-thread part of a job: stylize, then turn the result into the new layer's Krita bytes. Returns
+    (prepared pixels, the result's info: how sanetd ran it, e.g. its "precision")."""
     result = stylize(client_module, client, snap, styles, options, on_progress, cancel_event,
                      content_labels=content_labels)
-    return document.result_pixels(snap, result)
+    return document.result_pixels(snap, result), dict(result.info or {})
 
 
 def stylize_active_layer(doc, styles, options, client_module, client, style_names=(), node=None,
@@ -120,5 +132,5 @@ def stylize_active_layer(doc, styles, options, client_module, client, style_name
     """
     snap = document.snapshot(doc, options.only_selection, node)
     content_labels = None if label_layer is None else labels.read_label_layer(doc, label_layer)
-    prepared = run_job(client_module, client, snap, styles, options, content_labels=content_labels)
-    return document.insert_layer(snap, prepared, options.result_name(style_names))
+    prepared, info = run_job(client_module, client, snap, styles, options, content_labels=content_labels)
+    return document.insert_layer(snap, prepared, options.result_name(style_names, precision=info.get("precision")))

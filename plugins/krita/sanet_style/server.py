@@ -4,32 +4,18 @@ file — a shared server's, written by `sanetd invite`, or another local sanetd'
 Remembered per Krita profile: kritarc, group [sanet_style], key connection_file (empty: this computer). Nothing
 here touches Qt; outside Krita (tests) the value lives in memory.
 """
-GROUP, KEY = "sanet_style", "connection_file"
-_memory = {}
+from . import prefs
 
-
-def _app():
-    try:
-        from krita import Krita
-        return Krita.instance()
-    except Exception:   # not inside Krita
-        return None
+GROUP, KEY = prefs.GROUP, "connection_file"
 
 
 def load():
     """The remembered connection file, or None for this computer."""
-    app = _app()
-    value = app.readSetting(GROUP, KEY, "") if app is not None else _memory.get(KEY, "")
-    return str(value).strip() or None
+    return prefs.load(KEY, "").strip() or None
 
 
 def save(path):
-    app = _app()
-    value = str(path or "")
-    if app is not None:
-        app.writeSetting(GROUP, KEY, value)
-    else:
-        _memory[KEY] = value
+    prefs.save(KEY, str(path or ""))
 
 
 def is_remote(mod, path):

@@ -18,7 +18,8 @@ from PyQt5.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpi
                              QListWidgetItem, QMenu, QMessageBox, QProgressBar, QPushButton, QScrollArea,
                              QSizePolicy, QSlider, QTableView, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
-from . import clientlib, connection, document, formats, labels, messages, pipeline, preview, server, session, sources
+from . import (clientlib, connection, document, formats, labels, messages, pipeline, prefs, preview, server, session,
+               sources)
 from .panels import HistoryStrip, PreviewPane, WeightDelegate
 from .styles import COL_LABELS, COL_STYLE, COL_WEIGHT, ICON, StyleEntry
 from .worker import Task
@@ -31,6 +32,7 @@ JOB_QUIET_S = 10.0           # no word from sanetd (it answers pings even when b
 LABEL_FILES = "Images (*.png *.bmp *.tif *.tiff *.webp)"   # no JPEG: its noise invents label colours
 STYLE_FILES = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp)"
 ERROR_COLOUR = "#e0533f"
+QUALITY_KEY = "quality"      # kritarc [sanet_style]: the Quality choice of this Krita profile
 OK_COLOUR = "#3fa35b"
 EXPECTED = (document.DocumentError, formats.FormatError, labels.LabelError, sources.StyleSourceError, ValueError)
 
@@ -292,7 +294,7 @@ class StyleTransferWidget(QWidget):
         return self.tabs
 
     def _build_settings(self):
-        """One form row per setting. (A future "Quality: exact / fast" row goes between Model and Colours.)"""
+        """One form row per setting."""
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
         row = QHBoxLayout()
@@ -316,6 +318,21 @@ class StyleTransferWidget(QWidget):
         self._fill_models()
         self.model_combo.currentIndexChanged.connect(self.schedule_preview)
         form.addRow("Model", self.model_combo)
+        # the quality of the full-resolution result: Exact (fp32) or Fast (sanetd's fast precision, from its hello;
+        # greyed out with the reason where sanetd has none); remembered per Krita profile. Previews keep sanetd's
+        # automatic choice, so changing it does not re-render the preview.
+        self.quality_combo = QComboBox()
+        self.quality_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.quality_combo.setMinimumContentsLength(8)
+        self.quality_note = _wrapping_label("")
+        self._fast = (False, None)          # (known, hello's fast_precision)
+        self._fill_quality(prefs.load(QUALITY_KEY, ""))
+        self.quality_combo.currentIndexChanged.connect(self._quality_chosen)   # refills block signals: not saved
+        quality = QVBoxLayout()
+        quality.setContentsMargins(0, 0, 0, 0)
+        quality.addWidget(self.quality_combo)
+        quality.addWidget(self.quality_note)
+        form.addRow("Quality", quality)
         self.preserve = QCheckBox("Keep the layer's colours")
         self.preserve.toggled.connect(self.schedule_preview)
         form.addRow("Colours", self.preserve)
@@ -612,6 +629,46 @@ class StyleTransferWidget(QWidget):
             raise ValueError("no model entry %r" % (choice,))
         self.model_combo.setCurrentIndex(at)
 
+    def _fill_quality(self, wanted=None):
+        """Exact / Fast as sanetd's hello allows (Fast disabled where it has no fast precision), the note; the
+        choice shown is ``wanted`` (default: the current one), Exact where Fast cannot run."""
+        try:
+            names = pipeline.naming()
+        except clientlib.ClientMissing:
+            self.quality_combo.setEnabled(False)   # the docker says what is missing
+            return
+        known, fast = self._fast
+        wanted = self.quality_combo.currentData() if wanted is None else wanted
+        try:
+            wanted = names.quality_choice(wanted)
+        except ValueError:
+            wanted = None
+        self.quality_combo.setToolTip(names.QUALITY_TOOLTIP)
+        self.quality_combo.blockSignals(True)
+        self.quality_combo.clear()
+        enabled = {}
+        for quality, text, on in names.quality_choices(fast, known=known):
+            self.quality_combo.addItem(text, quality)
+            self.quality_combo.model().item(self.quality_combo.count() - 1).setEnabled(on)
+            enabled[quality] = on
+        at = self.quality_combo.findData(wanted if enabled.get(wanted) else names.quality_choice(None))
+        self.quality_combo.setCurrentIndex(max(at, 0))
+        self.quality_combo.blockSignals(False)
+        self.quality_note.setText(messages.wrappable(names.quality_note(fast, known=known)))
+
+    def _quality_chosen(self, index):
+        quality = self.quality_combo.itemData(index)
+        if quality:
+            prefs.save(QUALITY_KEY, quality)
+
+    def set_quality(self, quality):
+        """Pick Exact or Fast (tests and scripts; the artist uses the combo); remembered like the combo's choice."""
+        quality = pipeline.naming().quality_choice(quality)
+        at = self.quality_combo.findData(quality)
+        if at < 0 or not self.quality_combo.model().item(at).isEnabled():
+            raise ValueError("quality %r is not offered by this sanetd" % quality)
+        self.quality_combo.setCurrentIndex(at)
+
     def options(self):
         semantic = self.semantic.isChecked()
         model, style_keys = self.model_combo.currentData() or (None, None)
@@ -619,7 +676,8 @@ class StyleTransferWidget(QWidget):
                                 preserve_color=self.preserve.isChecked(),
                                 only_selection=self.only_selection.isChecked(),
                                 scsa_weights=(self.scsa_t1.value(), self.scsa_t2.value()) if semantic else None,
-                                model=model, style_keys=style_keys)
+                                model=model, style_keys=style_keys,
+                                quality=self.quality_combo.currentData())
 
     def settings(self):
         return Settings(self.options(), [e.copy() for e in self.model.entries],
@@ -729,6 +787,14 @@ class StyleTransferWidget(QWidget):
         if installed != self._installed:
             self._installed = installed
             self._fill_models()
+        fast = (False, None)
+        if status.connected and isinstance(status.hello, dict):
+            caps = status.hello.get("capabilities")
+            if isinstance(caps, dict) and "precisions" in caps:
+                fast = (True, caps.get("fast_precision") or None)
+        if fast != self._fast:
+            self._fast = fast
+            self._fill_quality(prefs.load(QUALITY_KEY, ""))   # the remembered choice, where it can run
         if status.library_serial != self._library_serial:
             self._library_serial = status.library_serial
             self._show_library(status.library)
@@ -924,7 +990,7 @@ class StyleTransferWidget(QWidget):
                                     cancel_event=cancel, content_labels=content)
 
         self.snap = snap
-        self.layer_name = options.result_name(settings.names(), preview=False)
+        self.job_settings = settings        # the layer is named when the result says how it ran (fast or not)
         self.task = Task(mod, run, timeout=JOB_QUIET_S, expected=EXPECTED,
                          connection_file=self.session.connection_file)
         self.apply_button.setEnabled(False)
@@ -964,7 +1030,10 @@ class StyleTransferWidget(QWidget):
         snap = self.snap
         if kind == "done":
             try:
-                layer = document.insert_layer(snap, event[1], self.layer_name)
+                prepared, info = event[1]
+                name = self.job_settings.options.result_name(self.job_settings.names(), preview=False,
+                                                             precision=info.get("precision"))
+                layer = document.insert_layer(snap, prepared, name)
                 self.progress.setValue(1000)
                 original = snap.node
                 # Krita may activate the new layer when its node model catches up: make the source active again

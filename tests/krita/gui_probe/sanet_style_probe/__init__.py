@@ -14,6 +14,7 @@ Krita event loop (and the docker's own timers) keep running between steps:
   undone               one Edit > Undo removes an insertion;
   semantic, library, open_image_source
   model                the Model row: its entries follow sanetd's hello; AdaAttN gives an AdaAttN preview and layer
+  quality              the Quality row: Fast offered per sanetd's hello (with its note), Apply gives a "fast" layer
   superseded           a preview superseded by a newer setting is cancelled in sanetd;
   cancelled            Cancel frees the docker at once, nothing is added, sanetd acknowledges;
   daemon_killed        the test SIGKILLs sanetd mid-job: clear message, "connected" does not stay;
@@ -356,6 +357,23 @@ class Probe:
         if added:
             _write("model_layer.bin", doc.nodeByName(added[0]).pixelData(0, 0, ks.W, ks.H))
         combo.setCurrentIndex(combo.findText("SANet"))
+
+        # quality: the row follows sanetd's hello (Fast offered where it has a fast precision, with a note); pick
+        # Fast as the artist does (the combo), Apply: the layer says "fast"; the choice is remembered in kritarc
+        qcombo = controls.quality_combo
+        qentries = [(qcombo.itemText(i), qcombo.model().item(i).isEnabled()) for i in range(qcombo.count())]
+        names_before = set(_layers(doc))
+        qcombo.setCurrentIndex(qcombo.findText("Fast"))
+        controls.apply_button.click()
+        yield ("Fast job", lambda: controls.task is None)
+        yield 0.3
+        added = [n for n in _layers(doc) if n not in names_before]
+        self.step("quality", entries=qentries, current=qcombo.currentText(), added=added,
+                  note=_plain(controls.quality_note.text()), message=_plain(controls.message.text()),
+                  setting=Krita.instance().readSetting("sanet_style", "quality", "unset"))
+        if added:
+            _write("quality_layer.bin", doc.nodeByName(added[0]).pixelData(0, 0, ks.W, ks.H))
+        qcombo.setCurrentIndex(qcombo.findText("Exact"))
 
         # library: add the active layer to sanetd's library from the docker, use it, delete it
         controls.tabs.setCurrentIndex(1)
