@@ -7,6 +7,7 @@ every mask and label map against the content before the model is loaded.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -127,7 +128,7 @@ def run_stylize(args) -> int:
     st = Stylizer(args.weights, device=args.device, precision=args.precision, memory_budget=budget, model=model)
     t2 = time.perf_counter()
     _log(f"loaded {content.shape[1]}×{content.shape[0]} content, {n} style(s) in {t1 - t0:.2f}s; "
-         f"{P.MODELS.get(model, model)} on {st.device} ({st.precision}) in {t2 - t1:.2f}s")
+         f"{P.model_display(model)} on {st.device} ({st.precision}) in {t2 - t1:.2f}s")
     styles = [Style(img, w, r, labels=lab) for img, w, r, lab in zip(styles_img, weights, regions, style_labels)]
     show = _progress_printer()
     kwargs = dict(alpha=args.alpha, preserve_color=args.preserve_color, selection=selection, preview=args.preview,
@@ -153,6 +154,15 @@ def run_stylize(args) -> int:
 
 
 def main(argv=None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()    # a closed pipe shows here, not in the interpreter's final flush
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "stylize":
@@ -171,6 +181,17 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{chr(10) if _bar_open[0] else ''}sanet: interrupted", file=sys.stderr)
         return 130
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away (`sanet train --report RUN | head`): stop quietly, as the Python docs
+    advise (signal-pipe note): point stdout at devnull so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 1
 
 
 if __name__ == "__main__":

@@ -26,11 +26,23 @@ def unit_float(text: str) -> float:
     return v
 
 
+def model_value(text: str) -> str:
+    """A --model value: a released model or a variant MODEL:NAME (sanet_client.protocol.model_problem)."""
+    base, name = P.split_model(str(text).strip())
+    value = base.lower() if name is None else f"{base.lower()}{P.VARIANT_SEPARATOR}{name}"
+    problem = P.model_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
 def add_stylize_controls(s: argparse.ArgumentParser) -> None:
     """The engine controls `sanet stylize` and `sanet-client stylize` share (one definition, same names and help)."""
     names = ", ".join(f"{k} ({v})" for k, v in P.MODELS.items())
-    s.add_argument("--model", choices=list(P.MODELS), default=None,
-                   help=f"the method: {names}; default {P.DEFAULT_MODEL}")
+    s.add_argument("--model", type=model_value, default=None, metavar="MODEL",
+                   help=f"the method: {names}; default {P.DEFAULT_MODEL}. A fine-tuned variant installed with "
+                        f"`sanet weights install RUN_DIR` is MODEL{P.VARIANT_SEPARATOR}NAME (e.g. "
+                        f"sanet{P.VARIANT_SEPARATOR}my-style; `sanet weights status` lists them)")
     s.add_argument("--style-keys", choices=list(P.STYLE_KEYS), default=None,
                    help=f"AdaAttN's style keys: 'sampled' (the released behaviour: a large style attends over a "
                         f"fixed random subset of its positions) or 'all' (full attention: a quality option, slower "

@@ -21,7 +21,8 @@ def test_the_model_arguments_default_to_sanet_and_are_checked():
     s = st.build_settings(style_file="/a.png", model=" AdaAttN ", style_keys="ALL")
     assert (s.model, s.style_keys) == ("adaattn", "all")
     assert st.build_settings(style_file="/a.png", model="", style_keys="").model == "sanet"   # empty: default
-    with pytest.raises(st.SettingsError, match=r"^model: 'adain' is not a model; expected one of sanet, adaattn$"):
+    with pytest.raises(st.SettingsError, match=r"^model: 'adain' is not a model; expected one of sanet, adaattn, "
+                       r"or an installed variant MODEL:NAME \(e\.g\. sanet:my-style\)$"):
         st.build_settings(style_file="/a.png", model="adain")
     with pytest.raises(st.SettingsError, match=r"^style-keys: 'most'; expected one of sampled, all"):
         st.build_settings(style_file="/a.png", model="adaattn", style_keys="most")

@@ -16,7 +16,7 @@ def naming():
 
 
 class Options:
-    """model: "sanet" | "adaattn" (sanet_client.protocol.MODELS; None: SANet); style_keys: AdaAttN's "sampled" |
+    """model: "sanet" | "adaattn" (sanet_client.protocol.MODELS) or a variant MODEL:NAME (None: SANet); style_keys: AdaAttN's "sampled" |
     "all" (None: "sampled")."""
 
     def __init__(self, alpha=1.0, preserve_color=False, preview=False, only_selection=True,
@@ -39,7 +39,7 @@ class Options:
         """The new layer's name: sanet_client.naming.result_name, the same names as in GIMP."""
         if self.layer_name:
             return self.layer_name
-        return naming().result_name(list(style_names), model=clientlib.load().protocol.MODELS[self.model_choice()[0]],
+        return naming().result_name(list(style_names), model=clientlib.load().protocol.model_display(self.model_choice()[0]),
                                     alpha=self.alpha,
                                     preserve_color=self.preserve_color,
                                     preview=self.preview if preview is None else preview,
