@@ -7,14 +7,13 @@ every mask and label map against the content before the model is loaded.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from sanet_client import imagefiles
 from sanet_client import protocol as P
-from sanet_client.argtypes import add_stylize_controls, check_stylize_args
+from sanet_client.argtypes import add_stylize_controls, check_stylize_args, stdout_closed
 
 from . import __version__
 from .errors import InputError, SanetError
@@ -158,8 +157,14 @@ def main(argv=None) -> int:
         code = _main(argv)
         sys.stdout.flush()    # a closed pipe shows here, not in the interpreter's final flush
         return code
+    except SystemExit:        # --help, --version: their output may meet a closed pipe too
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            stdout_closed()
+        raise
     except BrokenPipeError:
-        return _stdout_closed()
+        return stdout_closed()   # the reader went away (`sanet train --report RUN | head`)
 
 
 def _main(argv=None) -> int:
@@ -181,17 +186,6 @@ def _main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{chr(10) if _bar_open[0] else ''}sanet: interrupted", file=sys.stderr)
         return 130
-
-
-def _stdout_closed() -> int:
-    """The reader of our output went away (`sanet train --report RUN | head`): stop quietly, as the Python docs
-    advise (signal-pipe note): point stdout at devnull so the interpreter's final flush cannot fail again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    return 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """argparse value types and checks shared by `sanet stylize` and `sanet-client stylize` (same options, same
-messages). Stdlib only."""
+messages), and what both CLIs do when their output pipe closes. Stdlib only."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from . import protocol as P
 
@@ -85,3 +87,15 @@ def check_stylize_args(args, error) -> None:
     if args.style_max_side is not None and not P.STYLE_MAX_SIDE_MIN <= args.style_max_side <= P.STYLE_MAX_SIDE_MAX:
         raise error(f"--style-max-side {args.style_max_side}: expected {P.STYLE_MAX_SIDE_MIN}..{P.STYLE_MAX_SIDE_MAX}"
                     f" px")
+
+
+def stdout_closed() -> int:
+    """The reader of a CLI's output went away (`sanet train --report RUN | head`): stop quietly, as the Python docs
+    advise (note on SIGPIPE): point stdout at devnull so that the interpreter's final flush cannot fail again.
+    Returns the exit code (1)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 1

@@ -117,7 +117,10 @@ def test_a_daemon_without_the_models_feature_is_never_asked_for_adaattn(tmp_path
     try:
         with Client(connection_file=old.connection_file, timeout=5) as c:
             assert P.hello_models(c.hello()) == [{"name": "sanet", "title": "SANet (Park & Lee, CVPR 2019)",
-                                                  "loaded": True}]
+                                                  "loaded": True, "base": "sanet", "display": "SANet"}]
+            for kwargs in (dict(model="sanet:ink"),):    # a variant needs the feature too
+                with pytest.raises(ProtocolMismatch, match="does not support the choice of model"):
+                    c.stylize(layer, [style], **kwargs)
             for kwargs in (dict(model="adaattn"), dict(style_keys="all")):
                 with pytest.raises(ProtocolMismatch, match="does not support the choice of model"):
                     c.stylize(layer, [style], **kwargs)
