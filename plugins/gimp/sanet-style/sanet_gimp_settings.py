@@ -155,6 +155,8 @@ def parse_model(model, style_keys) -> tuple:
     """(model, style_keys) from the arguments: empty means the defaults (SANet, the released key subsampling)."""
     base, variant = _PROTOCOL.split_model(str(model or "").strip())
     name = (base.lower() or DEFAULT_MODEL) if variant is None else f"{base.lower()}{_PROTOCOL.VARIANT_SEPARATOR}{variant}"
+    if variant is not None and base.lower() in MODELS and _PROTOCOL.variant_name_problem(variant):
+        raise SettingsError(f"model: {model!r}: {_PROTOCOL.variant_name_problem(variant)}")
     if _PROTOCOL.model_problem(name):
         raise SettingsError(f"model: {model!r} is not a model; expected one of {', '.join(MODELS)}, or an installed "
                             f"variant MODEL{_PROTOCOL.VARIANT_SEPARATOR}NAME (e.g. sanet{_PROTOCOL.VARIANT_SEPARATOR}"
