@@ -9,8 +9,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import interrupt
+
 EPS = 1e-5                  # inside the square root of every normalisation (unbiased variance, as the references)
 TOP1_SCORE_BUDGET = 1 << 24  # score entries per top-1 chunk (64 MiB in fp32)
+ATTENTION_STEP_MACS = 1 << 32   # multiply-adds per attention call (~25 ms on 2 CPU cores): a cancellation point each
 
 
 # ------------------------------------------------------------------------------------------ statistics
@@ -64,7 +67,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk: int | No
     q: N×Nq×E, k: N×Nk×E, v: N×Nk×Ev → N×Nq×Ev. The score matrix is never built: one fused
     scaled_dot_product_attention call per chunk of `chunk` queries picks a memory-efficient kernel. Where Ev ≠ E
     the narrower side is zero-padded (zero channels change neither q·k nor the weighted sum) because the fused CPU
-    kernel needs equal widths; the math fallback would build the Nq×Nk matrix.
+    kernel needs equal widths; the math fallback would build the Nq×Nk matrix. Chunks are also kept to about
+    ATTENTION_STEP_MACS of work each, with a cancellation point (sanet.interrupt) before each: queries are
+    independent rows, so chunking changes no result.
     """
     e, ev = q.shape[-1], v.shape[-1]
     if ev < e:
@@ -72,9 +77,12 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk: int | No
     elif e < ev:
         q, k = F.pad(q, (0, ev - e)), F.pad(k, (0, ev - e))
     k, v = k.unsqueeze(1), v.unsqueeze(1)
-    step = chunk or q.shape[1]
-    parts = [F.scaled_dot_product_attention(q[:, i:i + step].unsqueeze(1), k, v, scale=1.0).squeeze(1)
-             for i in range(0, q.shape[1], step)]
+    per_query = max(1, k.shape[-2] * 2 * k.shape[-1] * k.shape[0])
+    step = max(64, min(chunk or q.shape[1], ATTENTION_STEP_MACS // per_query))
+    parts = []
+    for i in range(0, q.shape[1], step):
+        interrupt.point()
+        parts.append(F.scaled_dot_product_attention(q[:, i:i + step].unsqueeze(1), k, v, scale=1.0).squeeze(1))
     out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
     return out if out.shape[-1] == ev else out[..., :ev]
 
@@ -106,15 +114,16 @@ def value_frame(v: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
 def top1(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Hard attention (SCSA's sparse part): for each query row the value at its best-scoring key (qᵀk, no scaling).
     q: Nq×E, k: Nk×E, v: Nk×Ev; scores in row chunks of at most TOP1_SCORE_BUDGET entries."""
-    rows = max(1, TOP1_SCORE_BUDGET // max(1, k.shape[0]))
-    out = [v[(q[a:a + rows] @ k.transpose(0, 1)).argmax(dim=1)] for a in range(0, q.shape[0], rows)]
-    return torch.cat(out) if len(out) > 1 else out[0]
+    return v[top1_index(q, k)]
 
 
 def top1_index(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """Index of each query's best-scoring key (qᵀk), in row chunks like top1()."""
-    rows = max(1, TOP1_SCORE_BUDGET // max(1, k.shape[0]))
-    out = [(q[a:a + rows] @ k.transpose(0, 1)).argmax(dim=1) for a in range(0, q.shape[0], rows)]
+    rows = max(1, min(TOP1_SCORE_BUDGET, ATTENTION_STEP_MACS // max(1, q.shape[1])) // max(1, k.shape[0]))
+    out = []
+    for a in range(0, q.shape[0], rows):
+        interrupt.point()
+        out.append((q[a:a + rows] @ k.transpose(0, 1)).argmax(dim=1))
     return torch.cat(out) if len(out) > 1 else out[0]
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import interrupt
+
 VGG_FILE = "vgg_normalised.pth"
 
 # Channel plan of the normalised VGG-19, one entry per conv after the 1x1 colour conv; "M" is a max-pool.
@@ -45,10 +47,11 @@ def slices(encoder: nn.Sequential) -> list[nn.Sequential]:
 
 
 def encode(stages: list[nn.Module], x: torch.Tensor, levels: tuple[int, ...]) -> dict[int, torch.Tensor]:
-    """relu{L}_1 maps of image tensor x for each L in `levels` (1..5); only the stages up to the deepest run."""
+    """relu{L}_1 maps of image tensor x for each L in `levels` (1..5); only the stages up to the deepest run (layer by
+    layer, with cancellation points: sanet.interrupt)."""
     out = {}
     for level in range(1, max(levels) + 1):
-        x = stages[level - 1](x)
+        x = interrupt.sequential(stages[level - 1], x)
         if level in levels:
             out[level] = x
     return out

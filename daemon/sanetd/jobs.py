@@ -30,6 +30,7 @@ class Job:
     outcome: list | None = None      # the signed terminal message (frames), kept for a resubmission
     outcome_bytes: int = 0
     skipped: str | None = None       # why the engine was not needed (e.g. an empty selection)
+    layer_ref: str | None = None     # the layer's digest (sanetd.layers): result.info.layer_ref, the engine's key
     sequence: int = 0                # the n-th job started by this daemon (1-based), set when a worker takes it
     worker: int | None = None        # index of the worker (device) running it
 

@@ -19,6 +19,7 @@ from . import __version__
 from .config import ConfigError, device_list, load_settings
 from .instance import Instance, InstanceError, UnsafeFolder, check_listen_endpoint
 from .jobs import JobQueue
+from .layers import LayerStore
 from .library import StyleLibrary
 
 log = logging.getLogger("sanetd")
@@ -130,6 +131,7 @@ def main(argv=None) -> int:
 
     ctx = zmq.Context()
     outbox = None
+    stuck = False      # a worker outlived the shutdown grace inside the engine
     try:
         try:
             endpoint, curve = instance.choose_endpoint(settings.endpoint, settings.curve)
@@ -140,7 +142,9 @@ def main(argv=None) -> int:
         outbox = Outbox(ctx)
         jobs = JobQueue(settings.max_queue, workers=len(devices))
         library = StyleLibrary(settings.resolved_data_dir() / "styles")
-        workers = [Worker(settings, jobs, outbox, library, device=d, index=i) for i, d in enumerate(devices)]
+        layers = LayerStore()   # the layers kept for `layer.ref`, whichever worker ran them (feature "layer_ref")
+        workers = [Worker(settings, jobs, outbox, library, device=d, index=i, layers=layers)
+                   for i, d in enumerate(devices)]
         for w in workers:       # the models load side by side, one per device
             w.start()
         for w in workers:
@@ -180,6 +184,7 @@ def main(argv=None) -> int:
         server.serve(stop)
         for w in workers:
             w.join(timeout=1.0)
+        stuck = any(w.is_alive() for w in workers)
         log.info("sanetd stopped")
         return 0
     finally:
@@ -187,3 +192,22 @@ def main(argv=None) -> int:
         if outbox is not None:
             outbox.close()
         ctx.destroy(linger=0)
+        if stuck:
+            _exit_now()
+
+
+def _exit_now() -> None:
+    """Leave without finalizing the interpreter while the worker thread is still inside an engine call (one that
+    outlasted the shutdown grace: a model load, a native op with no cancellation point). Finalizing would abort the
+    process: when that call returns, the daemon thread finds the interpreter finalizing and is ended with
+    pthread_exit, whose forced unwinding through torch's noexcept C++ frames (the GIL re-acquisition after a native op)
+    calls std::terminate -- "terminate called without an active exception", exit status -6 (SIGABRT). Everything a
+    clean exit does is done by now: connection file and socket removed, lock released, clients told."""
+    log.warning("the engine did not stop within the shutdown grace (worker still busy); exiting without waiting")
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)

@@ -124,6 +124,7 @@ class Server:
         self.ctx = ctx
         self.queue = jobs
         self.workers = list(workers) if isinstance(workers, (list, tuple)) else [workers]
+        self.layers = self.workers[0].layers   # one LayerStore shared by the workers (main.py)
         self.library = library
         self.outbox = outbox
         self.table = JobTable()
@@ -295,6 +296,12 @@ class Server:
 
     def _finish_shutdown(self) -> None:
         self._drain_outbox()
+        for running in self.queue.running():
+            worker = self.workers[running.worker or 0]
+            if running.state != DONE and running.outcome is None and worker.is_alive():
+                # the engine did not reach a cancellation point within the grace: the job ends here (sanetd exits)
+                self._job_terminal(running, P.envelope("error", job_id=running.job_id, code="shutting_down",
+                                                       message="sanetd is shutting down; the job was cancelled"))
         end = time.monotonic() + 0.5
         while self.pending and time.monotonic() < end:
             self._retry_pending()
@@ -654,6 +661,9 @@ class Server:
             self._error(peer, "shutting_down", "sanetd is shutting down and takes no new jobs",
                         reply_to=req["msg_id"], job_id=req["job_id"])
             return
+        layer = req["layer"]
+        if layer.ref is not None and not self._resolve_layer(peer, req, buffers):
+            return
         for i, s in enumerate(req["styles"]):
             if "id" in s and not self.library.exists(s["id"]):
                 self._error(peer, "unknown_style", f"style {s['id']!r} is not in the style library; "
@@ -702,6 +712,24 @@ class Server:
         self._error(peer, "invalid_input", message, reply_to=req["msg_id"], job_id=req["job_id"],
                     field="precision")
         return False
+    def _resolve_layer(self, peer, req, buffers: list) -> bool:
+        """A layer named by `ref` (feature "layer_ref"): its kept buffer joins the job's buffers now, so an eviction
+        while the job waits cannot take it away."""
+        layer = req["layer"]
+        kept = self.layers.get(layer.ref)
+        if kept is None:
+            self._error(peer, "unknown_layer", f"layer {layer.ref} is no longer kept by sanetd; send its pixels",
+                        reply_to=req["msg_id"], job_id=req["job_id"], field="layer.ref")
+            return False
+        fmt, width, height, data = kept
+        if (fmt, width, height) != (layer.format, layer.width, layer.height):
+            self._error(peer, "bad_request", f"field 'layer' is {layer.width}x{layer.height} {layer.format} but "
+                        f"layer {layer.ref} is {width}x{height} {fmt}", reply_to=req["msg_id"],
+                        job_id=req["job_id"], field="layer")
+            return False
+        buffers.append(data)
+        layer.buf = len(buffers) - 1
+        return True
 
     def _library_labels_fit(self, peer, req, i: int) -> bool:
         """A library style's label map must have the stored image's size (the request cannot say it)."""

@@ -7,6 +7,11 @@ asks for it (progress stage "loading model"); the engine's style cache is keyed 
 cached style features. Out of memory is handled by the engine's one fallback chain (smaller plans, then fp16 on
 GPUs; sanet.runtime.oom); its last word, sanet.OutOfMemory, becomes the protocol's `out_of_memory` error. Styles
 from the library reach the engine's one style-feature cache like any other style (keyed by their pixels).
+
+Feature reuse: every layer's digest (sanetd.layers.layer_digest) is the engine's content key, so a layer sent again
+(a plug-in's preview after a slider change) reuses its encoded features and the transformed features of the styles
+it was already stylized with (sanet.runtime.cache.ContentCache); the layer is kept (sanetd.layers.LayerStore) so the
+next request may name it by `result.info.layer_ref`. `result.info.reused` says what was reused.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from sanet_client import protocol as P
 
 from . import models, pixels
 from .jobs import Job, JobQueue
+from .layers import LayerStore, layer_digest
 from .library import StyleLibrary
 
 log = logging.getLogger("sanetd.worker")
@@ -38,7 +44,7 @@ class JobError(Exception):
 
 class Worker(threading.Thread):
     def __init__(self, settings, queue: JobQueue, outbox, library: StyleLibrary, device: str | None = None,
-                 index: int = 0):
+                 index: int = 0, layers: LayerStore | None = None):
         super().__init__(name=f"sanetd-worker-{index}", daemon=True)
         self.settings = settings
         self.queue = queue
@@ -54,6 +60,8 @@ class Worker(threading.Thread):
         self.weights_dir = str(resolve_weights_dir(settings.weights))
         self.jobs_done = 0
         self._caps: dict | None = None
+        # layers kept for `layer.ref`, one store shared by all workers (main.py; the I/O thread resolves refs)
+        self.layers = layers if layers is not None else LayerStore()
         self.state = "starting"     # starting, loading, idle, running, unloaded, failed, stopped
         self.current: Job | None = None
 
@@ -273,6 +281,8 @@ class Worker(threading.Thread):
                 "preview": job.request["preview"],
                 "styles": len(job.request["styles"]), "selection": job.request["selection"] is not None,
                 "engine": sanet.__version__}
+        layer = job.request["layer"]
+        info["layer_ref"] = job.layer_ref                # name this layer by it next time (feature "layer_ref")
         if getattr(job, "skipped", None):
             info["skipped"] = job.skipped
         elif st is not None and st.last_info:
@@ -280,6 +290,9 @@ class Worker(threading.Thread):
             info["plan"] = st.last_info["plan"]          # whole image or tiles, and the budget
             if st.last_info.get("degraded"):
                 info["degraded"] = list(st.last_info["degraded"])
+            reused = st.last_info.get("reused") or {"features": False, "styles": [False] * len(job.request["styles"]),
+                                                    "own": None}
+            info["reused"] = {"layer": layer.ref is not None, **reused}
         return out, info
 
     def _stylize(self, job: Job, precision: str):
@@ -292,7 +305,11 @@ class Worker(threading.Thread):
         st.load(model)   # lazily, once; a broken file is one WeightsError naming it
         layer = req["layer"]
         w, h = layer.width, layer.height
-        content = pixels.layer_array(layer, job.buffers[layer.buf])
+        data = job.buffers[layer.buf]
+        # named by its ref: the I/O thread put the kept buffer in job.buffers and its digest in layer.ref
+        job.layer_ref = layer.ref or layer_digest(layer.format, w, h, data)
+        self.layers.put(job.layer_ref, layer.format, w, h, data)
+        content = pixels.layer_array(layer, data)
         selection = None
         sel = req["selection"]
         if sel is not None and not req.get("raw") and pixels.mask_is_empty(sel, job.buffers[sel.buf], w, h):
@@ -326,7 +343,7 @@ class Worker(threading.Thread):
         out = run(content, styles, alpha=req["alpha"], preserve_color=req["preserve_color"],
                   selection=selection, preview=req["preview"], style_max_side=max_side,
                   progress=progress, cancel_check=job.cancel.is_set, precision=precision, model=model,
-                  style_keys=req.get("style_keys", P.DEFAULT_STYLE_KEYS), **semantic)
+                  style_keys=req.get("style_keys", P.DEFAULT_STYLE_KEYS), content_key=job.layer_ref, **semantic)
         if req.get("raw"):
             progress(1.0, "done")   # stylize_raw stops at "finish"; the job is complete here
             return pixels.as_raw_bytes(out)

@@ -8,6 +8,12 @@ connection, and every heartbeat asks ``kill(pid, 0)`` about the pid in the conne
 ConnectionInfo.process_state). Then the connection file is read again: a restarted daemon gets the job
 resubmitted; otherwise DaemonNotRunning says the daemon stopped.
 
+Layers sent again are not resent (feature "layer_ref", on by default): the client remembers, per daemon, the
+``result.info.layer_ref`` of the layers it sent (by a digest of their bytes, in this process, across Client
+instances) and names an unchanged layer by it; a daemon that no longer keeps it answers ``unknown_layer`` and the
+pixels go out after all. The daemon reuses the layer's encoded features either way (it keys them by the layer's
+digest); the ref saves sending and hashing the pixels again.
+
 A networked connection file (``sanetd invite``) connects over tcp with CURVE, using the client key pair and the
 server key it holds. There the daemon's process cannot be looked at: a dropped connection is answered by
 reconnecting at once and resubmitting (the same job id re-attaches, or runs on a restarted daemon), and if the
@@ -17,7 +23,10 @@ compressed (zstd, else zlib) when the daemon agrees in hello.
 """
 from __future__ import annotations
 
+import collections
+import hashlib
 import logging
+import threading
 import time
 
 import zmq
@@ -38,6 +47,54 @@ _MAX_RECONNECTS = 20   # connection losses survived by one request (each must co
 
 class _DaemonGone(Exception):
     """Internal: the daemon process of the current connection has exited (socket monitor + kill(pid, 0))."""
+
+
+class _UnknownLayer(Exception):
+    """Internal: the daemon no longer keeps the layer a request named by its ref."""
+
+
+class _LayerRefs:
+    """Per daemon (its connection key), the layer_ref of each layer sent to it, by a digest of the layer's bytes:
+    process-wide, so a plug-in that makes a Client per preview still names an unchanged layer instead of resending
+    it. A few entries per daemon, least recently used out first."""
+
+    PER_DAEMON = 32
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_daemon: dict[bytes, collections.OrderedDict] = {}
+
+    @staticmethod
+    def fingerprint(layer: Layer) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        h.update(f"{layer.format}:{layer.width}x{layer.height}:".encode())
+        h.update(memoryview(layer.data).cast("B"))
+        return h.hexdigest()
+
+    def get(self, daemon: bytes, fingerprint: str) -> str | None:
+        with self._lock:
+            refs = self._by_daemon.get(daemon)
+            if refs is None or fingerprint not in refs:
+                return None
+            refs.move_to_end(fingerprint)
+            return refs[fingerprint]
+
+    def put(self, daemon: bytes, fingerprint: str, ref: str) -> None:
+        with self._lock:
+            refs = self._by_daemon.setdefault(daemon, collections.OrderedDict())
+            refs[fingerprint] = ref
+            refs.move_to_end(fingerprint)
+            while len(refs) > self.PER_DAEMON:
+                refs.popitem(last=False)
+            while len(self._by_daemon) > 8:          # daemons restarted long ago
+                self._by_daemon.pop(next(iter(self._by_daemon)))
+
+    def forget(self, daemon: bytes, fingerprint: str) -> None:
+        with self._lock:
+            self._by_daemon.get(daemon, {}).pop(fingerprint, None)
+
+
+_layer_refs = _LayerRefs()
 
 
 class _ConnectionLost(Exception):
@@ -373,8 +430,8 @@ class Client:
 
     # ------------------------------------------------------------ stylize
 
-    def _stylize_message(self, layer: Layer, styles, selection, content_labels=None, **controls):
-        buffers = [layer.data]
+    def _stylize_message(self, layer: Layer, styles, selection, content_labels=None, layer_ref=None, **controls):
+        buffers = [] if layer_ref else [layer.data]
 
         def add(obj, with_offset=True):
             buffers.append(obj.data)
@@ -382,7 +439,10 @@ class Client:
                 return P.pixels_field(obj.width, obj.height, obj.format, len(buffers) - 1, obj.x, obj.y)
             return P.pixels_field(obj.width, obj.height, obj.format, len(buffers) - 1)
 
-        fields = {"layer": P.pixels_field(layer.width, layer.height, layer.format, 0)}
+        if layer_ref:
+            fields = {"layer": P.layer_ref_field(layer.width, layer.height, layer.format, layer_ref)}
+        else:
+            fields = {"layer": P.pixels_field(layer.width, layer.height, layer.format, 0)}
         if selection is not None:
             if not isinstance(selection, Mask):
                 raise TypeError("selection must be a sanet_client.Mask")
@@ -420,7 +480,7 @@ class Client:
                 precision: str | None = None, job_id: str | None = None, on_progress=None,
                 cancel_event=None, content_labels: Labels | None = None, label_palette=None,
                 scsa_weights=None, raw: bool = False, model: str | None = None,
-                style_keys: str | None = None) -> Result:
+                style_keys: str | None = None, reuse_layer: bool = True) -> Result:
         """Run one job and block until its result. Raises Busy, JobCancelled, JobFailed, DaemonNotRunning.
 
         model: "sanet" | "adaattn" (protocol.MODELS), or an installed variant "sanet:NAME" / "adaattn:NAME" (a
@@ -431,14 +491,17 @@ class Client:
         SCSA semantic transfer: content_labels (Labels at the layer size) plus ``labels`` on at least one style;
         label_palette: [(r, g, b), ...] 0..255 for rgba8 maps; scsa_weights: (t1, t2), default (0.7, 0.3).
         raw=True: the result is the engine's unclamped float32 RGB (format "rgbf32", 12 bytes per pixel, no alpha),
-        what `sanet stylize -o out.npy` writes."""
+        what `sanet stylize -o out.npy` writes. reuse_layer: a layer this process already sent to this daemon is
+        named by its ref instead of being sent again (feature "layer_ref"; module doc). ``Result.info["reused"]``
+        says what the daemon reused (the layer, its encoded features, each style's transformed features)."""
         job_id = job_id or P.new_id()
-        fields, buffers = self._stylize_message(
-            layer, list(styles), selection, content_labels, alpha=float(alpha), preserve_color=bool(preserve_color),
-            preview=bool(preview), style_max_side=style_max_side, precision=precision,
-            label_palette=None if label_palette is None else [[int(v) for v in c] for c in label_palette],
-            scsa_weights=None if scsa_weights is None else [float(v) for v in scsa_weights],
-            raw=True if raw else None, model=model, style_keys=style_keys)
+        controls = dict(alpha=float(alpha), preserve_color=bool(preserve_color),
+                        preview=bool(preview), style_max_side=style_max_side, precision=precision,
+                        label_palette=None if label_palette is None else [[int(v) for v in c] for c in label_palette],
+                        scsa_weights=None if scsa_weights is None else [float(v) for v in scsa_weights],
+                        raw=True if raw else None, model=model, style_keys=style_keys)
+        styles = list(styles)
+        fields, buffers = self._stylize_message(layer, styles, selection, content_labels, **controls)
         fields["job_id"] = job_id
         # a daemon without a feature would ignore its fields (unknown fields are ignored): ask first. A daemon
         # without "models" runs SANet with the released behaviour, so asking for exactly that needs no feature
@@ -453,6 +516,37 @@ class Client:
                             "models": "the choice of model (AdaAttN)"}[feature]
                     raise ProtocolMismatch(f"this sanetd does not support {what} (its hello lists no '{feature}' "
                                            f"feature); install matching versions of sanet-style")
+        # refs come only from results of this daemon (a daemon that reports layer_ref takes it back): no extra hello
+        if reuse_layer and self._info is None:
+            try:
+                self._ensure()            # to know which daemon this is; failing here is reported below
+            except DaemonNotRunning:
+                pass
+        daemon = self._info.key if self._info is not None else None
+        fingerprint = ref = None
+        if reuse_layer and daemon is not None:
+            fingerprint = _layer_refs.fingerprint(layer)
+            ref = _layer_refs.get(daemon, fingerprint)
+        if ref is not None:
+            by_ref, ref_buffers = self._stylize_message(layer, styles, selection, content_labels, layer_ref=ref,
+                                                        **controls)
+            by_ref["job_id"] = job_id
+            try:
+                result = self._stylize(layer, by_ref, ref_buffers, job_id, raw, on_progress, cancel_event)
+            except _UnknownLayer:       # evicted by the daemon (or a restarted one): send the pixels after all
+                _layer_refs.forget(daemon, fingerprint)
+            else:
+                return result
+        result = self._stylize(layer, fields, buffers, job_id, raw, on_progress, cancel_event)
+        kept = result.info.get("layer_ref")
+        if fingerprint is not None and isinstance(kept, str) and P.LAYER_REF_PATTERN.match(kept) \
+                and self._info is not None:
+            _layer_refs.put(self._info.key, fingerprint, kept)
+        return result
+
+    def _stylize(self, layer: Layer, fields: dict, buffers: list, job_id: str, raw: bool, on_progress,
+                 cancel_event) -> Result:
+        """Submit one stylize message (Lazy Pirate: resubmitted with the same job id on silence) until its result."""
         want_format = P.RAW_FORMAT if raw else layer.format
         self._negotiate()
         cancel_sent = False
@@ -491,6 +585,8 @@ class Client:
                     quiet_until = time.monotonic() + self.timeout
                     kind = h["type"]
                     if kind == "error" and (h.get("job_id") == job_id or h.get("reply_to") == msg_id):
+                        if h.get("code") == "unknown_layer" and "ref" in fields["layer"]:
+                            raise _UnknownLayer(h.get("message"))
                         _raise_for_error(h)
                     if h.get("job_id") != job_id:
                         continue

@@ -124,7 +124,9 @@ def model_display(model: str, title: str | None = None) -> str:
     short = MODELS.get(base, base)
     return short if name is None else f"{short} · {title or name}"
 
-FEATURES = ("scsa", "raw", "models")   # optional request features this side understands (hello.reply "features")
+
+FEATURES = ("scsa", "raw", "models", "layer_ref")   # optional request features this side understands (hello "features")
+LAYER_REF_PATTERN = re.compile(r"^[0-9a-f]{32}$")   # result.info.layer_ref: the daemon's digest of a layer it keeps
 
 # ---------------------------------------------------------------- compression (networked endpoints only)
 # Pixel frames may travel compressed, losslessly, over a networked (tcp, CURVE) endpoint: negotiated in hello
@@ -287,7 +289,7 @@ EVENT_TYPES = ("hello.reply", "status.reply", "pong", "styles.list.reply", "styl
 # Error codes carried by an ``error`` event (docs/protocol.md lists when each is sent).
 ERROR_CODES = ("bad_request", "too_large", "version_mismatch", "stale_message", "busy", "unknown_style",
                "duplicate_job", "invalid_input", "cancelled", "out_of_memory", "engine_error",
-               "shutting_down", "internal", "model_unavailable")
+               "shutting_down", "internal", "model_unavailable", "unknown_layer")
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 REPLAY_WINDOW_S = 300.0
@@ -633,6 +635,7 @@ class PixelRef:
     buf: int
     x: int = 0
     y: int = 0
+    ref: str | None = None   # a stylize layer named by result.info.layer_ref instead of a buffer (buf is then -1)
 
     @property
     def nbytes(self) -> int:
@@ -669,9 +672,10 @@ class _Buffers:
 
 def get_pixels(h: dict, key: str, formats: dict, limits: Limits, bufs: _Buffers, path: str = "",
                required: bool = True, offset: bool = False, size: tuple[int, int] | None = None,
-               size_of: str = "") -> PixelRef | None:
+               size_of: str = "", by_ref: bool = False) -> PixelRef | None:
     """A pixel object; ``size`` (width, height): the size it must have, that of ``size_of`` (checked before the
-    buffer, so a wrong size is reported as such)."""
+    buffer, so a wrong size is reported as such). ``by_ref``: it may name a kept layer (``ref``) instead of a
+    buffer (feature "layer_ref")."""
     m = get_map(h, key, path, required)
     if m is None:
         return None
@@ -685,6 +689,10 @@ def get_pixels(h: dict, key: str, formats: dict, limits: Limits, bufs: _Buffers,
         raise ProtocolError("bad_request", f"field '{p}' is {w}x{ht}; it must have the size of {size_of}, "
                             f"{size[0]}x{size[1]}", p)
     fmt = get_str(m, "format", p, choices=tuple(formats))
+    if by_ref and m.get("ref") is not None:
+        if m.get("buf") is not None:
+            raise ProtocolError("bad_request", f"'{p}' has both 'ref' and 'buf'; give one", p)
+        return PixelRef(w, ht, fmt, -1, ref=get_str(m, "ref", p, pattern=LAYER_REF_PATTERN))
     ref = PixelRef(w, ht, fmt, get_int(m, "buf", 0, limits.max_frames, p))
     if offset:
         ref.x = get_int(m, "x", -limits.max_side, limits.max_side, p, required=False) or 0
@@ -757,7 +765,7 @@ def validate_request(header: dict, buffers: list, limits: Limits) -> dict:
     bufs = _Buffers(buffers)
     if kind == "stylize":
         req["job_id"] = get_str(header, "job_id", pattern=ID_PATTERN)
-        req["layer"] = get_pixels(header, "layer", LAYER_FORMATS, limits, bufs)
+        req["layer"] = get_pixels(header, "layer", LAYER_FORMATS, limits, bufs, by_ref=True)
         req["selection"] = get_pixels(header, "selection", MASK_FORMATS, limits, bufs, required=False,
                                       offset=True)
         styles = _get(header, "styles", "")
@@ -872,6 +880,11 @@ def envelope(kind: str, **fields) -> dict:
         h["protocols"] = [PROTOCOL_VERSION]
     h.update({k: v for k, v in fields.items() if v is not None})
     return h
+
+
+def layer_ref_field(width: int, height: int, fmt: str, ref: str) -> dict:
+    """A stylize ``layer`` that names a layer the daemon kept (result.info.layer_ref) instead of sending it."""
+    return {"width": width, "height": height, "format": fmt, "ref": ref}
 
 
 def pixels_field(width: int, height: int, fmt: str, buf: int, x: int | None = None, y: int | None = None) -> dict:

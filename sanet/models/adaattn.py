@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .. import functional as fn
+from .. import interrupt
 from . import scsa
 from .base import Context, Costs, LowPrecision, Model
 from .sanet import AttentionMemory
@@ -193,7 +194,8 @@ class AdaAttnModel(Model):
 
     def decode(self, nets, inputs):
         d = nets["decoder"]
-        return d.decoder_layer_2(torch.cat([d.decoder_layer_1(inputs["t"]), inputs["skip"]], dim=1))
+        first = interrupt.sequential(d.decoder_layer_1, inputs["t"])       # the modules' calls, cancellable inside
+        return interrupt.sequential(d.decoder_layer_2, torch.cat([first, inputs["skip"]], dim=1))
 
     def check_scsa_weights(self, t1, t2):
         if t1 < 0 or t2 < 0 or t1 + t2 <= 0:

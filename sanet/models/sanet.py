@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .. import functional as fn
+from .. import interrupt
 from . import scsa
 from .base import Context, Costs, LowPrecision, Model
 
@@ -147,7 +148,7 @@ class SanetModel(Model):
         return outs
 
     def decode(self, nets, inputs):
-        return nets["decoder"](inputs["t"])
+        return interrupt.sequential(nets["decoder"], inputs["t"])   # = nets["decoder"](t), cancellable inside
 
     def score_positions(self, memory) -> int:
         return int(memory.level4.keys.shape[-2])

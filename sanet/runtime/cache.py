@@ -71,3 +71,90 @@ class FeatureCache:
     def clear(self) -> None:
         self._items.clear()
         self.nbytes = 0
+
+
+DEFAULT_CONTENT_BYTES = 1 << 29   # 512 MiB: a 512² preview's SANet maps are ~10 MiB and each T(c, s) ~8 MiB
+
+
+class ContentCache:
+    """Feature reuse across calls for one content (a layer the artist keeps re-stylizing):
+
+      ("features", content key)                 → the encoder's feature maps (None when a tiled plan re-encodes
+                                                  them) and their whole-image statistics (sanet.runtime.stats.Stats)
+      ("t", content key, transform key, region) → T(c, s) of one style memory (or T(c, c)) over `region`: the
+                                                  decoder inputs (name → map) before the mix
+
+    The content key names everything that changes the maps: model, weights generation, dtype, the content's pixels
+    at the size the call runs at, its SCSA label map, the plan's tile side (tiles agree with the whole image only to
+    rounding, and a reused result must be bit-equal to a fresh run of the same call). A transform key names everything that changes one T: the
+    style memory's own cache key (model, pixels, size cap, label map, key options, dtype), SCSA's (t1, t2), the query
+    chunk. Regions are on the relu4_1 grid (ga, gb, gc, gd) = cells ga:gb × gc:gd; a T computed over a region serves
+    any region inside it (sliced). Nothing that only the mix or later steps read (α, style weights, region masks,
+    colour preservation, the selection) is part of any key. One LRU over all items, bounded in bytes and entries.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_CONTENT_BYTES, max_entries: int = 256):
+        self._lru = FeatureCache(max_entries, max_bytes)
+        self._regions: dict[tuple, list[tuple[int, int, int, int]]] = {}
+
+    @property
+    def nbytes(self) -> int:
+        return self._lru.nbytes
+
+    @property
+    def max_bytes(self) -> int:
+        return self._lru.max_bytes
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def features(self, ckey) -> tuple | None:
+        """(maps or None, stats) of a content, or None."""
+        return self._lru.get(("features", ckey))
+
+    def put_features(self, ckey, maps: dict | None, stats) -> None:
+        self._lru.put(("features", ckey), (maps, stats), tensor_bytes(maps) + 4096)
+
+    def transformed(self, ckey, tkey, region: tuple[int, int, int, int], factors: dict[str, int]) -> dict | None:
+        """T over `region` (name → map on the region's grid at factors[name] px per cell), sliced from a cached T
+        whose region contains it; None if there is none."""
+        ga, gb, gc, gd = region
+        regions = self._regions.get((ckey, tkey))
+        if not regions:
+            return None
+        for r in list(regions):
+            ra, rb, rc, rd = r
+            if not (ra <= ga and gb <= rb and rc <= gc and gd <= rd):
+                continue
+            hit = self._lru.get(("t", ckey, tkey, r))
+            if hit is None:                  # evicted since: forget the region
+                regions.remove(r)
+                continue
+            if r == region:
+                return hit
+            out = {}
+            for name, x in hit.items():
+                f = 8 // factors[name] if factors[name] <= 8 else None
+                if f is not None:            # finer than relu4_1 (AdaAttN's relu3_1 skip): f cells per relu4_1 cell
+                    out[name] = x[:, :, (ga - ra) * f:(gb - ra) * f, (gc - rc) * f:(gd - rc) * f]
+                else:
+                    d = factors[name] // 8
+                    out[name] = x[:, :, (ga - ra) // d:(gb - ra) // d, (gc - rc) // d:(gd - rc) // d]
+            return out
+        return None
+
+    def put_transformed(self, ckey, tkey, region: tuple[int, int, int, int], outs: dict) -> None:
+        self._lru.put(("t", ckey, tkey, region), outs)
+        if ("t", ckey, tkey, region) in self._lru:
+            regions = self._regions.setdefault((ckey, tkey), [])
+            if region not in regions:
+                regions.append(region)
+        if len(self._regions) > 2 * max(1, self._lru.max_entries):   # forget the regions of evicted items
+            for k in list(self._regions):
+                self._regions[k] = [r for r in self._regions[k] if ("t", *k, r) in self._lru]
+                if not self._regions[k]:
+                    del self._regions[k]
+
+    def clear(self) -> None:
+        self._lru.clear()
+        self._regions.clear()

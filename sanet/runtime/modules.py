@@ -70,6 +70,12 @@ class AtDtype(nn.Module):
     def forward(self, x):
         return self.module(x.to(self.dtype))
 
+    @property
+    def cast_sequential(self) -> tuple[torch.dtype, nn.Module]:
+        """(dtype, module): sanet.interrupt.sequential runs the module layer by layer after the cast, so a stage
+        keeps its cancellation points inside."""
+        return self.dtype, self.module
+
 
 def _bits(dtype: torch.dtype) -> int:
     return torch.finfo(dtype).bits
@@ -86,6 +92,9 @@ class ModuleStore:
         self._encoders: dict[torch.dtype, list[nn.Module]] = {}
         self._nets: dict[tuple[str, torch.dtype], dict[str, nn.Module]] = {}
         self._lock = threading.RLock()   # the daemon's compiler thread reads what the worker loads
+        # Modules of a (model, dtype) never change once made, so cached features stay valid until clear(); this
+        # counts clears and is part of every content-cache key (sanet.runtime.cache.ContentCache).
+        self.generation = 0
 
     def parts(self, model: Model, dtype: torch.dtype) -> Parts:
         return parts_for(model, self.device, dtype)
@@ -159,5 +168,6 @@ class ModuleStore:
         with self._lock:
             self._encoders.clear()
             self._nets.clear()
+            self.generation += 1
         if self.compiler is not None:
             self.compiler.clear()

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import variants, vgg
+from .. import interrupt, variants, vgg
 from ..checkpoints import missing_files
 from ..devices import resolve_device, resolve_precision
 from ..errors import InputError
@@ -30,7 +30,7 @@ from ..models import MODELS, Model, get_model
 from ..models.base import STYLE_KEYS
 from ..weights import resolve_weights_dir
 from . import oom, planner
-from .cache import DEFAULT_BYTES, DEFAULT_ENTRIES, FeatureCache, image_key
+from .cache import DEFAULT_BYTES, DEFAULT_CONTENT_BYTES, DEFAULT_ENTRIES, ContentCache, FeatureCache, image_key
 from .controls import blend_selection, check_alpha, coefficient_maps, normalised_weights, preserve_colour
 from .execute import Job, Progress, Run, execute
 from .modules import ModuleStore
@@ -85,7 +85,8 @@ def flush_denormals():
 class Stylizer:
     def __init__(self, weights_dir=None, device: str = "auto", precision: str = "fp32",
                  style_cache_size: int = DEFAULT_ENTRIES, memory_budget: int | None = None, model: str = "sanet",
-                 style_cache_bytes: int = DEFAULT_BYTES, compile: bool = False):
+                 style_cache_bytes: int = DEFAULT_BYTES, compile: bool = False,
+                 content_cache_bytes: int = DEFAULT_CONTENT_BYTES):
         """model: the default model, loaded now (a missing file is one WeightsError naming it and the folder); other
         models load on first use. memory_budget: bytes the engine may use beyond the image buffers; None →
         sanet.runtime.planner.default_budget (CPU 2 GiB, CUDA half the free device memory, MPS 4 GiB). Above it
@@ -93,7 +94,10 @@ class Stylizer:
         precision: "fp32" | "bf16" (CPUs with bf16 hardware: the parts that keep the quality bar, Model.cpu_bf16;
         GPUs: all) | "fp16" (GPUs) | "auto" (previews in bf16 on such CPUs, everything else fp32); every call may
         say another. compile: torch.compile (freezing) the encoder and decoder on CPUs, graphs built in the
-        background (sanet.runtime.compiled), eager until they are ready and whenever compiling fails."""
+        background (sanet.runtime.compiled), eager until they are ready and whenever compiling fails.
+        content_cache_bytes bounds the feature reuse across calls (sanet.runtime.cache.ContentCache; 0 turns it off):
+        a content stylized again (other α, weights, regions, colour option, selection, or another style) reuses its
+        encoded maps and the transformed features of the styles it was already stylized with."""
         if memory_budget is not None and not (isinstance(memory_budget, (int, float)) and memory_budget > 0):
             raise InputError(f"memory_budget {memory_budget!r} is invalid: expected a positive number of bytes")
         self.memory_budget = None if memory_budget is None else int(memory_budget)
@@ -110,6 +114,7 @@ class Stylizer:
             from .compiled import Compiler
             self.compiler = Compiler(self.device)
         self.store = ModuleStore(self.weights_dir, self.device, self.compiler)
+        self.content_cache = ContentCache(content_cache_bytes)
         self.load(self.model)
 
     # ------------------------------------------------------------------ models
@@ -147,8 +152,9 @@ class Stylizer:
         return self.store.get(model, self.store.parts(model, dtype))
 
     def clear_cache(self) -> None:
-        """Forget every cached style (frees their device memory)."""
+        """Forget every cached style and content feature (frees their device memory)."""
         self.style_cache.clear()
+        self.content_cache.clear()
 
     def unload(self) -> None:
         """Free the models and cached styles (the daemon calls this after its keep-alive); a later call reloads."""
@@ -243,25 +249,34 @@ class Stylizer:
                     style_max_side: int | None = DEFAULT_STYLE_MAX_SIDE, progress: Progress | None = None,
                     cancel_check: Callable[[], bool] | None = None, content_labels: np.ndarray | None = None,
                     label_palette=None, scsa_weights: tuple[float, float] | None = None, model=None,
-                    style_keys: str = "sampled", precision: str | None = None) -> np.ndarray:
-        """Float32 H×W×3, unclamped: decoder output with the controls applied (what .npy output stores)."""
+                    style_keys: str = "sampled", precision: str | None = None,
+                    content_key: str | None = None) -> np.ndarray:
+        """Float32 H×W×3, unclamped: decoder output with the controls applied (what .npy output stores); the
+        selection blends the unclamped values."""
         return self._run(content, styles, alpha, preserve_color, selection, preview, style_max_side,
                          Run(progress, cancel_check), (content_labels, label_palette, scsa_weights), model,
-                         style_keys, precision)[0]
+                         style_keys, precision, content_key, False)[0]
 
     def stylize(self, content: np.ndarray, styles, *, alpha: float = 1.0, preserve_color: bool = False,
                 selection: np.ndarray | None = None, preview: bool = False,
                 style_max_side: int | None = DEFAULT_STYLE_MAX_SIDE, progress: Progress | None = None,
                 cancel_check: Callable[[], bool] | None = None, content_labels: np.ndarray | None = None,
                 label_palette=None, scsa_weights: tuple[float, float] | None = None, model=None,
-                style_keys: str = "sampled", precision: str | None = None) -> np.ndarray:
+                style_keys: str = "sampled", precision: str | None = None,
+                content_key: str | None = None) -> np.ndarray:
         """The stylized image in the content's own shape and dtype; alpha and unselected pixels untouched.
         content_labels + Style(labels=...): SCSA semantic attention (sanet/models/scsa.py; palette for colour maps).
         model: "sanet" | "adaattn" (None: the Stylizer's default). style_keys: AdaAttN's style keys, "sampled" (the
-        released subsampling) or "all". precision: this call's ("fp32" | "fp16" | "bf16"; None: the Stylizer's)."""
+        released subsampling) or "all". precision: this call's ("fp32" | "fp16" | "bf16"; None: the Stylizer's).
+        selection: sel·clamp(stylized) + (1 − sel)·content, what an editor shows when it composites the clamped
+        result over the original; only the selection's bounding box (plus halo) is stylized, with the whole
+        content's statistics. content_key: a digest the caller guarantees names the content's pixels (the daemon
+        passes its layer digest); None: the engine hashes the content for its feature reuse. cancel_check() is
+        polled between stages and inside them (sanet.interrupt)."""
         run = Run(progress, cancel_check)
         raw, layer, sel = self._run(content, styles, alpha, preserve_color, selection, preview, style_max_side, run,
-                                    (content_labels, label_palette, scsa_weights), model, style_keys, precision)
+                                    (content_labels, label_palette, scsa_weights), model, style_keys, precision,
+                                    content_key, True)
         out = merge_layer(raw, layer)
         if sel is not None:  # outside the selection the content stays bit-exact, not a float round trip
             keep = sel <= 0.0
@@ -271,14 +286,16 @@ class Stylizer:
         return out
 
     def _run(self, *args):
-        with flush_denormals(), torch.inference_mode():
+        run = args[7]
+        with flush_denormals(), torch.inference_mode(), \
+                interrupt.checking(run.check if run.cancel_check is not None else None):
             return self._execute(*args)
 
     def _execute(self, content, styles, alpha, preserve_color, selection, preview, style_max_side, run: Run,
-                 semantic, model, style_keys, precision):
+                 semantic, model, style_keys, precision, content_key, clamp):
         """Validate, encode styles, plan (sanet.runtime.planner), execute (sanet.runtime.execute) through the
         out-of-memory chain (sanet.runtime.oom). Colour preservation and the selection blend are per pixel: per
-        tile when tiled."""
+        tile when tiled. clamp: blend the stylized values clamped to [0, 1] (image output), else unclamped (raw)."""
         m = self.model if model is None else get_model(model)
         _check_style_keys(style_keys)
         dtype = self._dtype(precision, preview)
@@ -304,7 +321,7 @@ class Stylizer:
             if held.get("dtype") != dt:
                 held.pop("list", None)                 # drop the other precision's memories first
                 held.pop("dtype", None)
-                encoded = []
+                encoded, keys = [], []
                 for i, s in enumerate(styles):
                     if request is not None and request.styles[i] is not None:
                         if isinstance(s.source, StyleFeatures):
@@ -318,9 +335,10 @@ class Stylizer:
                         f = self._style_features(m, s.source, style_max_side, dt, style_keys,
                                                  what=f"style {i + 1} image")
                     encoded.append(f.memory)
+                    keys.append(f.key)
                     if not held.get("reported"):
                         run.step(0.3 * (i + 1) / len(styles), "encode styles")
-                held.update(dtype=dt, list=encoded, reported=True)   # only once all of them are encoded
+                held.update(dtype=dt, list=encoded, keys=keys, reported=True)   # once all of them are encoded
             return held["list"]
 
         src = torch.from_numpy(layer.rgb).permute(2, 0, 1)[None]   # CPU view of the layer; tiles go to the device
@@ -340,6 +358,11 @@ class Stylizer:
         use_own = any(float(r.max()) > 1e-6 for r in rest.values())   # T(c, c) for the α trade-off / uncovered areas
         label_src, label_grids = self._content_labels(request, m, (h, w), (rh, rw), size)
         own_needs_full = not (cap and max(rh, rw) > cap)
+        bbox = None if sel is None else _selection_box(sel, (rh, rw), size)
+        reuse = self.content_cache.max_bytes > 0
+        digest = (content_key or image_key(np.asarray(content))) if reuse else None
+        labels_key = None if request is None else label_key(request.content)
+        pair = None if request is None else (request.t1, request.t2)
 
         def own(maps, stats):
             """T(c, c)'s memory: the content's own maps up to the style cap; above it the content downscaled to the
@@ -358,6 +381,8 @@ class Stylizer:
             rgb = layer.rgb[rows, cols]
             if preserve_color:
                 tile = preserve_colour(tile, rgb)
+            if clamp and sel is not None:
+                tile = np.clip(tile, 0.0, 1.0)
             return blend_selection(tile, rgb, None if sel is None else sel[rows, cols])
 
         def first_plan(dt: torch.dtype) -> planner.Plan:
@@ -372,10 +397,19 @@ class Stylizer:
             inner = parts.transform
             cast = lambda d: {k: ([x.to(inner) for x in v] if isinstance(v, list) else v.to(inner))  # noqa: E731
                               for k, v in d.items()}
-            job = Job(m, nets, stages, self.device, inner, src, memories(dt), alpha, cast(coeffs),
+            mems = memories(dt)
+            keys = ckey = None
+            if reuse:   # the keys of sanet.runtime.cache.ContentCache (its doc says what each must name)
+                ckey = (m.name, self.store.generation, str(dt), digest, (rh, rw), labels_key,
+                        plan.tile if plan.tiled else None)    # tiled maps differ from whole-image ones in the ulps
+                keys = [(k, pair, plan.query_chunk) for k in held["keys"]]
+                if use_own:
+                    keys.append(("own", style_keys, own_needs_full, None if own_needs_full else cap,
+                                 plan.query_chunk))
+            job = Job(m, nets, stages, self.device, inner, src, mems, alpha, cast(coeffs),
                       cast(rest) if use_own else None, own, own_needs_full, run,
-                      label_src, label_grids,
-                      None if request is None else (request.t1, request.t2), parts.encoder[0], parts.decoder)
+                      label_src, label_grids, pair, input_dtype=parts.encoder[0], decoder_dtype=parts.decoder,
+                      bbox=bbox, cache=self.content_cache if reuse else None, content_key=ckey, keys=keys)
             return execute(job, plan, finish if same else None)
 
         def free() -> None:
@@ -386,9 +420,12 @@ class Stylizer:
 
         outcome = oom.run_with_fallback(attempt, first_plan, (rh, rw), self.device, dtype, free,
                                         lambda stage: run.step(run.done, stage))
-        raw, plan = outcome.value, outcome.plan
+        (raw, reused), plan = outcome.value, outcome.plan
         self.last_plan = plan
-        self.last_info = {"model": m.name, "plan": plan.describe(), "precision": oom.NAMES[outcome.dtype]}
+        self.last_info = {"model": m.name, "plan": plan.describe(), "precision": oom.NAMES[outcome.dtype],
+                          "reused": reused if reuse else None}
+        if bbox is not None:
+            self.last_info["region"] = list(bbox)
         if outcome.degraded:
             self.last_info["degraded"] = list(outcome.degraded)
         if not same:
@@ -398,6 +435,8 @@ class Stylizer:
         if not same:
             if preserve_color:
                 raw = preserve_colour(raw, layer.rgb)
+            if clamp and sel is not None:
+                raw = np.clip(raw, 0.0, 1.0)
             raw = blend_selection(raw, layer.rgb, sel)
         return np.ascontiguousarray(raw, dtype=np.float32), layer, sel
 
@@ -443,6 +482,27 @@ class Stylizer:
             grid = (pad_size[0] // f, pad_size[1] // f)
             grids[f] = grid_labels(ids, grid).reshape(grid).to(self.device)
         return (image if m.label_image else None), grids
+
+
+def _selection_box(sel: np.ndarray, run_hw: tuple[int, int], padded: tuple[int, int]
+                   ) -> tuple[int, int, int, int] | None:
+    """The padded-image rows y0:y1 and cols x0:x1 (multiples of 16) that hold every selected pixel, at the size the
+    call runs at (a preview's: 2 px of margin for the upscale's bilinear neighbours); None when that is everything.
+    An empty selection gives an empty box."""
+    rows = np.flatnonzero(sel.max(axis=1) > 0)
+    if rows.size == 0:
+        return 0, 0, 0, 0
+    cols = np.flatnonzero(sel.max(axis=0) > 0)
+    (h, w), (rh, rw), (hp, wp) = sel.shape, run_hw, padded
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if (rh, rw) != (h, w):
+        y0, y1 = int(np.floor(y0 * rh / h)) - 2, int(np.ceil(y1 * rh / h)) + 2
+        x0, x1 = int(np.floor(x0 * rw / w)) - 2, int(np.ceil(x1 * rw / w)) + 2
+    y0, x0 = max(0, y0) // 16 * 16, max(0, x0) // 16 * 16
+    y1, x1 = min(hp, -(-y1 // 16) * 16), min(wp, -(-x1 // 16) * 16)
+    if (y0, y1, x0, x1) == (0, hp, 0, wp):
+        return None
+    return y0, y1, x0, x1
 
 
 def _check_style_keys(style_keys: str) -> None:

@@ -73,20 +73,30 @@ class RawPeer:
         header, buffers = self.auth.open(self.sock.recv_multipart())
         return header, buffers
 
-    def recv_until(self, pred, timeout: float = 30.0):
-        """The first message matching ``pred`` (earlier non-matching ones are kept for later calls)."""
+    def recv_until(self, pred, timeout: float = 30.0, keepalive: bool = False):
+        """The first message matching ``pred`` (earlier non-matching ones are kept for later calls). keepalive: ping
+        every 2 s while waiting, as a client waiting for its job must (protocol section 11: else the daemon cancels
+        the session's jobs after lease_s), and drop the pongs."""
         import time
         for i, got in enumerate(self.backlog):
             if pred(got[0]):
                 return self.backlog.pop(i)
         end = time.monotonic() + timeout
+        next_ping = time.monotonic()
         while time.monotonic() < end:
-            got = self.recv(end - time.monotonic())
+            if keepalive and time.monotonic() >= next_ping:
+                self.send(self.header("ping"))
+                next_ping = time.monotonic() + 2.0
+            wait = end - time.monotonic()
+            got = self.recv(min(wait, max(0.01, next_ping - time.monotonic())) if keepalive else wait)
             if got is None:
+                if keepalive:
+                    continue
                 return None
             if pred(got[0]):
                 return got
-            self.backlog.append(got)
+            if not (keepalive and got[0]["type"] == "pong"):
+                self.backlog.append(got)
         return None
 
     def events(self, timeout: float = 0.0) -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -65,6 +66,57 @@ def test_sigterm_mid_job_cleans_up_and_tells_the_client(tmp_path, synthetic_weig
         assert outcome["result"][0] == "JobCancelled" and "shutting down" in outcome["result"][1]
         assert not d.connection_file.exists() and not d.socket_path().exists()
         assert (d.runtime_dir / "sanetd.lock").exists()   # a lock file is never unlinked
+
+
+def test_sigterm_while_the_engine_is_stuck_in_a_native_call_still_exits_cleanly(tmp_path, synthetic_weights):
+    """The worker is inside one native torch call that outlasts the shutdown grace (injected from the test side:
+    tests/sanetd_stall.py blocks the decoder in torch.from_file on a FIFO until we write to it). sanetd must still
+    exit within 10 s with status 0, tell the client, and remove its files. Before, main() returned with the worker
+    inside torch and the interpreter finalized; when the call returned, the daemon thread was ended with pthread_exit,
+    whose unwinding through torch's C++ frames aborted the process: status -6, "terminate called without an active
+    exception". We release the call once sanetd says it stopped, which is when that abort happened."""
+    fifo = tmp_path / "stall.fifo"
+    os.mkfifo(fifo)
+    env = dict(os.environ, SANET_TEST_STALL=str(fifo))
+    launcher = [sys.executable, str(Path(__file__).resolve().parents[1] / "sanetd_stall.py")]
+    with running_sanetd(tmp_path, synthetic_weights, env=env, launcher=launcher) as d:
+        outcome = {}
+
+        def submit():
+            with Client(connection_file=d.connection_file, timeout=5, retries=1) as c:
+                try:
+                    c.stylize(layer_of(rgba(64, 48, 60)), [style_of(rgba(32, 32, 61))])
+                    outcome["result"] = "finished"
+                except (JobCancelled, JobFailed, DaemonNotRunning) as exc:
+                    outcome["result"] = (type(exc).__name__, str(exc))
+        t = threading.Thread(target=submit)
+        t.start()
+        entered = Path(str(fifo) + ".entered")
+        end = time.monotonic() + 60
+        while not entered.exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert entered.exists(), "the job never reached the decoder"
+        t0 = time.monotonic()
+        d.kill(signal.SIGTERM)       # the exit checks are ours below
+        while "sanetd stopped" not in d.log_text() and d.proc.poll() is None and time.monotonic() - t0 < 15:
+            time.sleep(0.02)
+        try:                         # let the native call return now (no reader left: the process is gone)
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            fd = None
+        if fd is not None:
+            os.write(fd, b"x")
+            os.close(fd)
+        try:
+            code = d.proc.wait(15)
+        finally:
+            t.join(30)
+        took = time.monotonic() - t0
+        log = d.log_text()
+        assert "terminate called" not in log, log[-3000:]
+        assert code == 0 and took < 10, (code, took, log[-3000:])
+        assert outcome["result"][0] == "JobCancelled" and "shutting down" in outcome["result"][1], outcome
+        assert not d.connection_file.exists() and not d.socket_path().exists()
 
 
 def test_keep_alive_unloads_and_reloads(tmp_path, synthetic_weights):

@@ -3,10 +3,10 @@
 The plug-in puts the stylized colours in a new layer with alpha = layer alpha x selection; over the
 untouched original that composites to sel*stylized + (1-sel)*original, with `stylized` the library's result
 for the whole layer (which is what sanetd computed: a full run sends no selection). We check exactly that,
-pixel by pixel. (The library's own selection blend mixes the decoder's UNCLAMPED output, so where the decoder
-overshoots [0, 1] it differs from any layer composite at feathered pixels: seen up to 9/255 at strength 0.6
-with the synthetic weights. A Krita layer cannot hold values outside its depth's range, so the composite of the
-clamped result is the reference here.)
+pixel by pixel. The library's own selection blend is the same composite: sel*clamp(stylized) + (1-sel)*original
+(until issue 12 it mixed the decoder's UNCLAMPED output, which differed from any layer composite at feathered
+pixels by up to 9/255 where the decoder overshoots [0, 1]), so the engine given the selection -- which is
+how the daemon blends a preview -- must equal the composite too.
 """
 import numpy as np
 
@@ -53,6 +53,11 @@ def check_result_layer(out, depth, w, h, engine, style_rgba, alpha, new_file="ne
     a = n[..., 3:4]
     composite = n[..., :3] * a + o[..., :3] * (1 - a)
     diff = np.abs(composite - want[..., :3])[opaque]
+    assert diff.max() <= {"U8": 2.0 / 255, "U16": 2e-4, "F32": 1e-5, "F16": 3e-3}[depth], diff.max()
+    # The library's selection blend (what sanetd returns for a preview) is that same composite.
+    blended = kt.to_unit(engine.stylize(content, [style or sanet.Style(style_rgba)], alpha=alpha, selection=sel,
+                                        **engine_kwargs))
+    diff = np.abs(composite - blended[..., :3])[opaque]
     assert diff.max() <= {"U8": 2.0 / 255, "U16": 2e-4, "F32": 1e-5, "F16": 3e-3}[depth], diff.max()
     # And it is not a no-op: the style changed the selected area.
     assert np.abs(n[inside][:, :3] - o[inside][:, :3]).mean() > 0.02
