@@ -261,7 +261,9 @@ def hello_models(hello: dict) -> list[dict]:
     if isinstance(hello.get("models"), list):
         out = []
         for m in hello["models"]:
-            if isinstance(m, dict) and isinstance(m.get("name"), str) and not model_problem(m["name"]):
+            if not isinstance(m, dict) or not isinstance(m.get("name"), str):
+                continue
+            if VARIANT_SEPARATOR not in m["name"] or not model_problem(m["name"]):   # a newer daemon's models stay
                 out.append({**m, "base": m.get("base") or split_model(m["name"])[0],
                             "display": str(m.get("display") or model_display(m["name"]))})
         return out

@@ -56,3 +56,14 @@ def test_installed_variants_are_entries_of_their_own():
         raise AssertionError(f"{bad} was accepted")
     assert P.model_problem("sanet:" + "a" * 64) is None and P.model_problem("adaattn:v1.2_b-3") is None
     assert P.model_display("sanet:ink") == "SANet · ink" and P.model_display("adaattn") == "AdaAttN"
+
+
+def test_a_newer_daemons_model_stays_in_hello_models():
+    """A base model this client does not know yet is kept (a newer daemon); only malformed variant names go."""
+    from sanet_client import naming
+    from sanet_client import protocol as P
+    listed = P.hello_models({"models": [{"name": "sanet", "title": "SANet", "loaded": True},
+                                        {"name": "newnet", "title": "NewNet (2027)", "loaded": False}]})
+    assert [(m["name"], m["base"], m["display"]) for m in listed] == [("sanet", "sanet", "SANet"),
+                                                                      ("newnet", "newnet", "newnet")]
+    assert [m for m, _, _ in naming.model_choices([m["name"] for m in listed])] == ["sanet", "adaattn", "adaattn"]
