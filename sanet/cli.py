@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sanet_client import imagefiles
 from sanet_client import protocol as P
-from sanet_client.argtypes import add_stylize_controls, check_stylize_args
+from sanet_client.argtypes import add_stylize_controls, check_stylize_args, stdout_closed
 
 from . import __version__
 from .errors import InputError, SanetError
@@ -127,7 +127,7 @@ def run_stylize(args) -> int:
     st = Stylizer(args.weights, device=args.device, precision=args.precision, memory_budget=budget, model=model)
     t2 = time.perf_counter()
     _log(f"loaded {content.shape[1]}×{content.shape[0]} content, {n} style(s) in {t1 - t0:.2f}s; "
-         f"{P.MODELS.get(model, model)} on {st.device} ({st.precision}) in {t2 - t1:.2f}s")
+         f"{P.model_display(model)} on {st.device} ({st.precision}) in {t2 - t1:.2f}s")
     styles = [Style(img, w, r, labels=lab) for img, w, r, lab in zip(styles_img, weights, regions, style_labels)]
     show = _progress_printer()
     kwargs = dict(alpha=args.alpha, preserve_color=args.preserve_color, selection=selection, preview=args.preview,
@@ -153,6 +153,21 @@ def run_stylize(args) -> int:
 
 
 def main(argv=None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()    # a closed pipe shows here, not in the interpreter's final flush
+        return code
+    except SystemExit:        # --help, --version: their output may meet a closed pipe too
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            stdout_closed()
+        raise
+    except BrokenPipeError:
+        return stdout_closed()   # the reader went away (`sanet train --report RUN | head`)
+
+
+def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "stylize":

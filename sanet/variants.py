@@ -9,7 +9,8 @@ A variant has the same architecture and the same public file layout as its model
 
 The VGG is the weights folder's own vgg_normalised.pth (training never changes it). `sanet weights install RUN_DIR`
 installs a training run's checkpoint here (sanet.weights.install_run). Names: 1–64 lower-case ASCII letters, digits,
-'-', '_', '.', not starting with '-' or '.'. Stdlib only: the daemon lists variants without loading torch.
+'-', '_', '.', not starting with '-' or '.' (sanet_client.protocol's rule). No torch: the daemon lists variants
+without loading it.
 """
 from __future__ import annotations
 
@@ -17,24 +18,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sanet_client import protocol as P
+
 from .errors import InputError
 
 VARIANTS_DIR = "variants"
-SEPARATOR = ":"
+SEPARATOR = P.VARIANT_SEPARATOR       # the name rule is the protocol's (one definition): sanet_client.protocol
 INFO_FILE = "variant.json"
 INFO_FORMAT = "sanet-model-variant/1"
-MAX_NAME = 64
-
-
-def name_problem(name: str) -> str | None:
-    """Why `name` cannot be a variant name, or None."""
-    if not isinstance(name, str) or not name:
-        return "a variant name must not be empty"
-    if len(name) > MAX_NAME:
-        return f"a variant name has at most {MAX_NAME} characters"
-    if name[0] in "-." or any(not (c.isascii() and (c.isalnum() or c in "-_.")) or c.isupper() for c in name):
-        return "a variant name uses lower-case letters, digits, '-', '_' and '.', and does not start with '-' or '.'"
-    return None
+MAX_NAME = P.VARIANT_NAME_MAX
+name_problem = P.variant_name_problem   # why a name cannot be a variant name, or None
 
 
 def slug(text: str) -> str:

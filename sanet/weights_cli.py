@@ -17,7 +17,9 @@ EXIT_OK, EXIT_NOT_USABLE, EXIT_ERROR = 0, 1, 2
 
 _INSTALL_HELP = """\
 Without SRC: the known public sources of each model (`sanet weights sources`) are tried in order until one
-works. With SRC (or --from SRC), one of:
+works, and each model's outcome is one line (installed / already usable / failed, why, and the command that
+retries it). Exit code 0 when a model is usable afterwards (a model that failed is said, with how to retry);
+2 when none is, or when the model named with --model could not be installed. With SRC (or --from SRC), one of:
   an http(s) URL of a folder   the model's files under it (and its SHA256SUMS or manifest.json if present)
   an http(s) URL of a manifest SHA256SUMS or *.json; the files are fetched relative to it
   an http(s) URL of one file   e.g. vgg_normalised.pth (another name: recognised by git blob id or by its layout)
@@ -153,7 +155,11 @@ def _install(args, explicit) -> int:
 
 
 def install_from_known(target, models, opts) -> int:
-    """The known sources, in order, for each model; on failure the exact names and folder to put the files in."""
+    """The known sources, in order, for each model; then one line per model (installed / already present / failed
+    and why, with the command that retries it). Exit 0 when something usable results — every model was tried
+    (no --model) and SANet, the default, or another model can run; 2 when nothing usable results, or when a model
+    the user named (--model) could not be installed. A failed model also gets the exact names and folder to put its
+    files in by hand."""
     from . import weights_sources as S
     sources = S.known_sources()
     _err("known sources (details: `sanet weights sources`):")
@@ -164,16 +170,29 @@ def install_from_known(target, models, opts) -> int:
     failed = [o for o in outcomes if not o.usable]
     for o in outcomes:
         if o.already:
-            print(f"{o.model}: all files already usable in {target}")
+            print(f"{o.model}: all files already usable in {target}", flush=True)
         elif o.usable:
-            print(f"{o.model}: installed from {o.source}")
+            print(f"{o.model}: installed from {o.source}", flush=True)
+        else:
+            why = o.failures[-1][1] if o.failures else "no known source"
+            print(f"{o.model}: failed ({len(o.failures)} source(s) tried; the last said: {why}); retry with "
+                  f"`sanet weights install --model {o.model}`", flush=True)
     if not failed:
         return EXIT_OK
     for o in failed:
-        _err(f"sanet: error: no known source could provide {W.MODEL_TITLES[o.model]} "
-             f"({len(o.failures)} tried, each said why above)")
         _err(W.where_to_put(target, o.model))
-    return EXIT_ERROR
+    usable = [o.model for o in outcomes if o.usable]
+    if models or not usable:     # the model the user named, or nothing at all
+        for o in failed:
+            _err(f"sanet: error: no known source could provide {W.MODEL_TITLES[o.model]} "
+                 f"({len(o.failures)} tried, each said why above)")
+        return EXIT_ERROR
+    default = W.DEFAULT_MODEL in usable
+    _err(f"sanet: {', '.join(W.MODEL_TITLES[m] for m in usable)} usable in {target}; "
+         f"{', '.join(W.MODEL_TITLES[o.model] for o in failed)} could not be installed (see above; retry with "
+         + " / ".join(f"`sanet weights install --model {o.model}`" for o in failed) + ")"
+         + ("" if default else f"; `sanet stylize` needs --model {usable[0]} until {W.DEFAULT_MODEL} is installed"))
+    return EXIT_OK
 
 
 def _sources(args) -> int:

@@ -138,3 +138,33 @@ def make_synthetic_adaattn_weights(folder: Path, vgg_file: Path, seed: int = 123
         state = {k: v.clone() for k, v in module.state_dict().items()}
         torch.save(state, folder / name, _use_new_zipfile_serialization=False)  # legacy (non-zip) pickle
     return folder
+
+
+# --------------------------------------------------------------------------------------------------- variants
+
+def make_synthetic_run(run_dir: Path, model: str, weights_folder: Path, seed: int, iteration: int = 10,
+                       name: str | None = None) -> Path:
+    """A finished `sanet train` run folder as the trainer leaves it (run.json + the checkpoint of `iteration` in the
+    run's public layout: decoder_iter_N.pth … / N_net_ROLE.pth), its networks synthetic ones of another `seed` (as if
+    fine-tuned): what `sanet weights install RUN_DIR` installs as the variant MODEL:NAME. The VGG is the
+    weights folder's."""
+    import json
+    import tempfile
+    from sanet.train import checkpoint as ck
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    vgg = Path(weights_folder) / FILES[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        if model == "sanet":
+            make_synthetic_weights(Path(tmp), seed)
+            released = {"decoder": FILES[1], "transformer": FILES[2]}
+        else:
+            make_synthetic_adaattn_weights(Path(tmp), vgg, seed)
+            released = dict(zip(("transformer", "decoder", "adaattn_3"), ADAATTN_FILES))
+        for role, file in ck.checkpoint_names(model, iteration).items():
+            (run_dir / file).write_bytes((Path(tmp) / released[role]).read_bytes())
+    run = {"format": ck.RUN_FORMAT, "model": model, "vgg": str(vgg)}
+    if name:
+        run["name"] = name
+    (run_dir / ck.RUN_FILE).write_text(json.dumps(run), "utf-8")
+    return run_dir

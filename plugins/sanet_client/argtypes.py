@@ -1,8 +1,10 @@
 """argparse value types and checks shared by `sanet stylize` and `sanet-client stylize` (same options, same
-messages). Stdlib only."""
+messages), and what both CLIs do when their output pipe closes. Stdlib only."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from . import protocol as P
 
@@ -26,11 +28,23 @@ def unit_float(text: str) -> float:
     return v
 
 
+def model_value(text: str) -> str:
+    """A --model value: a released model or a variant MODEL:NAME (sanet_client.protocol.model_problem)."""
+    base, name = P.split_model(str(text).strip())
+    value = base.lower() if name is None else f"{base.lower()}{P.VARIANT_SEPARATOR}{name}"
+    problem = P.model_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
 def add_stylize_controls(s: argparse.ArgumentParser) -> None:
     """The engine controls `sanet stylize` and `sanet-client stylize` share (one definition, same names and help)."""
     names = ", ".join(f"{k} ({v})" for k, v in P.MODELS.items())
-    s.add_argument("--model", choices=list(P.MODELS), default=None,
-                   help=f"the method: {names}; default {P.DEFAULT_MODEL}")
+    s.add_argument("--model", type=model_value, default=None, metavar="MODEL",
+                   help=f"the method: {names}; default {P.DEFAULT_MODEL}. A fine-tuned variant installed with "
+                        f"`sanet weights install RUN_DIR` is MODEL{P.VARIANT_SEPARATOR}NAME (e.g. "
+                        f"sanet{P.VARIANT_SEPARATOR}my-style; `sanet weights status` lists them)")
     s.add_argument("--style-keys", choices=list(P.STYLE_KEYS), default=None,
                    help=f"AdaAttN's style keys: 'sampled' (the released behaviour: a large style attends over a "
                         f"fixed random subset of its positions) or 'all' (full attention: a quality option, slower "
@@ -73,3 +87,15 @@ def check_stylize_args(args, error) -> None:
     if args.style_max_side is not None and not P.STYLE_MAX_SIDE_MIN <= args.style_max_side <= P.STYLE_MAX_SIDE_MAX:
         raise error(f"--style-max-side {args.style_max_side}: expected {P.STYLE_MAX_SIDE_MIN}..{P.STYLE_MAX_SIDE_MAX}"
                     f" px")
+
+
+def stdout_closed() -> int:
+    """The reader of a CLI's output went away (`sanet train --report RUN | head`): stop quietly, as the Python docs
+    advise (note on SIGPIPE): point stdout at devnull so that the interpreter's final flush cannot fail again.
+    Returns the exit code (1)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 1

@@ -21,7 +21,7 @@ import sys
 
 from . import imagefiles as F
 from . import protocol as P
-from .argtypes import add_stylize_controls, check_stylize_args
+from .argtypes import add_stylize_controls, check_stylize_args, stdout_closed
 from .client import Client
 from .errors import JobFailed, SanetClientError
 from .payloads import Labels, Layer, Mask, StylePixels, StyleRef
@@ -185,6 +185,21 @@ def _stylize(c: Client, args) -> None:
 
 
 def main(argv=None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()    # a closed pipe shows here, not in the interpreter's final flush
+        return code
+    except SystemExit:        # --help, --version: their output may meet a closed pipe too
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            stdout_closed()
+        raise
+    except BrokenPipeError:
+        return stdout_closed()   # `sanet-client hello | head`: the reader went away; exit quietly
+
+
+def _main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "stylize":

@@ -483,7 +483,8 @@ class Client:
                 style_keys: str | None = None, reuse_layer: bool = True) -> Result:
         """Run one job and block until its result. Raises Busy, JobCancelled, JobFailed, DaemonNotRunning.
 
-        model: "sanet" | "adaattn" (protocol.MODELS; None: the daemon's default, SANet); style_keys: AdaAttN's
+        model: "sanet" | "adaattn" (protocol.MODELS), or an installed variant "sanet:NAME" / "adaattn:NAME" (a
+        fine-tuned model, protocol section 6b; None: the daemon's default, SANet); style_keys: AdaAttN's
         "sampled" | "all" (None: "sampled"). A model whose weights the daemon lacks is JobFailed with code
         "model_unavailable" (field "model"); hello()["models"] lists the installed ones.
 

@@ -5,6 +5,7 @@
     model_choices(["sanet"])  → [("sanet", "sampled", "SANet"), ("adaattn", "sampled", "AdaAttN (not installed)"), …]
     result_name(["a"], precision="bf16")                                → "Style: a (SANet, fast)"
     quality_choices(None)     → [("exact", "Exact", True), ("fast", "Fast", False)]
+    model_choices(["sanet", "sanet:ink"])  → […, ("sanet:ink", "sampled", "SANet · ink")]    (a fine-tuned variant)
 """
 from __future__ import annotations
 
@@ -24,19 +25,38 @@ MODEL_TOOLTIP = ("The method. SANet (CVPR 2019) copies the style's strokes and p
 
 
 def model_choices(installed=None) -> list:
-    """(model, style_keys, text) of every entry; with ``installed`` (hello's models, sanet_client.protocol.
-    hello_models), an entry whose model sanetd lacks says so."""
-    return [(m, k, text + NOT_INSTALLED if installed is not None and m not in installed else text)
-            for m, k, text in MODEL_CHOICES]
+    """(model, style_keys, text) of every entry; with ``installed`` (hello's models: sanet_client.protocol.
+    hello_models, or their names), an entry whose model sanetd lacks says so, and every installed variant MODEL:NAME
+    (a fine-tuned model) follows with its display name ("SANet · my-style"; AdaAttN's also with full attention)."""
+    out = [(m, k, text + NOT_INSTALLED if installed is not None and m not in _names(installed) else text)
+           for m, k, text in MODEL_CHOICES]
+    for entry in installed or ():
+        name = entry.get("name") if isinstance(entry, dict) else entry
+        base, variant = P.split_model(str(name))
+        if variant is None or P.model_problem(name):
+            continue
+        display = str(entry.get("display") or "") if isinstance(entry, dict) else ""
+        display = display or P.model_display(name)
+        for m, k, text in MODEL_CHOICES:
+            if m == base:
+                out.append((name, k, text.replace(P.MODELS[base], display, 1)))
+    return out
+
+
+def _names(installed) -> list:
+    return [e.get("name") if isinstance(e, dict) else e for e in installed]
 
 
 def model_choice(model, style_keys) -> tuple:
-    """The entry (model, style_keys) these values select: SANet ignores style keys; unknown values raise ValueError."""
-    model = str(model or P.DEFAULT_MODEL).strip().lower()
+    """The entry (model, style_keys) these values select: SANet and its variants ignore style keys; unknown values
+    raise ValueError."""
+    model = str(model or P.DEFAULT_MODEL).strip()
+    base, variant = P.split_model(model)
+    model = base.lower() if variant is None else f"{base.lower()}{P.VARIANT_SEPARATOR}{variant}"
     keys = str(style_keys or P.DEFAULT_STYLE_KEYS).strip().lower()
-    if model not in P.MODELS or keys not in P.STYLE_KEYS:
+    if P.model_problem(model) or keys not in P.STYLE_KEYS:
         raise ValueError(f"unknown model {model!r} / style keys {keys!r}")
-    return (model, P.DEFAULT_STYLE_KEYS if model == "sanet" else keys)
+    return (model, P.DEFAULT_STYLE_KEYS if base.lower() == "sanet" else keys)
 
 
 # The editors' Quality choice (protocol.QUALITIES): exact = the request's precision "auto" (the result in fp32), fast

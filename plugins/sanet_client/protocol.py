@@ -89,6 +89,52 @@ DEFAULT_MODEL = "sanet"              # what a request without `model` means (eve
 STYLE_KEYS = ("sampled", "all")
 DEFAULT_STYLE_KEYS = "sampled"
 
+# Model variants (section 6b): a model's networks fine-tuned by `sanet train` and installed with `sanet weights
+# install RUN_DIR`, chosen as MODEL:NAME (e.g. "sanet:my-style"). The name rule is defined here only (sanet.variants
+# reads it): 1–64 lower-case ASCII letters, digits, '-', '_', '.', not starting with '-' or '.'.
+VARIANT_SEPARATOR = ":"
+VARIANT_NAME_MAX = 64
+VARIANT_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-_."
+
+
+def variant_name_problem(name) -> str | None:
+    """Why `name` cannot be a variant name, or None."""
+    if not isinstance(name, str) or not name:
+        return "a variant name must not be empty"
+    if len(name) > VARIANT_NAME_MAX:
+        return f"a variant name has at most {VARIANT_NAME_MAX} characters"
+    if name[0] in "-." or any(c not in VARIANT_NAME_CHARS for c in name):
+        return "a variant name uses lower-case letters, digits, '-', '_' and '.', and does not start with '-' or '.'"
+    return None
+
+
+def split_model(model: str) -> tuple:
+    """'sanet:my-style' → ('sanet', 'my-style'); 'sanet' → ('sanet', None). No check (see model_problem)."""
+    base, sep, name = str(model).partition(VARIANT_SEPARATOR)
+    return base, (name if sep else None)
+
+
+def model_problem(model) -> str | None:
+    """Why `model` is not a model value (a base model or MODEL:NAME with a valid name), or None. Whether a variant
+    is installed is the daemon's business (model_unavailable)."""
+    if not isinstance(model, str):
+        return "the model must be a string"
+    base, name = split_model(model)
+    if base not in MODELS:
+        return (f"unknown model {model!r}: expected one of {', '.join(MODELS)}, or a variant "
+                f"MODEL{VARIANT_SEPARATOR}NAME (e.g. sanet{VARIANT_SEPARATOR}my-style)")
+    problem = None if name is None else variant_name_problem(name)
+    return f"model {model!r}: {problem}" if problem else None
+
+
+def model_display(model: str, title: str | None = None) -> str:
+    """The short name editors show for a model value: "SANet", or a variant's "SANet · my-style" (its `title`, from
+    variant.json, replaces the name when given)."""
+    base, name = split_model(model)
+    short = MODELS.get(base, base)
+    return short if name is None else f"{short} · {title or name}"
+
+
 FEATURES = ("scsa", "raw", "models", "layer_ref")   # optional request features this side understands (hello "features")
 LAYER_REF_PATTERN = re.compile(r"^[0-9a-f]{32}$")   # result.info.layer_ref: the daemon's digest of a layer it keeps
 
@@ -219,13 +265,21 @@ def bytes_per_pixel(fmt: str) -> int:
 
 
 def hello_models(hello: dict) -> list[dict]:
-    """The models a daemon's hello.reply says it can run: [{"name", "title", "loaded"}], installed ones only. A daemon
-    older than the "models" feature runs SANet alone (its hello has no "models" list)."""
+    """The models a daemon's hello.reply says it can run: [{"name", "title", "loaded", "base", "display"}], installed
+    ones only, variants (MODEL:NAME) after the released models. A daemon older than the "models" feature runs SANet
+    alone (its hello has no "models" list); one older than variants lists no `base`/`display` (filled in here)."""
     if isinstance(hello.get("models"), list):
-        return [m for m in hello["models"] if isinstance(m, dict) and isinstance(m.get("name"), str)]
+        out = []
+        for m in hello["models"]:
+            if not isinstance(m, dict) or not isinstance(m.get("name"), str):
+                continue
+            if VARIANT_SEPARATOR not in m["name"] or not model_problem(m["name"]):   # a newer daemon's models stay
+                out.append({**m, "base": m.get("base") or split_model(m["name"])[0],
+                            "display": str(m.get("display") or model_display(m["name"]))})
+        return out
     legacy = hello.get("model") if isinstance(hello.get("model"), dict) else {}
     return [{"name": DEFAULT_MODEL, "title": str(legacy.get("name") or MODELS[DEFAULT_MODEL]),
-             "loaded": bool(legacy.get("loaded"))}]
+             "loaded": bool(legacy.get("loaded")), "base": DEFAULT_MODEL, "display": MODELS[DEFAULT_MODEL]}]
 
 
 def scsa_pairing_problem(has_content_labels: bool, style_has_labels) -> str | None:
@@ -763,7 +817,10 @@ def validate_request(header: dict, buffers: list, limits: Limits) -> dict:
         req["raw"] = get_bool(header, "raw")
         _semantic_fields(header, req, limits, bufs)
         # feature "models": the method, and AdaAttN's style keys (absent: SANet, the released subsampling)
-        req["model"] = get_str(header, "model", required=False, choices=tuple(MODELS)) or DEFAULT_MODEL
+        req["model"] = get_str(header, "model", required=False,
+                               max_len=max(map(len, MODELS)) + 1 + VARIANT_NAME_MAX) or DEFAULT_MODEL
+        if model_problem(req["model"]):    # a base model or MODEL:NAME (a variant; installed or not: the daemon's)
+            raise ProtocolError("bad_request", f"field 'model': {model_problem(req['model'])}", "model")
         req["style_keys"] = get_str(header, "style_keys", required=False, choices=STYLE_KEYS) or DEFAULT_STYLE_KEYS
     elif kind == "hello":
         offers = _get(header, "compression", "", required=False)

@@ -55,7 +55,7 @@ def test_client_with_model_writes_what_sanet_writes(files, tmp_path, adaattn_wei
                                   sanet.load_image(tmp_path / "client_sampled.png"))
         p = run("sanet_client.cli", d.env, "stylize", files / "in.png", "--style", files / "big.png", "--model",
                 "adain", "-o", tmp_path / "x.png")
-        assert p.returncode == 2 and "invalid choice: 'adain'" in p.stderr
+        assert p.returncode == 2 and "argument --model: unknown model 'adain': expected one of sanet, adaattn" in p.stderr
     with running_sanetd(tmp_path / "sanet_only", synthetic_weights) as d:
         p = run("sanet_client.cli", d.env, "stylize", files / "in.png", "--style", files / "big.png", "--model",
                 "adaattn", "-o", tmp_path / "x.png")
@@ -117,7 +117,10 @@ def test_a_daemon_without_the_models_feature_is_never_asked_for_adaattn(tmp_path
     try:
         with Client(connection_file=old.connection_file, timeout=5) as c:
             assert P.hello_models(c.hello()) == [{"name": "sanet", "title": "SANet (Park & Lee, CVPR 2019)",
-                                                  "loaded": True}]
+                                                  "loaded": True, "base": "sanet", "display": "SANet"}]
+            for kwargs in (dict(model="sanet:ink"),):    # a variant needs the feature too
+                with pytest.raises(ProtocolMismatch, match="does not support the choice of model"):
+                    c.stylize(layer, [style], **kwargs)
             for kwargs in (dict(model="adaattn"), dict(style_keys="all")):
                 with pytest.raises(ProtocolMismatch, match="does not support the choice of model"):
                     c.stylize(layer, [style], **kwargs)

@@ -221,6 +221,21 @@ def test_models_the_daemon_lacks_are_refused_with_the_missing_files(peer):
     stylize(peer, "sanet1", model="sanet", style_keys="all")      # SANet ignores style_keys
     res, _ = peer.until(terminal("sanet1"))
     assert res["type"] == "result" and res["info"]["model"] == "sanet"
+    # model variants: written as the doc writes them, not installed here
+    doc_says("A value that is neither a model nor `MODEL:NAME` with such a name is `bad_request`, field `model`; a "
+             "well-formed variant that is not installed is `model_unavailable`",
+             "`missing` lists the variant's files (`variants/<model>/<NAME>/variant.json` and its checkpoint files)",
+             "`base` (the model it is: `\"sanet\"` or `\"adaattn\"`; a model's own name for the models themselves)")
+    assert h["models"][0]["base"] == "sanet" and h["models"][0]["display"] == "SANet"
+    for job, bad in (("var1", "sanet:My Style"), ("var2", "sanet:-x"), ("var3", "adain:ink")):
+        sent = stylize(peer, job, model=bad)
+        err, _ = peer.until(lambda e: e.get("reply_to") == sent["msg_id"])
+        assert err["code"] == "bad_request" and err["field"] == "model", err
+    sent = stylize(peer, "var4", model="sanet:my-style")
+    err, _ = peer.until(lambda e: e.get("reply_to") == sent["msg_id"])
+    assert err["code"] == "model_unavailable" and err["field"] == "model"
+    assert err["missing"] == ["variants/sanet/my-style/variant.json", "variants/sanet/my-style/decoder_iter_500000.pth",
+                              "variants/sanet/my-style/transformer_iter_500000.pth"]
 
 
 @pytest.mark.parametrize("side", [0, -3])

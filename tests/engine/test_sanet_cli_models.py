@@ -85,7 +85,8 @@ def test_semantic_labels_with_adaattn_equal_the_library(files, adaattn_weights, 
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--model", "adain"], "argument --model: invalid choice: 'adain' (choose from "),   # quoting: Python's
+    (["--model", "adain"], "argument --model: unknown model 'adain': expected one of sanet, adaattn, or a variant"),
+    (["--model", "sanet:Bad Name"], "argument --model: model 'sanet:Bad Name': a variant name uses lower-case"),
     (["--style-keys", "some"], "argument --style-keys: invalid choice: 'some'"),
     (["--model", "adaattn", "--content-labels", "cl.png", "--style-labels", "sl_wrong.png"],
      "style 1 label map: size 64×40 does not match"),

@@ -257,6 +257,47 @@ def test_when_every_source_fails_it_says_which_files_go_where(server, tmp_path):
     assert list(dest.iterdir()) == []                              # nothing half-installed
 
 
+def test_without_arguments_each_model_is_reported_and_a_usable_sanet_is_success(synthetic_weights, server, tmp_path):
+    """Offline for AdaAttN (its only source is gone), SANet from a mirror: exit 0, one line per model (installed /
+    failed with the reason and the retry command); again with SANet already there: "already usable", exit 0; the
+    model named with --model, or nothing usable at all, is exit 2."""
+    (server.root / "mirror").mkdir()
+    for n in SANET:
+        shutil.copyfile(synthetic_weights / n, server.root / "mirror" / n)
+    src = catalogue(tmp_path, sanet=[{"name": "the mirror", "kind": "mirror", "url": server.url + "mirror/"}],
+                    adaattn=[{"name": "the authors' drive", "kind": "zip", "url": server.url + "gone/AdaAttN.zip"}])
+    env = {S.ENV_SOURCES: str(src)}
+    dest = tmp_path / "dest"
+    r = cli("weights", "install", "--no-progress", "--retries", "1", "--weights", dest, env_extra=env)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    out = r.stdout.splitlines()
+    assert "sanet: installed from the mirror" in out
+    [ada] = [ln for ln in out if ln.startswith("adaattn: ")]
+    assert ada.startswith("adaattn: failed (1 source(s) tried; the last said: ") and "HTTP 404" in ada
+    assert ada.endswith("retry with `sanet weights install --model adaattn`")
+    assert (f"sanet: {W.MODEL_TITLES['sanet']} usable in {dest}; {W.MODEL_TITLES['adaattn']} could not be installed"
+            in r.stderr
+            and "`sanet weights install --model adaattn`" in r.stderr)
+    assert str(dest / "latest_net_decoder.pth") in r.stderr                       # where to put it by hand
+    assert sorted(p.name for p in dest.iterdir()) == sorted(SANET)                 # nothing of AdaAttN half there
+    r = cli("weights", "install", "--no-progress", "--retries", "1", "--weights", dest, env_extra=env)
+    assert r.returncode == 0, r.stderr
+    assert f"sanet: all files already usable in {dest}" in r.stdout.splitlines()
+    assert any(ln.startswith("adaattn: failed") for ln in r.stdout.splitlines())
+    # the user named the model: its failure is the command's
+    r = cli("weights", "install", "--model", "adaattn", "--retries", "1", "--weights", dest, env_extra=env)
+    assert r.returncode == 2 and "sanet: error: no known source could provide AdaAttN" in r.stderr
+    # nothing usable results: exit 2, every model's line still there
+    empty = tmp_path / "empty"
+    gone = catalogue(tmp_path, sanet=[{"name": "gone", "kind": "mirror", "url": server.url + "gone/"}],
+                     adaattn=[{"name": "gone too", "kind": "zip", "url": server.url + "gone/AdaAttN.zip"}])
+    r = cli("weights", "install", "--retries", "1", "--weights", empty, env_extra={S.ENV_SOURCES: str(gone)})
+    assert r.returncode == 2, r.stderr
+    assert [ln.split(":")[0] for ln in r.stdout.splitlines()] == ["sanet", "adaattn"]
+    assert "no known source could provide SANet" in r.stderr and "no known source could provide AdaAttN" in r.stderr
+
+
 def test_drive_interstitial_is_followed_and_the_release_zip_installs_flat(adaattn_files, synthetic_weights,
                                                                           server, tmp_path):
     release_zip(adaattn_files, server.root / "AdaAttN_model")       # served as /drive/download?id=AdaAttN_model

@@ -211,7 +211,10 @@ def gimp_e2e(adaattn_weights, synthetic_weights, tmp_path_factory):
                       read_format="R'G'B'A u8", layer=dict(LAYER, data="/e2e/gray.in.raw", babl="R'G'B'A u8"),
                       ellipse=ELLIPSE, feather=FEATHER, args={"style-file": "/e2e/style.png"}))
 
-    with running_sanetd(work / "daemon", adaattn_weights) as d, \
+    # the daemon's weights: both models plus the variant sanet:ink, installed from a synthetic `sanet train` run
+    weights = variant_weights(work, adaattn_weights)
+    cases.append(dict(cases[0], name="variant", repeat_args=None, args={"style-file": "/e2e/style.png", "model": "sanet:ink"}))
+    with running_sanetd(work / "daemon", weights) as d, \
             running_sanetd(work / "daemon_sanet", synthetic_weights) as sanet_only:
         from sanet_client import Client, StylePixels
         rgba = np.asarray(Image.open(work / "style.png").convert("RGBA"))
@@ -226,6 +229,24 @@ def gimp_e2e(adaattn_weights, synthetic_weights, tmp_path_factory):
                                             env={"SANETD_CONNECTION_FILE": str(d.connection_file)}, timeout=600)
     print(f"GIMP e2e run: {seconds:.1f} s")
     return work, results, output
+
+
+def variant_weights(work, adaattn_weights):
+    import os
+    import subprocess
+    import sys
+    from sanetd_process import PYTHONPATH
+    from synthetic import make_synthetic_run
+    folder = work / "weights"
+    folder.mkdir()
+    for f in adaattn_weights.iterdir():
+        os.link(f, folder / f.name)
+    run = make_synthetic_run(work / "runs" / "ink", "sanet", folder, 77)
+    r = subprocess.run([sys.executable, "-m", "sanet.cli", "weights", "install", str(run), "--weights", str(folder)],
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(PYTHONPATH)), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -501,6 +522,21 @@ def test_adaattn_with_label_maps(gimp_e2e, ada_oracle):
     assert np.abs(pixels - ref).max() <= TOL[np.uint8]
 
 
+def test_a_fine_tuned_variant_new_layer_equals_the_library(gimp_e2e):
+    """model=sanet:ink (a `sanet train` result installed as a model variant): the new layer is that variant's
+    result (sanet.Stylizer(model="sanet:ink")), named after it, and not the released SANet's picture."""
+    import sanet
+    out, res = case_result(gimp_e2e, "variant")
+    h, w = LAYER["h"], LAYER["w"]
+    assert [x["name"] for x in res["after"]] == ["top", "Style: style (SANet · ink)", "content", "background"]
+    engine = sanet.Stylizer(out.parent / "weights", device="cpu", model="sanet:ink")
+    ref, sel = expected(engine, out, "variant", np.uint8, [np.asarray(Image.open(out.parent / "style.png"))])
+    pixels = load_f32(out / "variant.new.raw", (h, w, 4)).astype(np.float64)
+    err = np.abs(pixels - ref)
+    assert err.max() <= TOL[np.uint8], f"the variant's layer differs from sanet.Stylizer by {err.max():.6f}"
+    assert np.abs(pixels - load_f32(out / "u8.new.raw", (h, w, 4))).max() > 0.05, "the variant gave SANet's picture"
+
+
 def test_a_model_sanetd_lacks_and_an_unknown_model_are_one_clear_message(gimp_e2e):
     _, results, _ = gimp_e2e
     res = results["ada_missing"]
@@ -512,7 +548,8 @@ def test_a_model_sanetd_lacks_and_an_unknown_model_are_one_clear_message(gimp_e2
     assert [x["name"] for x in res["after"]] == [x["name"] for x in res["before"]], "a layer was added"
     bad = results["model_bad"]
     assert bad["status"] == "calling-error", bad
-    assert bad["error"] == "Style Transfer: model: 'adain' is not a model; expected one of sanet, adaattn"
+    assert bad["error"] == ("Style Transfer: model: 'adain' is not a model; expected one of sanet, adaattn, or an "
+                            "installed variant MODEL:NAME (e.g. sanet:my-style)")
     assert [x["name"] for x in bad["after"]] == [x["name"] for x in bad["before"]]
     out = gimp_e2e[0] / "out"
     for name in ("ada_missing", "model_bad"):

@@ -21,7 +21,8 @@ def test_the_model_arguments_default_to_sanet_and_are_checked():
     s = st.build_settings(style_file="/a.png", model=" AdaAttN ", style_keys="ALL")
     assert (s.model, s.style_keys) == ("adaattn", "all")
     assert st.build_settings(style_file="/a.png", model="", style_keys="").model == "sanet"   # empty: default
-    with pytest.raises(st.SettingsError, match=r"^model: 'adain' is not a model; expected one of sanet, adaattn$"):
+    with pytest.raises(st.SettingsError, match=r"^model: 'adain' is not a model; expected one of sanet, adaattn, "
+                       r"or an installed variant MODEL:NAME \(e\.g\. sanet:my-style\)$"):
         st.build_settings(style_file="/a.png", model="adain")
     with pytest.raises(st.SettingsError, match=r"^style-keys: 'most'; expected one of sampled, all"):
         st.build_settings(style_file="/a.png", model="adaattn", style_keys="most")
@@ -78,3 +79,31 @@ def test_the_daemon_line_names_the_installed_models():
     older = {"device": "cpu", "model": {"name": "SANet (Park & Lee, CVPR 2019)", "loaded": True}}
     assert dm.describe_hello(older) == "sanetd is ready: SANet on the CPU."
     assert dm.installed_models(older) == ["sanet"] and dm.installed_models(None) is None
+
+
+def test_installed_variants_join_the_row_and_map_back():
+    """A fine-tuned variant (MODEL:NAME) sanetd lists in hello: its own entries in the row (an AdaAttN variant with
+    full attention too), the row id keeps the variant's ':' apart from the style keys, result layers name it."""
+    hello = {"device": "cpu", "features": ["models"], "models": [
+        {"name": "sanet", "title": "SANet (Park & Lee, CVPR 2019)", "loaded": True},
+        {"name": "adaattn:wash", "title": "AdaAttN (Liu et al., ICCV 2021) — wash", "loaded": False,
+         "base": "adaattn", "display": "AdaAttN · wash"},
+        {"name": "sanet:ink", "title": "SANet (Park & Lee, CVPR 2019) — ink", "loaded": False, "base": "sanet",
+         "display": "SANet · ink"}]}
+    installed = dm.installed_models(hello)
+    assert installed == ["sanet", "adaattn:wash", "sanet:ink"]
+    rows = st.model_choices(installed)
+    assert rows[3:] == [("adaattn:wash:sampled", "AdaAttN · wash"), ("adaattn:wash:all", "AdaAttN · wash full attention"),
+                        ("sanet:ink:sampled", "SANet · ink")]
+    assert dict(rows)["adaattn:sampled"] == "AdaAttN (not installed)"
+    for cid, _ in rows:
+        args = st.model_args(cid)
+        assert st.model_choice(args["model"], args["style-keys"]) == cid
+    assert st.model_args("sanet:ink:sampled") == {"model": "sanet:ink", "style-keys": "sampled"}
+    assert st.model_choice("sanet:ink", "all") == "sanet:ink:sampled"
+    assert dm.describe_hello(hello) == "sanetd is ready: SANet, AdaAttN · wash and SANet · ink on the CPU."
+    from sanet_client.naming import result_name
+    s = st.build_settings(style_file="/x/Starry Night.jpg", model="sanet:ink")
+    assert (s.model, st.result_layer_name(s, result_name)) == ("sanet:ink", "Style: Starry Night (SANet · ink)")
+    with pytest.raises(st.SettingsError, match="a variant name uses lower-case"):
+        st.build_settings(style_file="/a.png", model="sanet:Ink")

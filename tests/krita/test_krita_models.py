@@ -58,3 +58,38 @@ def test_a_model_without_weights_is_one_message_and_no_layer(tmp_path, sanetd, s
     assert failed["code"] == "model_unavailable" and failed["field"] == "model"
     assert failed["message"].startswith("model 'adaattn' (AdaAttN) is not installed: latest_net_transformer.pth")
     assert summary["layers"] == ["Background", "painting"]
+
+
+@pytest.fixture(scope="module")
+def with_variant(tmp_path_factory, synthetic_weights):
+    """sanetd with SANet and the variant sanet:ink, installed from a synthetic training run by `sanet weights install`."""
+    import os
+    import subprocess
+    import sys
+    from sanetd_process import PYTHONPATH
+    from synthetic import make_synthetic_run
+    root = tmp_path_factory.mktemp("krita_variant")
+    folder = root / "weights"
+    folder.mkdir()
+    for f in synthetic_weights.iterdir():
+        os.link(f, folder / f.name)
+    run = make_synthetic_run(root / "ink", "sanet", folder, 77)
+    r = subprocess.run([sys.executable, "-m", "sanet.cli", "weights", "install", str(run), "--weights", str(folder)],
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(PYTHONPATH)), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    with running_sanetd(root / "sanetd", folder) as d:
+        yield d, folder
+
+
+def test_a_fine_tuned_variant_layer_equals_the_library(tmp_path, with_variant, style_png):
+    """The model "sanet:ink" (a `sanet train` result installed as a variant) through Krita's apply path."""
+    import sanet
+    kt.require_krita()
+    d, folder = with_variant
+    (tmp_path / "out").mkdir()
+    env = kt.krita_env(d.env, kt.shared_home())
+    summary = _run([tmp_path / "out", "U8", style_png[0], ALPHA, "sanet:ink"], env, tmp_path)
+    assert summary["layers"] == ["Background", "painting", "Style: style (SANet · ink, α 0.80)"]
+    check_result_layer(tmp_path / "out", "U8", W, H, sanet.Stylizer(folder, device="cpu", model="sanet:ink"),
+                       style_png[1], ALPHA)

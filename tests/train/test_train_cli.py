@@ -375,3 +375,28 @@ def test_help_and_argument_errors_never_load_torch(data):
     text = " ".join(r.stdout.split())
     assert "(default 50, as the released code; the paper's text says 1)" in text
     assert "(default 1, as the released code; the paper's text says 50)" in text
+
+
+def test_report_into_a_closed_pipe_exits_quietly(tmp_path):
+    """`sanet train --report RUN | head`: the reader has gone before sanet writes — no BrokenPipe traceback, no
+    "Exception ignored" at exit; a real pipe whose read end is closed, then a real shell pipeline into head."""
+    from sanet.train import checkpoint as ck
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ck.RUN_FILE).write_text(json.dumps({"format": ck.RUN_FORMAT, "model": "sanet"}))
+    (run / ck.LOG_FILE).write_text("".join(json.dumps({"iteration": i, "loss": 10.0 / i, "content": 1.0 / i,
+                                                       "style": 2.0 / i}) + "\n" for i in range(1, 400)))
+    r_fd, w_fd = os.pipe()
+    os.close(r_fd)                                   # nobody will read: every write is EPIPE
+    try:
+        p = subprocess.run([sys.executable, "-m", "sanet.cli", "train", "--report", str(run)], env=env(),
+                           stdout=w_fd, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(w_fd)
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr and "Exception ignored" not in p.stderr
+    py = shlex.quote(sys.executable)
+    p = subprocess.run(f"{py} -m sanet.cli train --report {shlex.quote(str(run))} | head -n 1", shell=True,
+                       env=env(), capture_output=True, text=True, timeout=300)
+    assert p.stdout.startswith(f"{run}: 399 iterations logged (last: 399)")
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr and "Exception ignored" not in p.stderr

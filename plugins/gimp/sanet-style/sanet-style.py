@@ -197,7 +197,8 @@ def add_arguments(proc):
                           f"one (0: the daemon's default, {STYLE_MAX_SIDE})", 0, STYLE_MAX_SIDE_MAX, 0, rw)
     proc.add_string_argument("model", "Model",
                              "The method: " + ", ".join(f"{k} ({v})" for k, v in MODELS.items()) +
-                             f" (empty: {DEFAULT_MODEL}). sanetd must have its weights installed "
+                             f" (empty: {DEFAULT_MODEL}), or a fine-tuned variant MODEL:NAME (e.g. sanet:my-style, "
+                             "installed with `sanet weights install RUN_DIR`). sanetd must have its weights installed "
                              "(`sanet weights install --model NAME`)", DEFAULT_MODEL, rw)
     proc.add_string_argument("style-keys", "Style keys",
                              f"AdaAttN only: {' or '.join(STYLE_KEYS)}. 'sampled' (the released behaviour) attends "

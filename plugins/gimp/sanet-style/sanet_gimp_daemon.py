@@ -84,8 +84,7 @@ def describe_hello(hello: dict) -> str:
     if isinstance(hello.get("models"), list):
         from sanet_gimp_job import import_client
         protocol = import_client().protocol
-        names = [protocol.MODELS.get(m["name"], str(m.get("title") or m["name"]).split(" (", 1)[0])
-                 for m in protocol.hello_models(hello)]
+        names = [m["display"] for m in protocol.hello_models(hello)]
         model = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names) or "no model"
     else:
         model = str((hello.get("model") or {}).get("name") or "").split(" (", 1)[0] or "the model"

@@ -156,9 +156,14 @@ def parse_scsa_weights(t1, t2) -> tuple:
 
 def parse_model(model, style_keys) -> tuple:
     """(model, style_keys) from the arguments: empty means the defaults (SANet, the released key subsampling)."""
-    name = str(model or "").strip().lower() or DEFAULT_MODEL
-    if name not in MODELS:
-        raise SettingsError(f"model: {model!r} is not a model; expected one of {', '.join(MODELS)}")
+    base, variant = _PROTOCOL.split_model(str(model or "").strip())
+    name = (base.lower() or DEFAULT_MODEL) if variant is None else f"{base.lower()}{_PROTOCOL.VARIANT_SEPARATOR}{variant}"
+    if variant is not None and base.lower() in MODELS and _PROTOCOL.variant_name_problem(variant):
+        raise SettingsError(f"model: {model!r}: {_PROTOCOL.variant_name_problem(variant)}")
+    if _PROTOCOL.model_problem(name):
+        raise SettingsError(f"model: {model!r} is not a model; expected one of {', '.join(MODELS)}, or an installed "
+                            f"variant MODEL{_PROTOCOL.VARIANT_SEPARATOR}NAME (e.g. sanet{_PROTOCOL.VARIANT_SEPARATOR}"
+                            f"my-style)")
     keys = str(style_keys or "").strip().lower() or DEFAULT_STYLE_KEYS
     if keys not in STYLE_KEYS:
         raise SettingsError(f"style-keys: {style_keys!r}; expected one of {', '.join(STYLE_KEYS)} (AdaAttN's style "
@@ -280,7 +285,7 @@ def result_layer_name(settings: Settings, result_name, precision=None) -> str:
     style(s) with a weight above 0, the model (its short name: SANet, AdaAttN), and what differs from a plain
     full run (``precision``: the result's info "precision"; "fast" when it was bf16 / fp16)."""
     active = [s for s in settings.styles if s.weight > 0] or list(settings.styles)
-    return result_name([s.label for s in active], model=MODELS[settings.model], alpha=settings.alpha,
+    return result_name([s.label for s in active], model=_PROTOCOL.model_display(settings.model), alpha=settings.alpha,
                        preserve_color=settings.preserve_color, preview=settings.preview,
                        semantic=settings.semantic, precision=precision)
 
@@ -319,7 +324,7 @@ def model_choice(model, style_keys) -> str:
 
 def model_args(choice: str) -> dict:
     """The procedure arguments of a model row id ("adaattn:all" → model adaattn, style-keys all)."""
-    model, _, keys = str(choice).partition(":")
+    model, _, keys = str(choice).rpartition(":")    # "sanet:my-style:sampled": a variant's id has a ':' itself
     model, keys = parse_model(model, keys)
     return {"model": model, "style-keys": keys}
 

@@ -16,9 +16,9 @@ def naming():
 
 
 class Options:
-    """model: "sanet" | "adaattn" (sanet_client.protocol.MODELS; None: SANet); style_keys: AdaAttN's "sampled" |
-    "all" (None: "sampled"); quality: "exact" | "fast" (sanet_client.protocol.QUALITIES; None: exact) — the
-    full-resolution run's precision, from sanetd's hello (previews keep sanetd's automatic choice)."""
+    """model: "sanet" | "adaattn" (sanet_client.protocol.MODELS) or a variant MODEL:NAME (None: SANet); style_keys:
+    AdaAttN's "sampled" | "all" (None: "sampled"); quality: "exact" | "fast" (sanet_client.protocol.QUALITIES; None:
+    exact) — the full-resolution run's precision, from sanetd's hello (previews keep sanetd's automatic choice)."""
 
     def __init__(self, alpha=1.0, preserve_color=False, preview=False, only_selection=True,
                  style_max_side=None, layer_name=None, scsa_weights=None, model=None, style_keys=None,
@@ -43,7 +43,7 @@ class Options:
         result's info "precision"; a fast one adds "fast")."""
         if self.layer_name:
             return self.layer_name
-        return naming().result_name(list(style_names), model=clientlib.load().protocol.MODELS[self.model_choice()[0]],
+        return naming().result_name(list(style_names), model=clientlib.load().protocol.model_display(self.model_choice()[0]),
                                     alpha=self.alpha,
                                     preserve_color=self.preserve_color,
                                     preview=self.preview if preview is None else preview,
