@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sanet_client import imagefiles
 from sanet_client import protocol as P
-from sanet_client.argtypes import add_stylize_controls, check_stylize_args, stdout_closed
+from sanet_client.argtypes import add_stylize_controls, check_stylize_args, run_cli
 
 from . import __version__
 from .errors import InputError, SanetError
@@ -153,18 +153,7 @@ def run_stylize(args) -> int:
 
 
 def main(argv=None) -> int:
-    try:
-        code = _main(argv)
-        sys.stdout.flush()    # a closed pipe shows here, not in the interpreter's final flush
-        return code
-    except SystemExit:        # --help, --version: their output may meet a closed pipe too
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            stdout_closed()
-        raise
-    except BrokenPipeError:
-        return stdout_closed()   # the reader went away (`sanet train --report RUN | head`)
+    return run_cli(_main, argv)   # a closed output pipe ends it quietly
 
 
 def _main(argv=None) -> int:

@@ -743,7 +743,8 @@ class InstallResult:
     skipped: bool = False
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder so a rename inside it is durable (a no-op where folders cannot be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -859,7 +860,7 @@ def install_one(source: Source, target: Path, opts: FetchOptions) -> InstallResu
             if final.is_file() and final.name != name and file_digests(final).sha256 == digests.sha256:
                 return InstallResult(final.name, final, digests, how, skipped=True)
             os.replace(tmp, final)  # the data was fsynced when written; the rename is atomic
-            _fsync_dir(target)
+            fsync_dir(target)
         return InstallResult(final.name, final, digests, how)
     except KeyboardInterrupt:
         keep_tmp = url  # a partial download stays for the next run to resume

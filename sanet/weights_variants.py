@@ -105,7 +105,7 @@ def install_run(run_dir: Path, target: Path, iteration: int | None = None, name:
                 old = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=parent))
                 os.replace(final, old / name)
             os.replace(stage, final)
-            W._fsync_dir(parent)
+            W.fsync_dir(parent)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException:

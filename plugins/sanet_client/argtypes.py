@@ -99,3 +99,20 @@ def stdout_closed() -> int:
     except (OSError, ValueError):
         pass
     return 1
+
+
+def run_cli(main, argv=None) -> int:
+    """main(argv) → exit code, for a CLI whose output may go to a pipe whose reader goes away (`sanet train
+    --report RUN | head`, `sanet-client hello | head`): a closed stdout ends it quietly (stdout_closed)."""
+    try:
+        code = main(argv)
+        sys.stdout.flush()    # a closed pipe shows here, not in the interpreter's final flush
+        return code
+    except SystemExit:        # --help, --version: their output may meet a closed pipe too
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            stdout_closed()
+        raise
+    except BrokenPipeError:
+        return stdout_closed()

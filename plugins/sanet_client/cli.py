@@ -21,7 +21,7 @@ import sys
 
 from . import imagefiles as F
 from . import protocol as P
-from .argtypes import add_stylize_controls, check_stylize_args, stdout_closed
+from .argtypes import add_stylize_controls, check_stylize_args, run_cli
 from .client import Client
 from .errors import JobFailed, SanetClientError
 from .payloads import Labels, Layer, Mask, StylePixels, StyleRef
@@ -185,18 +185,7 @@ def _stylize(c: Client, args) -> None:
 
 
 def main(argv=None) -> int:
-    try:
-        code = _main(argv)
-        sys.stdout.flush()    # a closed pipe shows here, not in the interpreter's final flush
-        return code
-    except SystemExit:        # --help, --version: their output may meet a closed pipe too
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            stdout_closed()
-        raise
-    except BrokenPipeError:
-        return stdout_closed()   # `sanet-client hello | head`: the reader went away; exit quietly
+    return run_cli(_main, argv)   # a closed output pipe ends it quietly
 
 
 def _main(argv=None) -> int:

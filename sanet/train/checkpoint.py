@@ -25,6 +25,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from ..weights import fsync_dir
+
 RUN_FILE = "run.json"
 DATA_FILE = "data.json"
 STATE_FILE = "training_state.pt"
@@ -77,19 +79,6 @@ def iterations_on_disk(run_dir: Path, model: str) -> list[int]:
 
 # --------------------------------------------------------------------------------------------- writing
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def describe_os_error(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on device"
@@ -116,7 +105,7 @@ def atomic_write(path: Path, write) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def save_torch(obj, path: Path) -> None:
@@ -144,7 +133,7 @@ def link_or_copy(src: Path, dest: Path) -> None:
         tmp.unlink(missing_ok=True)
         os.link(src, tmp)
         os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
     except OSError:
         tmp.unlink(missing_ok=True)
         data = Path(src).read_bytes()
