@@ -83,13 +83,15 @@ def test_client_cancel_event_raises_job_cancelled(client):
 
 
 def test_same_job_id_never_runs_twice(daemon, peer):
-    content, style = rgba(32, 24, 28), rgba(32, 32, 29)
+    # a job long enough (LONG) that the retry surely finds it queued or running: a tiny one could finish between the
+    # two sends on a loaded machine, and the retry would then get the finished result (the case tested below)
+    content, style = rgba(*LONG, 28), rgba(32, 32, 29)
     done_before = status(peer)["jobs_done"]
     raw_stylize(peer, "once-1", content, style)
     raw_stylize(peer, "once-1", content, style)           # a retry while it is queued/running
     acc = [peer.recv_until(lambda h: h["type"] == "accepted", 10)[0] for _ in range(2)]
     assert acc[1].get("reattached") is True
-    first, bufs1 = peer.recv_until(terminal_for("once-1"), 60)
+    first, bufs1 = peer.recv_until(terminal_for("once-1"), 120, keepalive=True)
     raw_stylize(peer, "once-1", content, style)           # a retry after it finished: the cached result
     again, bufs2 = peer.recv_until(terminal_for("once-1"), 10)
     assert first["type"] == again["type"] == "result"
