@@ -1,5 +1,6 @@
 """pytest-side helpers for the Krita tests: locate Krita, run kritarunner, build a throw-away GUI
 profile with the plug-in enabled, and read Krita's raw pixel bytes with numpy."""
+import json
 import os
 import shutil
 import subprocess
@@ -87,6 +88,19 @@ def run_kritarunner(function, args, env, timeout=300):
     """kritarunner -s krita_scenarios -f FUNCTION ARGS...; returns the CompletedProcess (output kept)."""
     cmd = ["kritarunner", "-s", "krita_scenarios", "-f", function] + [str(a) for a in args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_scenario(function, args, env, out):
+    """run_kritarunner, then the scenario's summary.json from folder `out`, asserting the run and the scenario
+    succeeded (the log or the scenario's error in the message otherwise)."""
+    proc = run_kritarunner(function, args, env)
+    log = (proc.stdout + proc.stderr)[-4000:]
+    assert proc.returncode == 0, "kritarunner exited with %d:\n%s" % (proc.returncode, log)
+    summary_path = out / "summary.json"
+    assert summary_path.exists(), "the scenario wrote no summary:\n" + log
+    summary = json.loads(summary_path.read_text())
+    assert summary.get("ok"), summary.get("error", summary)
+    return summary
 
 
 def install_gui_profile(home, extra_plugins=()):

@@ -5,7 +5,6 @@ feathered selection (Krita's own feather), runs the plug-in's apply path (the sa
 docker uses) and dumps raw bytes; here they are checked against `sanet.Stylizer` in-process.
 Undo needs a view, which kritarunner has not: test_krita_gui.py covers it with Edit > Undo.
 """
-import json
 import os
 
 import pytest
@@ -18,14 +17,7 @@ pytestmark = pytest.mark.krita
 
 
 def _run(function, args, env, tmp_path):
-    proc = kt.run_kritarunner(function, args, env)
-    log = (proc.stdout + proc.stderr)[-4000:]
-    assert proc.returncode == 0, "kritarunner exited with %d:\n%s" % (proc.returncode, log)
-    summary_path = tmp_path / "out" / "summary.json"
-    assert summary_path.exists(), "the scenario wrote no summary:\n" + log
-    summary = json.loads(summary_path.read_text())
-    assert summary.get("ok"), summary.get("error", summary)
-    return summary
+    return kt.run_scenario(function, args, env, tmp_path / "out")
 
 
 @pytest.mark.parametrize("depth", ["U8", "U16", "F16", "F32"])
