@@ -21,6 +21,15 @@ def rgba(w: int, h: int, seed: int, dtype=np.uint8) -> np.ndarray:
 FORMAT = {np.dtype(np.uint8): "rgba8", np.dtype(np.uint16): "rgba16", np.dtype(np.float32): "rgbaf32"}
 
 
+def wait_until_idle(client, timeout: float) -> bool:
+    """Poll the daemon's status until no job runs (or `timeout` s pass); returns whether one still runs."""
+    import time
+    end = time.monotonic() + timeout
+    while client.status()["queue"]["running"] and time.monotonic() < end:
+        time.sleep(0.2)
+    return client.status()["queue"]["running"]
+
+
 def layer_of(arr: np.ndarray) -> Layer:
     return Layer(arr.shape[1], arr.shape[0], FORMAT[arr.dtype], arr.tobytes())
 

@@ -5,11 +5,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 
-from daemon_kit import array_of, layer_of, rgba, style_of
+from daemon_kit import array_of, layer_of, rgba, style_of, wait_until_idle
 from sanet_client import Client, Mask
 from sanetd_process import running_sanetd, start_sanetd, wait_ready
 
@@ -75,10 +74,7 @@ def test_a_vanished_client_has_its_jobs_cancelled(tmp_path, synthetic_weights):
         p = subprocess.run([sys.executable, "-c", script], env=d.env, capture_output=True, text=True, timeout=120)
         assert p.returncode == -signal.SIGKILL and "running" in p.stdout
         with Client(connection_file=d.connection_file) as c:
-            end = time.monotonic() + 30
-            while c.status()["queue"]["running"] and time.monotonic() < end:
-                time.sleep(0.2)
-            assert not c.status()["queue"]["running"]
+            assert not wait_until_idle(c, 30)
         log = d.log_text()
         assert "silent for more than 1 s" in log and "cancelled (lease_expired)" in log
 

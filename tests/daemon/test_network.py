@@ -16,7 +16,7 @@ import pytest
 import zmq
 
 from daemon_kit import (RawPeer, array_of, invite, layer_of, raw_stylize, rgba, sanetd_command, style_of,
-                        terminal_for)
+                        terminal_for, wait_until_idle)
 from sanet_client import Client, DaemonNotRunning, Mask, NotAdmitted
 from sanet_client import protocol as P
 from sanet_client.connect import read_connection_file
@@ -216,10 +216,7 @@ def test_a_revoked_client_is_refused_and_its_open_connection_dropped(shared):
             c.hello()
     with Client(connection_file=other, timeout=30) as c:   # the others are served; dave's job no longer runs
         assert not any(x["name"] == "dave" for x in c.status()["clients"])
-        end = time.monotonic() + 60      # the cancelled job stops at its next stage
-        while time.monotonic() < end and c.status()["queue"]["running"]:
-            time.sleep(0.2)
-        assert c.status()["queue"]["running"] is False
+        assert wait_until_idle(c, 60) is False      # the cancelled job stops at its next stage
     assert "client dave (key" in shared.log_text() and "revoked: 1 connection(s) dropped, 1 job(s) cancelled" in \
         shared.log_text()
     listing = json.loads(sanetd_command(shared, "clients", "--json").stdout)
@@ -360,10 +357,7 @@ def test_a_silent_remote_client_loses_its_job_with_the_lease(tmp_path, synthetic
         finally:
             peer.close()                                                  # gone without a word, no heartbeats
         with Client(connection_file=d.connection_file, timeout=30) as c:
-            end = time.monotonic() + 30
-            while c.status()["queue"]["running"] and time.monotonic() < end:
-                time.sleep(0.2)
-            assert not c.status()["queue"]["running"]
+            assert not wait_until_idle(c, 30)
         log = d.log_text()
         assert "silent for more than 1 s" in log and "cancelled (lease_expired)" in log
 
