@@ -108,6 +108,23 @@ def missing_files(folder: Path, model=None) -> list[str]:
     return [n for n in model_files(model) if not (folder / n).is_file()]
 
 
+def installed_variants(folder: Path) -> list[variants.Variant]:
+    """The installed variants MODEL:NAME (sanet.variants) whose checkpoint files are all there; none while the
+    folder has no VGG file (every variant reads the folder's own)."""
+    folder = Path(folder)
+    if not (folder / VGG_FILE).is_file():
+        return []
+    own = {name: tuple(Path(f).name for f in m.files.values() if Path(f).name != VGG_FILE)
+           for name, m in MODELS.items()}
+    return variants.installed(folder, own)
+
+
+def installed_models(folder: Path) -> list[str]:
+    """Models whose files are all in the folder (present, not validated), in MODELS order, then the installed
+    variants whose files are all there (a half-copied variant folder is not listed)."""
+    return [n for n in MODELS if not missing_files(folder, n)] + [v.id for v in installed_variants(folder)]
+
+
 def load_checkpoints(folder: Path, model=None) -> dict[str, dict[str, torch.Tensor]]:
     """Read and validate a model's files in `folder` (default SANet); VGG keys beyond relu5_1 are dropped.
     Missing files: one WeightsError naming all of them and the folder."""

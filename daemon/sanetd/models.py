@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sanet import variants
-from sanet.checkpoints import VGG_FILE, missing_files
+from sanet.checkpoints import VGG_FILE, installed_models, installed_variants, missing_files
 from sanet.models import MODELS
 from sanet_client import protocol as P
 
@@ -29,16 +29,14 @@ class Unavailable(Exception):
 def installed(weights_dir) -> list[str]:
     """Models whose files are all in the folder (present, not yet validated), in sanet.MODELS order, then the
     installed variants MODEL:NAME (sanet.variants; a half-copied variant folder is not listed)."""
-    return [e["name"] for e in _entries(weights_dir)]
+    return installed_models(weights_dir)
 
 
 def _entries(weights_dir) -> list[dict]:
     folder = Path(weights_dir)
     out = [{"name": m, "title": MODELS[m].title, "base": m, "display": P.model_display(m)}
            for m in MODELS if not missing_files(folder, m)]
-    if not (folder / VGG_FILE).is_file():
-        return out
-    for v in variants.installed(folder, {m: _variant_files(m) for m in MODELS}):
+    for v in installed_variants(folder):
         title = v.info.get("title") if isinstance(v.info.get("title"), str) else None
         out.append({"name": v.id, "title": f"{MODELS[v.model].title} — {title or v.name}", "base": v.model,
                     "variant": v.name, "display": P.model_display(v.id, title)})

@@ -13,20 +13,19 @@ import gc
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import interrupt, variants, vgg
-from ..checkpoints import missing_files
+from .. import interrupt, vgg
+from ..checkpoints import installed_models
 from ..devices import resolve_device, resolve_precision
 from ..errors import InputError
 from ..images import as_mask, merge_layer, split_layer
 from ..labels import LabelMap, grid_labels, label_key, make_request, resize_labels
-from ..models import MODELS, Model, get_model
+from ..models import Model, get_model
 from ..models.base import STYLE_KEYS
 from ..weights import resolve_weights_dir
 from . import oom, planner
@@ -122,11 +121,7 @@ class Stylizer:
     def available_models(self) -> list[str]:
         """Models whose files are all in the weights folder (not loaded, not validated), then the installed model
         variants (MODEL:NAME, sanet.variants) whose files are all there."""
-        base = [name for name in MODELS if not missing_files(self.weights_dir, name)]
-        if not (self.weights_dir / vgg.VGG_FILE).is_file():
-            return base
-        own = {name: tuple(Path(f).name for f in m.files.values()) for name, m in MODELS.items()}
-        return base + [v.id for v in variants.installed(self.weights_dir, own)]
+        return installed_models(self.weights_dir)
 
     def loaded_models(self) -> list[str]:
         """Models whose networks are in memory now (the others load on first use)."""
