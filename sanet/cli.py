@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=None, metavar="N",
                    help="compute threads on the CPU (default: all physical cores)")
     s.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
-                   help="memory the engine may use; larger layers run in tiles (default: 2 on CPU, half the free GPU memory)")
+                   help="memory the engine may use; larger layers run in tiles (default: on CPU what keeps the process near "
+                        "2 GiB, ~1.0 for 3840×2160; half the free GPU memory)")
     s.add_argument("--label-palette", metavar="#RRGGBB,...", help="colours of colour-coded label maps "
                    "(default: their distinct colours)")
     s.add_argument("--output", "-o", required=True, metavar="OUT")

@@ -68,6 +68,17 @@ class FeatureCache:
             _, (_, b) = self._items.popitem(last=False)
             self.nbytes -= b
 
+    def evicts(self, nbytes: int) -> list:
+        """The keys (oldest first) that putting a new item of nbytes would push out."""
+        over, out = self.nbytes + nbytes - self.max_bytes, []
+        extra = len(self._items) + 1 - self.max_entries
+        for key, (_, b) in self._items.items():
+            if over <= 0 and extra <= 0:
+                break
+            out.append(key)
+            over, extra = over - b, extra - 1
+        return out
+
     def clear(self) -> None:
         self._items.clear()
         self.nbytes = 0
@@ -144,7 +155,12 @@ class ContentCache:
         return None
 
     def put_transformed(self, ckey, tkey, region: tuple[int, int, int, int], outs: dict) -> None:
-        self._lru.put(("t", ckey, tkey, region), outs)
+        """Keep T unless that would push out its own content's features: those save the encoder, the larger cost
+        (a 4K layer's maps and Ts do not all fit: its features stay, and the Ts of as many tiles as fit beside)."""
+        nbytes = tensor_bytes(outs)
+        if ("features", ckey) in self._lru.evicts(nbytes):
+            return
+        self._lru.put(("t", ckey, tkey, region), outs, nbytes)
         if ("t", ckey, tkey, region) in self._lru:
             regions = self._regions.setdefault((ckey, tkey), [])
             if region not in regions:

@@ -7,10 +7,17 @@ mode): the encoder up to relu5_1 and the decoder each peak at ~520-570 bytes per
 the small feature maps fit too. AdaAttN keeps more (relu1_1..relu5_1 while its keys are built; 48.75 key values
 per pixel between the passes).
 
-Budget = bytes the engine may use beyond the caller's image buffers (input, float copy, output).
-Defaults: CPU 2 GiB; CUDA half the free device memory at planning time; MPS 4 GiB (unified memory, no query).
-Measured with the CPU default (bench/bench_memory.py under /usr/bin/time -v, 8-bit RGBA layer, 512² style):
-3840×2160 → tiles of 1024, peak RSS 1.96 GB; 7680×4320 → tiles of 960 with kept features, peak RSS 3.40 GB.
+Budget = bytes the engine may use for one call beyond the process's other memory. Defaults: CUDA half the free
+device memory at planning time; MPS 4 GiB (unified memory, no query); CPU: what keeps the whole process near a peak
+resident size of 2 GiB (CPU_PEAK) — minus 0.75 GiB for torch, the loaded weights and cached features (CPU_HELD),
+minus the layer's own buffers (32 B/px: 8-bit in and out, float content and result), so about 1.2 GiB for
+1920×1080 and 1.0 GiB for 3840×2160. It is arithmetic on the layer's size only: the same layer always gets the same
+plan (cached features are keyed by it). A process that holds more (several models, a full content cache) can peak
+higher; --memory-budget sets the budget outright. Never less than 1 GiB: a layer past ~5K px exceeds the target
+(its own buffers alone take 1 GB at 7680×4320) rather than running in tiny tiles.
+Tiles are squares of at most the side the budget allows; of the sides that need the same number of tiles the
+smallest is taken (a 1920×1088 layer: two tiles of 1088 rather than four of 1024), which wastes the least work on
+the last row and column.
 """
 from __future__ import annotations
 
@@ -27,9 +34,12 @@ GIB = 1024 ** 3
 ENCODER_HALO = 80             # px: relu5_1 depends on image px 16j-70 .. 16j+85 (receptive field), rounded up to 16
 DECODER_HALO = 10             # relu4_1 cells (80 px): decoder RF ≈ 4 cells + merge conv 1; even keeps relu5_1 aligned
 MIN_TILE = 64                 # px: below this the halos cost more than ten times the tile itself
-MAX_TILE = {"cpu": 1024, "cuda": 2048, "mps": 1024}   # larger tiles buy little: halo overhead is already ≤ 35 %
+MAX_TILE = {"cpu": 2048, "cuda": 2048, "mps": 1024}   # larger tiles buy little: halo overhead is already ≤ 35 %
 SANET_COSTS = _SANET.costs   # the default: SANet's measured figures (see module doc)
-DEFAULT_CPU_BUDGET = 2 * GIB
+CPU_PEAK = 2 * GIB            # the process's peak resident size the CPU default aims at
+CPU_HELD = 3 * GIB // 4       # torch + weights (~0.55 GiB), cached transformed maps, allocator slack
+LAYER_BYTES_PER_PX = 32       # the layer's own buffers: 8-bit in and out (4 + 4), float content and result (12 + 12)
+MIN_CPU_BUDGET = GIB           # below this tiles get small and slow: layers past ~5K (8K: ~2.7 GB) exceed CPU_PEAK
 DEFAULT_MPS_BUDGET = 4 * GIB
 
 
@@ -94,13 +104,20 @@ def budget_for_tile(tile: int, height: int, width: int, dtype: torch.dtype = tor
     return tile_bytes(tile, True, elem, costs) + feature_bytes(height, width, elem, costs) + ALIGN
 
 
-def default_budget(device: torch.device) -> int:
+def default_budget(device: torch.device, height: int = 0, width: int = 0) -> int:
+    """The budget when the caller gives none (module doc); on a CPU it depends on the layer's size."""
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free * 0.5)
     if device.type == "mps":
         return DEFAULT_MPS_BUDGET
-    return DEFAULT_CPU_BUDGET
+    return max(MIN_CPU_BUDGET, CPU_PEAK - CPU_HELD - LAYER_BYTES_PER_PX * height * width)
+
+
+def balanced_side(limit: int, hp: int, wp: int) -> int:
+    """The smallest aligned square side that covers hp × wp in as few tiles as side `limit` does."""
+    rows, cols = -(-hp // limit), -(-wp // limit)
+    return min(limit, -(-max(-(-hp // rows), -(-wp // cols)) // ALIGN) * ALIGN)
 
 
 def _query_chunk(queries: int, style_positions: int, elem: int, budget: int) -> int | None:
@@ -115,7 +132,7 @@ def make_plan(height: int, width: int, device: torch.device, dtype: torch.dtype 
               budget: int | None = None, style_positions: int = 16384, costs: Costs = SANET_COSTS) -> Plan:
     """Plan for a (height × width) content; style_positions = key positions per relu4_1 query of the largest style
     (Model.score_positions); costs = the model's per-pixel figures."""
-    budget = int(budget) if budget else default_budget(device)
+    budget = int(budget) if budget else default_budget(device, height, width)
     elem = element_size(dtype)
     hp, wp = padded_side(height), padded_side(width)
     whole = (costs.work_bytes_per_px + costs.untiled_extra_per_px) * elem // 4 * hp * wp
@@ -134,7 +151,7 @@ def make_plan(height: int, width: int, device: torch.device, dtype: torch.dtype 
         side = math.isqrt(max(0, avail // (costs.work_bytes_per_px * elem // 4))) - 2 * halo
         tile = min(_align_down(side), max_tile, max(hp, wp))
         if tile >= MIN_TILE:
-            best = (tile, keep)
+            best = (balanced_side(tile, hp, wp), keep)
             break
     if best is None:  # budget too small for any sensible tile: run the smallest one and say so in the estimate
         best = (MIN_TILE, feats <= budget)

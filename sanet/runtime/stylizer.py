@@ -87,8 +87,9 @@ class Stylizer:
                  style_cache_bytes: int = DEFAULT_BYTES, compile: bool = False,
                  content_cache_bytes: int = DEFAULT_CONTENT_BYTES):
         """model: the default model, loaded now (a missing file is one WeightsError naming it and the folder); other
-        models load on first use. memory_budget: bytes the engine may use beyond the image buffers; None →
-        sanet.runtime.planner.default_budget (CPU 2 GiB, CUDA half the free device memory, MPS 4 GiB). Above it
+        models load on first use. memory_budget: bytes the engine may use for one call; None →
+        sanet.runtime.planner.default_budget (CPU: what keeps the process near 2 GiB at the layer's size, CUDA half the
+        free device memory, MPS 4 GiB). Above it
         layers are stylized in tiles. The style cache holds at most style_cache_size styles and style_cache_bytes.
         precision: "fp32" | "bf16" (CPUs with bf16 hardware: the parts that keep the quality bar, Model.cpu_bf16;
         GPUs: all) | "fp16" (GPUs) | "auto" (previews in bf16 on such CPUs, everything else fp32); every call may

@@ -150,6 +150,38 @@ def test_the_cache_is_bounded_in_bytes(adaattn_weights):
     assert st.content_cache.nbytes == 0 and len(st.content_cache) == 0
 
 
+def test_a_layer_too_large_for_all_its_ts_keeps_its_features(adaattn_weights, fresh, force_tiles):
+    """When a layer's maps and all its Ts do not fit (a 4K layer in fp32), the Ts never push out the layer's own
+    features: the next call skips the encoder and reuses the Ts that fitted beside them; the result is unchanged."""
+    force_tiles(96)
+    probe = Stylizer(adaattn_weights, device="cpu")
+    probe.stylize_raw(C, [S1], model="sanet")
+    maps = probe.content_cache.features(next(k[1] for k in probe.content_cache._lru._items if k[0] == "features"))
+    feature_bytes = sum(x.numel() * x.element_size() for x in maps[0].values()) + 4096
+    ts = sorted(b for k, (_, b) in probe.content_cache._lru._items.items() if k[0] == "t")
+    all_ts = len(ts)
+    st = Stylizer(adaattn_weights, device="cpu", content_cache_bytes=feature_bytes + ts[-1] + ts[0] // 2)
+    st.stylize_raw(C, [S1], model="sanet")
+    kinds = [k[0] for k in st.content_cache._lru._items]
+    assert kinds.count("features") == 1 and 0 < kinds.count("t") < all_ts
+    got = st.stylize_raw(C, [S1], model="sanet", alpha=0.7)
+    assert st.last_info["reused"]["features"] is True
+    assert np.array_equal(got, fresh.stylize_raw(C, [S1], model="sanet", alpha=0.7))
+
+
+def test_content_cache_never_lets_a_t_push_out_its_own_features():
+    from sanet.runtime.cache import ContentCache
+    cache = ContentCache(max_bytes=12000)
+    cache.put_features("b", {"r4": torch.zeros(10)}, None)                   # another layer's: 40 + 4096 B
+    cache.put_features("a", {"r4": torch.zeros(250)}, None)                  # 1000 + 4096 B
+    for i in range(8):                                                       # Ts of 1000 B: not all fit
+        cache.put_transformed("a", "s", (0, 1, i, i + 1), {"t": torch.zeros(250)})
+    assert cache.features("a") is not None and cache.features("b") is None  # the other layer went first
+    assert cache.nbytes <= cache.max_bytes
+    stored = [i for i in range(8) if cache.transformed("a", "s", (0, 1, i, i + 1), {"t": 8}) is not None]
+    assert stored == [0, 1, 2, 3, 4, 5]                                      # then no more Ts: the maps stay
+
+
 # ----------------------------------------------------------------------------------------------- selection-sized
 
 def decoder_sizes(monkeypatch, model):

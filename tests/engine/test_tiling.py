@@ -62,9 +62,37 @@ def test_planner_runs_small_layers_whole_and_tiles_large_ones():
     assert not planner.make_plan(1024, 768, cpu).tiled
     for h, w in [(2160, 3840), (4320, 7680), (3000, 4000)]:
         plan = planner.make_plan(h, w, cpu)
-        assert plan.tiled and plan.tile % 16 == 0 and planner.MIN_TILE <= plan.tile <= 1024
+        assert plan.tiled and plan.tile % 16 == 0 and planner.MIN_TILE <= plan.tile <= planner.MAX_TILE["cpu"]
         assert plan.estimate <= plan.budget, plan.describe()
     assert planner.make_plan(H, W, cpu, budget=planner.budget_for_tile(TILE, H, W)).tile == TILE
+
+
+def test_cpu_default_budget_keeps_the_process_under_its_peak_target():
+    """The CPU default leaves CPU_HELD for torch, weights and caches and the layer's own buffers: plan + held +
+    buffers stays within CPU_PEAK at every size, and the same layer always gets the same plan."""
+    cpu = torch.device("cpu")
+    for h, w in [(1080, 1920), (2160, 3840)]:
+        plan = planner.make_plan(h, w, cpu)
+        assert plan.budget == planner.CPU_PEAK - planner.CPU_HELD - planner.LAYER_BYTES_PER_PX * h * w
+        assert plan.estimate + planner.CPU_HELD + planner.LAYER_BYTES_PER_PX * h * w <= planner.CPU_PEAK, \
+            (h, w, plan.describe())
+        assert planner.make_plan(h, w, cpu) == plan
+    eight_k = planner.make_plan(4320, 7680, cpu)      # its own buffers take 1 GB: the floor, not tiny tiles
+    assert eight_k.budget == planner.MIN_CPU_BUDGET and eight_k.tile >= 512, eight_k.describe()
+
+
+def test_tiles_are_balanced_to_the_fewest_the_budget_allows():
+    """Of the square sides that need the same number of tiles, the smallest: no thin last row of tiles."""
+    cpu = torch.device("cpu")
+    hd = planner.make_plan(1080, 1920, cpu)
+    assert hd.tiled and hd.tile == 1088, hd.describe()          # 2 × 1 tiles of 1088, not 2 × 2 of a bigger side
+    assert planner.balanced_side(1024, 2160, 3840) == 960         # 3 × 4 tiles either way
+    assert planner.balanced_side(1000, 1088, 1920) == 960
+    assert planner.balanced_side(512, 512, 512) == 512
+    for limit, hp, wp in [(1024, 2160, 3840), (640, 1088, 1920), (912, 4320, 7680), (64, 128, 4000)]:
+        side = planner.balanced_side(limit, hp, wp)
+        assert side <= limit and side % 16 == 0
+        assert -(-hp // side) * -(-wp // side) == -(-hp // limit) * -(-wp // limit)
 
 
 def test_planner_smaller_plans_shrink_then_end():
