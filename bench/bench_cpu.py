@@ -10,8 +10,6 @@ Modes (each runs in its own child process, so its peak RSS — ru_maxrss — is 
                    SANet's VGG up to relu4_1 in fp32, the rest bf16; AdaAttN's decoder in bf16)
     bf16-all       every part in bf16 (fastest; below the quality bar: for comparison only, not offered)
     compiled-bf16  bf16 with torch.compile (freezing) graphs, built before timing (build time reported apart)
-    openvino-fp32  Stylizer(compile="openvino"): the stacks as OpenVINO graphs (f32), built before timing; needs
-    openvino-bf16  `pip install openvino`; -bf16 runs the same split as bf16 (OpenVINO bf16 for the bf16 parts)
 Fresh: the style is encoded in the timed call (style cache cleared first); cached: the same style again. Wall and
 CPU seconds (the process's, all threads: on a loaded machine the fairer comparison) are both reported.
 512²: best of --repeat (3); larger sizes: one run each. Content is a smooth 8-bit RGB image, the style 512².
@@ -36,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "plugins"), str(Path(__file__).resolve().parent)]
 
-MODES = ("fp32", "bf16", "bf16-all", "compiled-bf16", "openvino-fp32", "openvino-bf16")
+MODES = ("fp32", "bf16", "bf16-all", "compiled-bf16")
 DEFAULT_SIZES = ("512x512", "1920x1080", "3840x2160")
 
 
@@ -57,10 +55,8 @@ def child(args) -> None:
     content, style = smooth_rgb(h, w, 1), smooth_rgb(512, 512, 2)
     if args.mode == "bf16-all":
         MODELS[args.model].cpu_bf16 = LowPrecision()          # the whole graph in bf16 (below the bar)
-    precision = "fp32" if args.mode.endswith("fp32") else "bf16"
-    backend = ("openvino" if args.mode.startswith("openvino") else
-               "inductor" if args.mode.startswith("compiled") else False)
-    st = Stylizer(args.weights, device="cpu", precision=precision, compile=backend)
+    precision = "fp32" if args.mode == "fp32" else "bf16"
+    st = Stylizer(args.weights, device="cpu", precision=precision, compile=args.mode.startswith("compiled"))
     styles = [Style(style)]
     row = {"mode": args.mode, "size": args.size, "model": args.model, "threads": torch.get_num_threads()}
     if st.compiler is None:   # load and warm up (the compiled mode's build below warms it at its own size)

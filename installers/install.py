@@ -51,9 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--editable", action="store_true", help="pip install -e the checkout (for developers)")
     p.add_argument("--no-deps", action="store_true",
                    help="install the project without its dependencies (they must already be importable)")
-    p.add_argument("--openvino", action="store_true",
-                   help="also install OpenVINO into the daemon's venv and set compile = openvino in sanetd.conf: "
-                        "faster on CPUs (~0.7x the time), same pixels")
     p.add_argument("--skip-venv", action="store_true", help="only install the editor plug-ins")
     p.add_argument("--no-gimp", action="store_true", help="do not install the GIMP plug-in")
     p.add_argument("--no-krita", action="store_true", help="do not install the Krita plug-in")

@@ -10,31 +10,7 @@ from .context import Context
 from .daemon_env import (CONSTRAINTS_NAME, EXISTING_PTH, TORCH_VERSION_SNIPPET, find_existing_torch, is_venv,
                          pip_install_command, site_packages, torch_plan, venv_python)
 from .editor_python import parse_version
-from .locations import user_config_dir, venv_executable
-
-
-def with_setting(text: str, name: str, value: str) -> str:
-    """sanetd.conf's text with `name = value` in its [sanetd] section (replaced if set, added if not); every other
-    line, comments included, kept as it was."""
-    lines = text.splitlines()
-    section, at, header = None, None, None
-    for i, line in enumerate(lines):
-        s = line.strip()
-        if s.startswith("[") and s.endswith("]"):
-            section = s[1:-1].strip()
-            if section == "sanetd":
-                header = i
-            continue
-        key = s.split("=", 1)[0].split(":", 1)[0].strip().replace("-", "_").lower()
-        if section == "sanetd" and key == name and not s.startswith(("#", ";")):
-            at = i
-    if at is not None:
-        lines[at] = f"{name} = {value}"
-    elif header is not None:
-        lines.insert(header + 1, f"{name} = {value}")
-    else:
-        lines += ([""] if lines else []) + ["[sanetd]", f"{name} = {value}"]
-    return "\n".join(lines) + "\n"
+from .locations import venv_executable
 
 
 def _venv_torch_version(python: str) -> str:
@@ -122,12 +98,6 @@ def install_venv(ctx: Context) -> str:
             raise InstallError(f"the venv sees torch {seen or 'none'}, expected the existing {existing.version}: "
                                f"{venv} was made for another torch; remove it (--uninstall) or pick --venv NEWDIR")
         act.info(f"the venv uses torch {seen}")
-    if getattr(a, "openvino", False):
-        act.run(pip_install_command(py, ["openvino>=2024.0"], constraints if pinned else None),
-                "install OpenVINO (sanetd --compile openvino)", capture=True)
-        path = os.path.join(user_config_dir(ctx.os_name, ctx.home, ctx.env), "sanetd.conf")
-        old = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-        act.write_file(path, with_setting(old, "compile", "openvino"), "sanetd setting compile = openvino")
     sanetd = venv_executable(ctx.os_name, venv, "sanetd")
     if not act.dry_run and not os.path.exists(sanetd):
         raise InstallError(f"{sanetd} is missing after installing the project: check `pip install` output above")

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import argparse
 import configparser
-import importlib.util
 import os
 import re
-import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -19,7 +17,6 @@ from . import __version__
 APP_NAME = "sanet-style"
 DEVICES = ("auto", "cuda", "cpu", "mps")
 PRECISIONS = P.PRECISIONS
-COMPILE_BACKENDS = P.COMPILE_BACKENDS
 DEFAULT_NICE = 10                    # the daemon yields to the editor: 10 = "lower priority", like a batch job
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -59,8 +56,7 @@ class Settings:
     precision: str = P.DEFAULT_PRECISION   # auto: bf16 previews on CPUs with bf16 hardware, results fp32
     threads: int | None = None       # compute threads; None: all physical cores (the daemon runs at lower priority)
     nice: int = DEFAULT_NICE         # added to the daemon's niceness at start (0: same priority as the editor)
-    compile: bool | str = False      # CPUs: compiled graphs built in the background (opt-in): True / "inductor"
-                                     # (torch.compile) or "openvino" (pip install openvino)
+    compile: bool = False            # torch.compile the networks on CPUs, built in the background (opt-in)
     memory_budget: float | None = None   # GiB the engine may use before it tiles; None: the engine's per-device default
     data_dir: str | None = None      # style library lives in <data_dir>/styles
     log_dir: str | None = None
@@ -89,8 +85,6 @@ def _convert(name: str, raw, source: str):
             value = float(raw)
         elif name in ("max_queue", "max_pixels", "max_queued", "threads", "nice"):
             value = int(raw)
-        elif name == "compile" and str(raw).lower() in COMPILE_BACKENDS:
-            value = str(raw).lower()
         elif name in ("curve", "compile"):
             if isinstance(raw, bool):
                 value = raw
@@ -99,8 +93,7 @@ def _convert(name: str, raw, source: str):
             elif str(raw).lower() in ("0", "false", "no", "off"):
                 value = False
             else:
-                raise ValueError("expected true or false" + (f" or a backend: {', '.join(COMPILE_BACKENDS)}"
-                                                              if name == "compile" else ""))
+                raise ValueError("expected true or false")
         else:
             value = str(raw)
     except ValueError as exc:
@@ -127,9 +120,6 @@ def _convert(name: str, raw, source: str):
         raise ConfigError(f"{source}: threads = {raw!r}; expected 1 or more (leave it out for all physical cores)")
     if name == "nice" and not 0 <= value <= 19:
         raise ConfigError(f"{source}: nice = {raw!r}; expected 0 (normal priority) to 19 (lowest)")
-    if name == "compile" and value == "openvino" and importlib.util.find_spec("openvino") is None:
-        raise ConfigError(f"{source}: compile = {raw!r} needs the openvino package, which is not installed in this "
-                          f"environment ({sys.executable}): pip install openvino")
     if name == "lease" and value <= 0:
         raise ConfigError(f"{source}: lease = {raw!r}; expected more than 0 seconds")
     return value
@@ -175,9 +165,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--nice", type=int, metavar="N",
                    help=f"lower the daemon's priority by N (0-19, default {DEFAULT_NICE}) so the editor stays "
                         "responsive while it computes")
-    p.add_argument("--compile", nargs="?", const=True, default=None, metavar="BACKEND",
-                   help="compiled graphs for the networks on CPUs, built in the background (first jobs run eager): "
-                        "inductor (torch.compile; the default) or openvino (faster on CPUs; pip install openvino)")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the networks on CPUs, built in the background (first jobs run eager)")
     p.add_argument("--memory-budget", dest="memory_budget", type=float, metavar="GIB",
                    help="memory the engine may use; larger layers run in tiles (default on CPU: what keeps the process "
                         "near 2 GiB, ~1.2 for 1920×1080, ~1.0 for 3840×2160; half the free "

@@ -115,7 +115,7 @@ class Worker(threading.Thread):
         first = model or (models.installed(self.weights_dir) or [P.DEFAULT_MODEL])[0]
         st = sanet.Stylizer(self.settings.weights, device=self.device, precision=self.settings.precision,
                             memory_budget=None if budget is None else int(budget * 2**30), model=first,
-                            compile=getattr(self.settings, "compile", False) or False)
+                            compile=bool(getattr(self.settings, "compile", False)))
         self.stylizer = st
         self.device_name = str(st.device)
         self.precision = st.precision
@@ -133,7 +133,7 @@ class Worker(threading.Thread):
         caps = dict(self._caps)
         st = self.stylizer
         caps["compile"] = (st.compiler.status() if st is not None and st.compiler is not None
-                           else getattr(self.settings, "compile", False) or False)
+                           else bool(getattr(self.settings, "compile", False)))
         return caps
 
     def _warm(self, st) -> None:

@@ -51,9 +51,6 @@ DEFAULT_PRECISION = "auto"
 # the plug-ins' "Quality" choice: exact → "auto" (previews fast where the CPU can, the result fp32); fast → the
 # device's fast precision, hello.reply capabilities "fast_precision" (None: nothing faster than fp32 there)
 QUALITIES = ("exact", "fast")
-# compiled graphs on CPUs (sanetd --compile BACKEND; status/hello capabilities "compile".backend): torch.compile's
-# inductor, or OpenVINO (an optional package; faster convolutions on CPUs, docs/benchmarks.md)
-COMPILE_BACKENDS = ("inductor", "openvino")
 
 
 def precision_for_quality(quality: str, fast_precision: str | None) -> str:

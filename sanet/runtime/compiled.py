@@ -13,26 +13,16 @@ them in seconds. Any failure — building or running — logs one line and that 
 
 Measured on the 2-core AVX-512-BF16 machine (docs/benchmarks.md): 3-4 % faster in bf16 and 8-14 % in fp32 per
 stack, for 46-230 s of building per shape; so compiling is opt-in, not the default.
-
-Backends: "inductor" (above) and "openvino" (optional dependency `pip install openvino`): each stack is traced once per
-(shape, dtype) by openvino.convert_model and compiled for the CPU with INFERENCE_PRECISION_HINT f32 for the parts the
-call runs in fp32 and bf16 for its bf16 parts, so the model's split (Model.cpu_bf16) and the quality bar stay as they
-are. Measured at 512² on the same machine (bench/bench_openvino.py): its f32 0.73× of torch fp32 at equal output
-(max 1/255), its split 0.72× of the torch split (44.3 vs 44.1 dB) — the convolutions, not the rest, are faster.
-OpenVINO's own torch.compile backend does not run on torch 2.13 (dynamo guard errors), hence the direct conversion.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import queue
 import threading
-import warnings
 from pathlib import Path
 
 import torch
-from sanet_client.protocol import COMPILE_BACKENDS
 from torch import nn
 
 log = logging.getLogger("sanet.runtime")
@@ -46,46 +36,11 @@ def _default_cache_dir() -> str:
         return str(Path.home() / ".cache" / "sanet-style" / "inductor")
 
 
-BACKENDS = COMPILE_BACKENDS
-
-
-def openvino_missing() -> str | None:
-    """Why the openvino backend cannot run here (one line saying what to install), or None."""
-    try:
-        import openvino  # noqa: F401
-    except ImportError as exc:
-        return f"the openvino backend needs the openvino package ({exc}): pip install openvino"
-    return None
-
-
-class OpenVinoGraph:
-    """One stack for one input shape and dtype, compiled by OpenVINO for the CPU; called like the module."""
-
-    def __init__(self, module: nn.Module, example: torch.Tensor):
-        import openvino as ov
-        self.dtype = example.dtype
-        self.shape = tuple(example.shape)
-        wide = module if self.dtype == torch.float32 else copy.deepcopy(module).float()
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")              # torch.jit.trace's deprecation, once per graph
-            model = ov.convert_model(wide, example_input=torch.zeros(self.shape, dtype=torch.float32))
-        config = {"INFERENCE_PRECISION_HINT": "bf16" if self.dtype == torch.bfloat16 else "f32",
-                  "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
-        self.request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.request.infer([x.float().contiguous().numpy()])
-        out = torch.from_numpy(self.request.get_output_tensor(0).data)   # OpenVINO's buffer: copied out at once
-        y = torch.empty(out.shape, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
-        return y.copy_(out)
-
-
 class Compiler:
     def __init__(self, device: torch.device, backend: str = "inductor"):
         self.device = device
         self.backend = backend
         self._fns: dict[int, object] = {}            # id(module) → its torch.compile wrapper
-        self._graphs: dict[tuple, object] = {}       # key → the callable of a built graph
         self._built: set[tuple] = set()              # (id(module), shape, dtype) whose graph is ready
         self._pending: set[tuple] = set()
         self.failed: dict[int, str] = {}             # id(module) → why it runs eager
@@ -145,7 +100,7 @@ class Compiler:
             if self.disabled or id(module) in self.failed:
                 return None
             if key in self._built:
-                return self._graphs[key]
+                return self._fns[id(module)]
             if key not in self._pending:
                 self._pending.add(key)
                 self._queue.put((module, key, torch.empty_like(x)))   # the shape and layout, not the pixels
@@ -170,14 +125,6 @@ class Compiler:
             self._fns[id(module)] = fn
         return fn
 
-    def _build(self, module: nn.Module, example: torch.Tensor):
-        if self.backend == "openvino":
-            return OpenVinoGraph(module, example)
-        fn = self._compiled_fn(module)
-        with torch.inference_mode():
-            fn(example)
-        return fn
-
     def _disable(self, why: str) -> None:
         with self._lock:
             first = self.disabled is None
@@ -190,9 +137,8 @@ class Compiler:
                     break
                 self._pending.discard(key)
         if first:
-            what = "OpenVINO" if self.backend == "openvino" else "torch.compile"
-            log.warning("%s cannot build graphs on this machine (%s): everything runs eager "
-                        "(%d queued graph(s) dropped)", what, why, max(0, dropped - 1))
+            log.warning("torch.compile cannot build graphs on this machine (%s): everything runs eager "
+                        "(%d queued graph(s) dropped)", why, max(0, dropped - 1))
 
     def _build_loop(self) -> None:
         while True:
@@ -206,9 +152,9 @@ class Compiler:
                         return
                 continue
             try:
-                graph = self._build(module, example)
+                with torch.inference_mode():
+                    self._compiled_fn(module)(example)
                 with self._lock:
-                    self._graphs[key] = graph
                     self._built.add(key)
                 log.info("compiled %s for %s %s", type(module).__name__, list(key[1]), str(key[2]).split(".")[-1])
             except Exception as exc:  # noqa: BLE001  compiling must never fail a request: eager from now on
@@ -234,14 +180,13 @@ class Compiler:
         with self._lock:
             self._wrapped.clear()
             self._fns.clear()
-            self._graphs.clear()
             self._built.clear()
             self.failed.clear()
 
 
 def _machine_wide(why: str) -> bool:
     """A failure no other graph can escape (inductor needs a working C++ compiler on CPUs)."""
-    return "InvalidCxxCompiler" in why or "C++ compiler" in why or "No module named 'openvino'" in why
+    return "InvalidCxxCompiler" in why or "C++ compiler" in why
 
 
 class Compiled(nn.Module):

@@ -84,7 +84,7 @@ def flush_denormals():
 class Stylizer:
     def __init__(self, weights_dir=None, device: str = "auto", precision: str = "fp32",
                  style_cache_size: int = DEFAULT_ENTRIES, memory_budget: int | None = None, model: str = "sanet",
-                 style_cache_bytes: int = DEFAULT_BYTES, compile: bool | str = False,
+                 style_cache_bytes: int = DEFAULT_BYTES, compile: bool = False,
                  content_cache_bytes: int = DEFAULT_CONTENT_BYTES):
         """model: the default model, loaded now (a missing file is one WeightsError naming it and the folder); other
         models load on first use. memory_budget: bytes the engine may use for one call; None →
@@ -93,9 +93,8 @@ class Stylizer:
         layers are stylized in tiles. The style cache holds at most style_cache_size styles and style_cache_bytes.
         precision: "fp32" | "bf16" (CPUs with bf16 hardware: the parts that keep the quality bar, Model.cpu_bf16;
         GPUs: all) | "fp16" (GPUs) | "auto" (previews in bf16 on such CPUs, everything else fp32); every call may
-        say another. compile: True / "inductor" (torch.compile with freezing) or "openvino" (pip install openvino)
-        for the encoder and decoder on CPUs, graphs built in the background (sanet.runtime.compiled), eager until
-        they are ready and whenever building fails.
+        say another. compile: torch.compile (freezing) the encoder and decoder on CPUs, graphs built in the
+        background (sanet.runtime.compiled), eager until they are ready and whenever compiling fails.
         content_cache_bytes bounds the feature reuse across calls (sanet.runtime.cache.ContentCache; 0 turns it off):
         a content stylized again (other α, weights, regions, colour option, selection, or another style) reuses its
         encoded maps and the transformed features of the styles it was already stylized with."""
@@ -112,13 +111,8 @@ class Stylizer:
         self.style_cache = FeatureCache(style_cache_size, style_cache_bytes)
         self.compiler = None
         if compile:
-            from .compiled import BACKENDS, Compiler, openvino_missing
-            backend = "inductor" if compile is True else str(compile).lower()
-            if backend not in BACKENDS:
-                raise InputError(f"compile {compile!r} is not a backend: expected one of {', '.join(BACKENDS)}")
-            if backend == "openvino" and openvino_missing():
-                raise InputError(openvino_missing())
-            self.compiler = Compiler(self.device, backend)
+            from .compiled import Compiler
+            self.compiler = Compiler(self.device)
         self.store = ModuleStore(self.weights_dir, self.device, self.compiler)
         self.content_cache = ContentCache(content_cache_bytes)
         self.load(self.model)

@@ -135,38 +135,6 @@ def test_compile_that_cannot_build_never_fails_a_request(tmp_path, synthetic_wei
         assert log.count("cannot build graphs") == 1
 
 
-def test_compile_openvino_builds_in_the_background_and_serves_the_same_pixels(tmp_path, synthetic_weights):
-    """sanetd --compile openvino: status names the backend, the start-up warm-up and the first jobs' shapes are
-    built in the background, later jobs run through the graphs with the eager result's pixels (fp32)."""
-    pytest.importorskip("openvino", reason="the test extras install openvino")
-    layer, style = smooth_rgba(64, 48, 17), smooth_rgba(32, 32, 18)
-    with running_sanetd(tmp_path / "eager", synthetic_weights) as d:
-        with Client(connection_file=d.connection_file, timeout=60.0) as c:
-            ref = array_of(c.stylize(layer_of(layer), [style_of(style)], precision="fp32"), np.uint8)
-    with running_sanetd(tmp_path / "ov", synthetic_weights, "--compile", "openvino") as d:
-        with Client(connection_file=d.connection_file, timeout=60.0) as c:
-            first = c.stylize(layer_of(layer), [style_of(style)], precision="fp32")
-            deadline = time.monotonic() + 600
-            while c.status()["capabilities"]["compile"]["pending"] and time.monotonic() < deadline:
-                time.sleep(0.5)
-            state = c.status()["capabilities"]["compile"]
-            assert state["backend"] == "openvino" and state["pending"] == 0 and state["failed"] == 0, state
-            assert state["built"] >= 12 and state["disabled"] is None, state   # warm-up's and this layer's shapes
-            again = c.stylize(layer_of(layer), [style_of(style)], precision="fp32")
-            assert np.array_equal(array_of(first, np.uint8), ref)
-            assert np.abs(array_of(again, np.uint8).astype(int) - ref).max() <= 1
-        assert "cannot build graphs" not in d.log_text()
-
-
-def test_compile_openvino_without_the_package_is_one_clear_line(monkeypatch):
-    from sanetd.config import ConfigError, load_settings
-    real = __import__("importlib").util.find_spec
-    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
-    with pytest.raises(ConfigError, match=r"--compile: compile = 'openvino' needs the openvino package, which is "
-                                          r"not installed in this environment \(.*\): pip install openvino"):
-        load_settings(["--compile", "openvino"], environ={})
-
-
 def test_sanet_client_quality_maps_to_the_daemons_fast_precision(daemon, tmp_path):
     import json
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from engine_helpers import smooth_image
-from sanet import DeviceError, InputError, Style, Stylizer, devices
+from sanet import DeviceError, Style, Stylizer, devices
 from sanet.runtime import planner
 from sanet.runtime.modules import parts_for
 
@@ -169,55 +169,6 @@ def test_a_failing_compile_never_fails_a_request(adaattn_weights, monkeypatch, c
     assert st.compiler.status()["failed"] >= 1
     lines = [r.getMessage() for r in caplog.records if "running it eager" in r.getMessage()]
     assert lines and all("C++ compiler not found" in line for line in lines)
-
-
-def test_openvino_graphs_replace_the_stacks_and_keep_the_result(adaattn_weights):
-    """compile="openvino": each VGG stage and the decoder converted per (shape, dtype) in the background, f32 for the
-    fp32 parts and bf16 for the split's bf16 parts; once built the calls go through them and the image stays the
-    eager one's (OpenVINO's CPU convolutions are oneDNN's too: here equal to rounding)."""
-    pytest.importorskip("openvino", reason="the test extras install openvino")
-    from sanet.runtime import compiled
-    c, s = smooth_image(64, 96, seed=21), smooth_image(48, 48, seed=22)
-    eager = Stylizer(adaattn_weights, device="cpu")
-    st = Stylizer(adaattn_weights, device="cpu", compile="openvino")
-    precisions = ["fp32"] + (["bf16"] if devices.cpu_bf16() else [])
-    firsts = {p: st.stylize_raw(c, [s], precision=p) for p in precisions}   # eager at once, shapes queued
-    assert st.compiler.idle.wait(600)
-    status = st.compiler.status()
-    assert status["backend"] == "openvino" and status["failed"] == 0 and status["disabled"] is None, status
-    assert status["built"] >= 6 * len(precisions), status    # 5 VGG stages (content and style shapes) + the decoder
-    calls = []
-    real = compiled.OpenVinoGraph.__call__
-
-    def spy(self, x):
-        calls.append((self.shape, self.dtype))
-        return real(self, x)
-    for p in precisions:
-        ref = eager.stylize_raw(c, [s], precision=p)
-        assert np.array_equal(firsts[p], ref)
-        st.clear_cache()
-        calls.clear()
-        try:
-            compiled.OpenVinoGraph.__call__ = spy
-            out = st.stylize_raw(c, [s], precision=p)
-        finally:
-            compiled.OpenVinoGraph.__call__ = real
-        assert len(calls) >= 6, calls
-        if p == "bf16":
-            assert {dt for _, dt in calls} == {torch.float32, torch.bfloat16}     # the split, not all-bf16
-        if p == "fp32":
-            assert float(np.abs(out - ref).max() / (ref.max() - ref.min())) <= 1e-4
-        else:                            # bf16 parts round differently (a bf16 step here and there): same image
-            db, mean = psnr_8bit(out, ref)
-            assert db >= 45 and mean <= 0.5, (db, mean)
-
-
-def test_compile_backend_is_checked_when_the_engine_is_made(synthetic_weights, monkeypatch):
-    with pytest.raises(InputError, match="compile 'tvm' is not a backend: expected one of inductor, openvino"):
-        Stylizer(synthetic_weights, device="cpu", compile="tvm")
-    monkeypatch.setitem(__import__("sys").modules, "openvino", None)          # as if not installed
-    with pytest.raises(InputError, match="the openvino backend needs the openvino package .*: pip install openvino"):
-        Stylizer(synthetic_weights, device="cpu", compile="openvino")
 
 
 @pytest.mark.skipif(not __import__("os").environ.get("SANET_SLOW_TESTS"), reason="inductor builds take minutes")

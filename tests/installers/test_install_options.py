@@ -133,35 +133,3 @@ def test_purge_removes_the_daemons_own_files_only_when_asked(tmp_path):
     for gone in (tmp_path / ".local/share/sanet-style", tmp_path / ".config/sanet-style",
                  tmp_path / ".local/state/sanet-style"):
         assert not gone.exists(), gone
-
-
-def test_openvino_option_installs_it_and_sets_the_daemons_backend(tmp_path):
-    proc = run_installer(tmp_path, "--dry-run", "--torch", "cpu", "--openvino", "--no-gimp", "--no-krita")
-    pip = next(l for l in proc.stdout.splitlines() if "install OpenVINO (sanetd --compile openvino)" in l)
-    assert "openvino>=2024.0" in pip
-    assert any("write sanetd setting compile = openvino: " in l and l.rstrip().endswith("sanetd.conf")
-               for l in proc.stdout.splitlines()), proc.stdout
-    assert not any(tmp_path.iterdir())
-
-
-def test_a_setting_is_written_into_sanetd_conf_keeping_everything_else(tmp_path, monkeypatch):
-    import configparser
-    sys.path.insert(0, str(ROOT))
-    from installers.venv_step import with_setting
-    assert with_setting("", "compile", "openvino") == "[sanetd]\ncompile = openvino\n"
-    mine = "# my settings\n[sanetd]\nthreads = 2\n# compile = inductor\ncompile=true\n\n[other]\ncompile = x\n"
-    out = with_setting(mine, "compile", "openvino")
-    assert out == "# my settings\n[sanetd]\nthreads = 2\n# compile = inductor\ncompile = openvino\n\n[other]\ncompile = x\n"
-    added = with_setting("[sanetd]\nthreads = 2\n", "compile", "openvino")
-    cp = configparser.ConfigParser()
-    cp.read_string(added)
-    assert dict(cp["sanetd"]) == {"threads": "2", "compile": "openvino"}
-    other = with_setting("[other]\na = 1", "compile", "openvino")
-    cp = configparser.ConfigParser()
-    cp.read_string(other)
-    assert cp["sanetd"]["compile"] == "openvino" and cp["other"]["a"] == "1"
-    conf = tmp_path / "sanetd.conf"                     # and sanetd reads it back
-    conf.write_text(out)
-    from sanetd.config import load_settings
-    monkeypatch.setenv("SANETD_CONFIG", str(conf))
-    assert load_settings([], environ={}).compile == "openvino"
