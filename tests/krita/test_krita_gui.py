@@ -258,6 +258,11 @@ def test_docker_end_to_end(tmp_path, adaattn_weights, synthetic_weights, engine,
         check_result_layer(out, "U8", W, H, engine, style_png[1], 1.0, new_file="quality_layer.bin", precision=fast)
     else:
         assert quality["note"].startswith("Fast is not offered"), quality
+    # Docker and dialog are two views of one choice: the dialog opens on the docker's, and a choice made in the
+    # dialog while the docker is open shows in the docker (and is what kritarc remembers).
+    sync = steps["quality_sync"]
+    assert sync["dialog_on_open"] == ("Fast" if fast else "Exact"), sync
+    assert sync["docker_after"] == "Exact" and sync["setting"] == "exact", sync
 
     # The library is managed from the docker: the active layer added, used as a style, deleted.
     library = steps["library"]

@@ -14,6 +14,8 @@ class Session:
         self.monitor = None
         self.client_error = None     # why sanet_client could not be loaded (shown in the docker)
         self.connection_file = server.load()   # the Server choice of this Krita profile (None: this computer)
+        self.quality = None          # the latest Quality choice made in any view; each view follows it
+        self.quality_serial = 0
         try:
             mod = clientlib.load()
             try:
@@ -36,6 +38,11 @@ class Session:
         server.save(self.connection_file)
         if self.monitor is not None:
             self.monitor.set_connection_file(self.connection_file)
+
+    def choose_quality(self, quality):
+        """A view's Quality combo changed: the other views take it over on their next status tick."""
+        self.quality = quality
+        self.quality_serial += 1
 
     def shutdown(self):
         if self.monitor is not None:

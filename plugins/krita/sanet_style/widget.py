@@ -74,6 +74,7 @@ class StyleTransferWidget(QWidget):
         self.last_preview = None     # what the latest preview sent and got (tests read it)
         self.label_layer_name = None
         self._status_serial = -1
+        self._quality_serial = self.session.quality_serial
         self._library_serial = -1
         self._watched = None
         self._preview_wanted = False
@@ -660,6 +661,19 @@ class StyleTransferWidget(QWidget):
         quality = self.quality_combo.itemData(index)
         if quality:
             prefs.save(QUALITY_KEY, quality)
+            self.session.choose_quality(quality)
+            self._quality_serial = self.session.quality_serial
+
+    def _follow_quality(self):
+        """Take over a Quality choice made in the other view (docker or dialog), where this sanetd offers it."""
+        if self._quality_serial == self.session.quality_serial:
+            return
+        self._quality_serial = self.session.quality_serial
+        at = self.quality_combo.findData(self.session.quality)
+        if at >= 0 and self.quality_combo.model().item(at).isEnabled() and at != self.quality_combo.currentIndex():
+            self.quality_combo.blockSignals(True)
+            self.quality_combo.setCurrentIndex(at)
+            self.quality_combo.blockSignals(False)
 
     def set_quality(self, quality):
         """Pick Exact or Fast (tests and scripts; the artist uses the combo); remembered like the combo's choice."""
@@ -750,6 +764,7 @@ class StyleTransferWidget(QWidget):
         self.session.set_server(path)
         self._fill_servers()
         self._status_serial = -1
+        self._quality_serial = self.session.quality_serial
         self._read_status()
 
     def check_connection(self):
@@ -768,6 +783,7 @@ class StyleTransferWidget(QWidget):
         self._read_status()
 
     def _read_status(self):
+        self._follow_quality()
         status = self.session.status()
         if status.serial == self._status_serial and self._status_serial >= 0:
             return

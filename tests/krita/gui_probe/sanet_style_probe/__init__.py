@@ -373,6 +373,18 @@ class Probe:
                   setting=Krita.instance().readSetting("sanet_style", "quality", "unset"))
         if added:
             _write("quality_layer.bin", doc.nodeByName(added[0]).pixelData(0, 0, ks.W, ks.H))
+        # the dialog opened now shows the docker's choice; a choice made in the dialog is taken over by the open
+        # docker (both views are open at once)
+        action.trigger()
+        yield ("dialog again", lambda: _find_dialog() is not None)
+        dialog = _find_dialog()
+        yield ("dialog knows sanetd", lambda: dialog.controls.quality_combo.count() == qcombo.count())
+        in_dialog = dialog.controls.quality_combo.currentText()
+        dialog.controls.quality_combo.setCurrentIndex(dialog.controls.quality_combo.findText("Exact"))
+        yield ("docker follows the dialog", lambda: qcombo.currentText() == "Exact", 5.0)
+        self.step("quality_sync", dialog_on_open=in_dialog, docker_after=qcombo.currentText(),
+                  setting=Krita.instance().readSetting("sanet_style", "quality", "unset"))
+        dialog.close()
         qcombo.setCurrentIndex(qcombo.findText("Exact"))
 
         # library: add the active layer to sanetd's library from the docker, use it, delete it
