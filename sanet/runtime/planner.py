@@ -39,7 +39,7 @@ SANET_COSTS = _SANET.costs   # the default: SANet's measured figures (see module
 CPU_PEAK = 2 * GIB            # the process's peak resident size the CPU default aims at
 CPU_HELD = 3 * GIB // 4       # torch + weights (~0.55 GiB), cached transformed maps, allocator slack
 LAYER_BYTES_PER_PX = 32       # the layer's own buffers: 8-bit in and out (4 + 4), float content and result (12 + 12)
-MIN_CPU_BUDGET = GIB           # below this tiles get small and slow: layers past ~5K (8K: ~2.7 GB) exceed CPU_PEAK
+MIN_CPU_BUDGET = GIB           # below this tiles get small and slow: layers past ~5K px exceed CPU_PEAK
 DEFAULT_MPS_BUDGET = 4 * GIB
 
 

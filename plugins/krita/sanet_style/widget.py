@@ -764,7 +764,6 @@ class StyleTransferWidget(QWidget):
         self.session.set_server(path)
         self._fill_servers()
         self._status_serial = -1
-        self._quality_serial = self.session.quality_serial
         self._read_status()
 
     def check_connection(self):
