@@ -168,3 +168,24 @@ def make_synthetic_run(run_dir: Path, model: str, weights_folder: Path, seed: in
         run["name"] = name
     (run_dir / ck.RUN_FILE).write_text(json.dumps(run), "utf-8")
     return run_dir
+
+
+def weights_with_variants(root: Path, base_weights: Path, variants) -> Path:
+    """root/weights: the files of base_weights (hard links) plus each (model, name, seed) in `variants` installed from
+    a synthetic run (root/runs/NAME) by the real CLI, `sanet weights install RUN --weights FOLDER`; checks its report."""
+    import os
+    import subprocess
+    import sys
+    from sanetd_process import PYTHONPATH
+    folder = Path(root) / "weights"
+    folder.mkdir(parents=True)
+    for f in Path(base_weights).iterdir():
+        os.link(f, folder / f.name)
+    for model, name, seed in variants:
+        run = make_synthetic_run(Path(root) / "runs" / name, model, folder, seed)
+        r = subprocess.run([sys.executable, "-m", "sanet.cli", "weights", "install", str(run), "--weights",
+                            str(folder)], env=dict(os.environ, PYTHONPATH=os.pathsep.join(PYTHONPATH)),
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert f"{model}:{name}: installed iteration 10" in r.stdout, r.stdout
+    return folder

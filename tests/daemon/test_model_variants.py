@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from daemon_kit import RawPeer, array_of, layer_of, raw_stylize, rgba, style_of
 from sanet_client import Client, JobFailed, naming
 from sanet_client import protocol as P
 from sanetd_process import PYTHONPATH, running_sanetd
-from synthetic import make_synthetic_run
+from synthetic import weights_with_variants
 
 SIZE = (48, 40)
 
@@ -32,17 +31,8 @@ def run(module, *args, env=None, cwd=None):
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory, adaattn_weights):
     """Both released models plus sanet:ink and adaattn:wash, installed from synthetic training runs by the CLI."""
-    root = tmp_path_factory.mktemp("variant_weights")
-    folder = root / "weights"
-    folder.mkdir()
-    for f in adaattn_weights.iterdir():
-        os.link(f, folder / f.name)
-    for model, name, seed in (("sanet", "ink", 77), ("adaattn", "wash", 78)):
-        rundir = make_synthetic_run(root / "runs" / name, model, folder, seed)
-        r = run("sanet.cli", "weights", "install", rundir, "--weights", folder)
-        assert r.returncode == 0, r.stderr
-        assert f"{model}:{name}: installed iteration 10" in r.stdout
-    return folder
+    return weights_with_variants(tmp_path_factory.mktemp("variant_weights"), adaattn_weights,
+                                 [("sanet", "ink", 77), ("adaattn", "wash", 78)])
 
 
 @pytest.fixture(scope="module")

@@ -57,21 +57,9 @@ def test_a_model_without_weights_is_one_message_and_no_layer(tmp_path, sanetd, s
 @pytest.fixture(scope="module")
 def with_variant(tmp_path_factory, synthetic_weights):
     """sanetd with SANet and the variant sanet:ink, installed from a synthetic training run by `sanet weights install`."""
-    import os
-    import subprocess
-    import sys
-    from sanetd_process import PYTHONPATH
-    from synthetic import make_synthetic_run
+    from synthetic import weights_with_variants
     root = tmp_path_factory.mktemp("krita_variant")
-    folder = root / "weights"
-    folder.mkdir()
-    for f in synthetic_weights.iterdir():
-        os.link(f, folder / f.name)
-    run = make_synthetic_run(root / "ink", "sanet", folder, 77)
-    r = subprocess.run([sys.executable, "-m", "sanet.cli", "weights", "install", str(run), "--weights", str(folder)],
-                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(PYTHONPATH)), capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr
+    folder = weights_with_variants(root, synthetic_weights, [("sanet", "ink", 77)])
     with running_sanetd(root / "sanetd", folder) as d:
         yield d, folder
 
