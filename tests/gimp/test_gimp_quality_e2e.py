@@ -16,16 +16,21 @@ from test_gimp_e2e import (CASES, ELLIPSE, FEATHER, IMAGE, LAYER, TOL, content_p
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
 
 
+def _u8_case(work):
+    """The style image and an 8-bit RGBA layer written into `work` (GIMP's /e2e), and the case fields naming them."""
+    Image.fromarray(style_image(1)).save(work / "style.png")
+    prec, base, fmt, dtype = CASES["u8"]
+    (work / "u8.in.raw").write_bytes(content_pixels(dtype, 7).tobytes())
+    return dict(precision=prec, base=base, image_size=IMAGE, read_format=fmt,
+                layer=dict(LAYER, data="/e2e/u8.in.raw", babl=fmt), ellipse=ELLIPSE, feather=FEATHER)
+
+
 @pytest.fixture(scope="module")
 def quality_e2e(synthetic_weights, tmp_path_factory):
     """One headless GIMP run of the quality cases against one sanetd; also its hello's fast precision."""
     ensure_chroot()
     work = tmp_path_factory.mktemp("gimp-quality")
-    Image.fromarray(style_image(1)).save(work / "style.png")
-    prec, base, fmt, dtype = CASES["u8"]
-    (work / "u8.in.raw").write_bytes(content_pixels(dtype, 7).tobytes())
-    plain = dict(precision=prec, base=base, image_size=IMAGE, read_format=fmt,
-                 layer=dict(LAYER, data="/e2e/u8.in.raw", babl=fmt), ellipse=ELLIPSE, feather=FEATHER)
+    plain = _u8_case(work)
     cases = [dict(plain, name="fast", args={"style-file": "/e2e/style.png", "quality": "fast", "alpha": 0.8},
                   repeat_args={}),
              dict(plain, name="exact", args={"style-file": "/e2e/style.png", "quality": "exact", "alpha": 0.8}),
@@ -94,11 +99,7 @@ def quality_gui(synthetic_weights, tmp_path_factory):
     (Alt+Q, Down = Fast), a screenshot, OK."""
     ensure_chroot()
     work = tmp_path_factory.mktemp("gimp-quality-gui")
-    Image.fromarray(style_image(1)).save(work / "style.png")
-    prec, base, fmt, dtype = CASES["u8"]
-    (work / "u8.in.raw").write_bytes(content_pixels(dtype, 7).tobytes())
-    plain = dict(precision=prec, base=base, image_size=IMAGE, read_format=fmt,
-                 layer=dict(LAYER, data="/e2e/u8.in.raw", babl=fmt), ellipse=ELLIPSE, feather=FEATHER)
+    plain = _u8_case(work)
     cases = [dict(plain, name="script", args={"style-file": "/e2e/style.png", "alpha": 0.8}),
              dict(plain, name="dialog_quality", steps=[
                  {"window": "^Style Transfer$"}, {"event": "preview"}, {"keys": "alt+q Down"},
